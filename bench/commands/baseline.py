@@ -1,0 +1,132 @@
+"""`python -m bench baseline record RUN [--name N]` and `baseline list`: baselines in the repo.
+
+A baseline is a verbatim copy of a run file in reports/baselines/<name>.jsonl, committed with
+the code, so `compare` gates against numbers anyone can inspect. Recording again under the same
+name refreshes it; the file is replaced atomically (temp file, then os.replace), so an
+interrupted refresh leaves the old baseline intact and never a half-written one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from bench.compare import BASELINE_DIR, run_fingerprint
+from bench.errors import UsageError
+from bench.store import Run, StoreError, load_run
+from reports.table import format_table
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "baseline", help="record, refresh or list the baselines `compare` gates against",
+        description=__doc__.splitlines()[0],
+    )
+    parser.set_defaults(func=lambda args: _usage(parser))
+    actions = parser.add_subparsers(dest="action")
+
+    record = actions.add_parser("record", help="copy a run file into the baselines folder")
+    record.add_argument("run", metavar="RUN", help="the run file (.jsonl) to record")
+    record.add_argument("--name", help="baseline name (default: <suite>-<device>, e.g. quick-cpu)")
+    record.add_argument("--dir", type=Path, default=BASELINE_DIR,
+                        help=f"baselines folder (default: {BASELINE_DIR})")
+    record.add_argument("--allow-incomplete", action="store_true",
+                        help="record a run that was interrupted (its missing cells become 'new')")
+    record.set_defaults(func=run_record)
+
+    listing = actions.add_parser("list", help="list recorded baselines")
+    listing.add_argument("--dir", type=Path, default=BASELINE_DIR,
+                         help=f"baselines folder (default: {BASELINE_DIR})")
+    listing.set_defaults(func=run_list)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def run_record(args: argparse.Namespace) -> int:
+    source = Path(args.run)
+    if not source.is_file():
+        raise UsageError(f"{source}: no such run file (baseline record takes one .jsonl file)")
+    run = _load(source)
+    if not run.records:
+        raise UsageError(f"{source}: the run has no records; nothing to use as a baseline")
+    if not run.complete and not args.allow_incomplete:
+        raise UsageError(f"{source}: the run is incomplete ({run.end_reason}); "
+                         "use --allow-incomplete to record it anyway")
+    name = args.name or default_name(run)
+    if not _NAME.match(name):
+        raise UsageError(f"baseline name {name!r}: use letters, digits, '.', '_' and '-' only")
+    target = Path(args.dir) / f"{name}.jsonl"
+    existed = target.exists()
+    write_atomically(target, source.read_bytes())
+    cells = len({record.cell.key for record in run.records})
+    verb = "refreshed" if existed else "recorded"
+    print(f"{verb} baseline {name}: {target} ({cells} cells, {len(run.records)} records, "
+          f"run {run.header.run_id})")
+    return 0
+
+
+def default_name(run: Run) -> str:
+    """'<suite>-<devices>', e.g. 'quick-cpu': one baseline per suite and kind of machine."""
+    devices = sorted({record.cell.device for record in run.records}) or ["cpu"]
+    suite = re.sub(r"[^A-Za-z0-9._-]+", "-", run.header.suite or "run").strip("-.") or "run"
+    return f"{suite}-{'-'.join(devices)}"
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write to a temp file beside the target, fsync, then os.replace: all or nothing."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def run_list(args: argparse.Namespace) -> int:
+    files = sorted(Path(args.dir).glob("*.jsonl"))
+    if not files:
+        print(f"no baselines in {args.dir}")
+        return 0
+    rows = []
+    for path in files:
+        try:
+            run = load_run(path)
+        except (StoreError, OSError) as exc:
+            rows.append({"name": path.stem, "suite": "", "run_id": "", "started": "",
+                         "cells": None, "machine": "", "note": f"unreadable: {exc}"})
+            continue
+        rows.append({
+            "name": path.stem,
+            "suite": run.header.suite,
+            "run_id": run.header.run_id,
+            "started": run.header.started,
+            "cells": len({record.cell.key for record in run.records}),
+            "machine": (run_fingerprint(run) or "")[:12],
+            "note": "" if run.complete else "incomplete",
+        })
+    print(format_table(pd.DataFrame(rows), "text"), end="")
+    return 0
+
+
+def _load(path: Path) -> Run:
+    try:
+        return load_run(path)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read run file ({exc})") from exc

@@ -1,0 +1,440 @@
+"""Compare a current run with a baseline: what changed, and is it more than noise?
+
+A speed change is a *regression* only when it is both larger than a threshold (default 5%) and
+statistically significant on the raw samples (asv and pyperf do the same), so noise alone never
+fails a build and a tiny but real slow-down does not either. Three kinds of metric:
+
+- ``images_per_s``: absolute throughput, rounds pooled, Mann-Whitney U on the raw step times.
+  It depends on the machine, so it gates only when both sides carry the same machine
+  fingerprint (or the caller insists); otherwise its row is shown but not gated.
+- ``speedup_vs_eager``: throughput of a mode over eager *in the same round*, so machine speed
+  cancels out. Each round gives one ratio, the rounds a sample of ratios; see `_speedup_test`.
+- exact metrics: cell status, numerical equivalence, graph node counts and debuggability
+  probes. They do not depend on speed, so any difference is reported, and one that is not
+  clearly better is a failure ("changed"): refresh the baseline when it was intended.
+
+Everything here is plain numpy/pandas over `bench.store.Run`; no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.record import Cell, Record
+from bench.stats import _bootstrap_medians, mann_whitney_u
+from bench.store import Run
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BASELINE_DIR = REPO_ROOT / "reports" / "baselines"
+
+REFERENCE_MODE = "eager"
+VERDICTS = ("regression", "improvement", "same", "changed", "missing", "new")
+# Verdicts that fail the gate (when the row is gated). "changed" is an exact metric that moved
+# in no clearly better direction: fail, so that the baseline is refreshed on purpose.
+FAILING_VERDICTS = ("regression", "changed")
+COLUMNS = ["key", "metric", "baseline", "current", "change", "p_value", "verdict", "gated",
+           "test"]
+SPEED_METRICS = ("images_per_s", "speedup_vs_eager")
+BOOTSTRAP_RESAMPLES = 2000
+
+# A pooled cell takes the worst status of its rounds (as reports.table does).
+_SEVERITY = {"ok": 0, "skipped": 1, "error": 2, "timeout": 3, "crashed": 4}
+_MISSING = "missing"
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+@dataclass
+class PooledCell:
+    """All rounds of one cell on one side of the comparison."""
+
+    cell: Cell
+    status: str  # worst status over rounds
+    reason: str
+    round_samples: dict[tuple[int, int], np.ndarray]  # (run index, round) -> ok samples
+    images_per_step: int
+    graph_nodes: dict[str, int] = field(default_factory=dict)
+    equivalent: bool | None = None
+    debug: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def samples(self) -> np.ndarray:
+        parts = [self.round_samples[r] for r in sorted(self.round_samples)]
+        return np.concatenate(parts) if parts else np.empty(0)
+
+    def images_per_s(self, samples: np.ndarray | None = None) -> float:
+        median = float(np.median(self.samples if samples is None else samples))
+        return self.images_per_step / median if median > 0 else math.inf
+
+
+def pool_cells(runs: Sequence[Run]) -> dict[str, PooledCell]:
+    """Group the records of some runs by cell key; rounds (and runs) of a cell are pooled."""
+    grouped: dict[str, list[tuple[int, Record]]] = {}
+    for index, run in enumerate(runs):
+        for record in run.records:
+            grouped.setdefault(record.cell.key, []).append((index, record))
+    return {key: _pool(items) for key, items in grouped.items()}
+
+
+def _pool(items: list[tuple[int, Record]]) -> PooledCell:
+    records = [record for _, record in items]
+    worst = max(records, key=lambda r: _SEVERITY.get(r.status, len(_SEVERITY)))
+    rounds: dict[tuple[int, int], list[float]] = {}
+    for index, record in items:
+        if record.status == "ok" and record.samples_s:
+            rounds.setdefault((index, record.round), []).extend(record.samples_s)
+    graph_nodes: dict[str, int] = {}
+    debug: dict[str, Any] = {}
+    for record in sorted(records, key=lambda r: r.round):  # the earliest round wins
+        for name, count in record.graph_nodes.items():
+            graph_nodes.setdefault(name, count)
+        for name, value in record.debug.items():
+            debug.setdefault(name, value)
+    verdicts = [v for v in (_equivalent(r) for r in records) if v is not None]
+    per_step = next((r.images_per_step for r in records if r.images_per_step), 0)
+    return PooledCell(
+        cell=records[0].cell,
+        status=worst.status,
+        reason=worst.reason,
+        round_samples={k: np.asarray(v, dtype=float) for k, v in rounds.items()},
+        images_per_step=per_step or records[0].cell.batch,
+        graph_nodes=graph_nodes,
+        equivalent=all(verdicts) if verdicts else None,
+        debug=debug,
+    )
+
+
+def _equivalent(record: Record) -> bool | None:
+    """The record's verdict, or max_abs_diff <= tolerance when only the numbers were stored."""
+    if record.equivalent is not None:
+        return bool(record.equivalent)
+    if record.max_abs_diff is not None and record.tolerance is not None:
+        return record.max_abs_diff <= record.tolerance
+    return None
+
+
+def eager_key(cell: Cell) -> str:
+    """The key of the eager cell this cell's speed-up is measured against."""
+    return Cell(cell.case, cell.config, REFERENCE_MODE, cell.phase, cell.device, cell.input,
+                cell.batch).key
+
+
+def round_speedups(cell: PooledCell, eager: PooledCell) -> np.ndarray:
+    """One speed-up over eager per round both measured: machine speed cancels within a round."""
+    common = sorted(set(cell.round_samples) & set(eager.round_samples))
+    return np.array([cell.images_per_s(cell.round_samples[r])
+                     / eager.images_per_s(eager.round_samples[r]) for r in common])
+
+
+# --------------------------------------------------------------------------- machines
+
+
+def run_fingerprint(run: Run) -> str | None:
+    """The opaque machine fingerprint of a run's header, None when absent."""
+    value = (run.header.machine or {}).get("fingerprint")
+    return str(value) if value else None
+
+
+def machines_match(baseline: Sequence[Run], current: Sequence[Run]) -> tuple[bool, str]:
+    """Whether absolute throughput is comparable: one fingerprint shared by every run."""
+    prints = {run_fingerprint(run) for run in [*baseline, *current]}
+    if None in prints:
+        return False, "a machine fingerprint is missing"
+    if len(prints) == 1:
+        return True, "same machine fingerprint"
+    return False, "machine fingerprints differ"
+
+
+# --------------------------------------------------------------------------- the result
+
+
+@dataclass
+class CompareResult:
+    """One row per (cell, metric); `regressed` is what a CI gate exits on."""
+
+    rows: pd.DataFrame
+    gated_absolute: bool
+    regressed: bool
+    threshold: float = 0.05
+    alpha: float = 0.01
+    absolute_reason: str = ""
+
+    def failures(self) -> pd.DataFrame:
+        return self.rows[self.rows["gated"] & self.rows["verdict"].isin(FAILING_VERDICTS)]
+
+    def summary(self) -> str:
+        """A few readable lines: what regressed, what improved, what is new or missing."""
+        rows = self.rows
+        cells = rows["key"].nunique()
+        gate = "gated" if self.gated_absolute else "NOT gated"
+        lines = [(
+            f"compared {cells} cells (threshold {self.threshold:.0%}, alpha {self.alpha:g}); "
+            f"absolute throughput {gate} ({self.absolute_reason})"
+        )]
+        failures = self.failures()
+        ungated = rows[~rows["gated"] & rows["verdict"].isin(FAILING_VERDICTS)]
+        groups = [
+            ("REGRESSED", failures),
+            ("not gated (machine-dependent)", ungated),
+            ("improved", rows[rows["verdict"] == "improvement"]),
+            ("new", rows[rows["verdict"] == "new"]),
+            ("missing", rows[rows["verdict"] == "missing"]),
+        ]
+        for title, part in groups:
+            if part.empty:
+                continue
+            lines.append(f"{title}: {len(part)}")
+            lines.extend(f"  {describe(row)}" for row in part.to_dict("records"))
+        lines.append("result: REGRESSION" if self.regressed else "result: no regression")
+        return "\n".join(lines) + "\n"
+
+
+def describe(row: dict[str, Any]) -> str:
+    """One line for one comparison row, e.g. 'cnn/... images_per_s: 812 -> 604 (-25.6%, p=1e-9)'."""
+    old, new = format_value(row["baseline"]), format_value(row["current"])
+    text = f"{row['key']} {row['metric']}: {old} -> {new}"
+    details = []
+    if _finite(row["change"]):
+        details.append(f"{row['change']:+.1%}")
+    if _finite(row["p_value"]):
+        details.append(f"p={row['p_value']:.2g}")
+    details.append(row["verdict"])
+    return f"{text} ({', '.join(details)})"
+
+
+def format_value(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float, np.number)) and math.isfinite(value)
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def compare_runs(
+    baseline: list[Run],
+    current: list[Run],
+    threshold: float = 0.05,
+    alpha: float = 0.01,
+    gate_absolute: bool | None = None,
+) -> CompareResult:
+    """Compare every cell of `current` with the same cell of `baseline`.
+
+    gate_absolute None decides from the machine fingerprints (`machines_match`).
+    """
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+    same_machine, reason = machines_match(baseline, current)
+    if gate_absolute is None:
+        gate_absolute = same_machine
+    else:
+        reason = "forced on" if gate_absolute else "forced off"
+    base, cur = pool_cells(baseline), pool_cells(current)
+    rules = _Rules(threshold, alpha, gate_absolute)
+    keys = list(base) + [k for k in cur if k not in base]
+    rows: list[dict[str, Any]] = []
+    for key in keys:
+        rows.extend(_compare_cell(key, base, cur, rules))
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["gated"] = frame["gated"].astype(bool)
+    regressed = bool((frame["gated"] & frame["verdict"].isin(FAILING_VERDICTS)).any())
+    return CompareResult(frame, gate_absolute, regressed, threshold, alpha, reason)
+
+
+def compare_frame(
+    baseline: list[Run],
+    current: list[Run],
+    threshold: float = 0.05,
+    alpha: float = 0.01,
+    gate_absolute: bool | None = None,
+) -> pd.DataFrame:
+    """`compare_runs(...).rows`, for reports that only want the table."""
+    return compare_runs(baseline, current, threshold, alpha, gate_absolute).rows
+
+
+@dataclass(frozen=True)
+class _Rules:
+    threshold: float
+    alpha: float
+    gate_absolute: bool
+
+    def speed_verdict(self, change: float, p_value: float) -> str:
+        """Threshold *and* significance: a big change in noise, or a small real one, is 'same'."""
+        if not (abs(change) > self.threshold and p_value < self.alpha):
+            return "same"
+        return "improvement" if change > 0 else "regression"
+
+
+def _row(key: str, metric: str, baseline: Any, current: Any, verdict: str,
+         change: float = math.nan, p_value: float = math.nan, gated: bool = True,
+         test: str = "exact") -> dict[str, Any]:
+    return {"key": key, "metric": metric, "baseline": baseline, "current": current,
+            "change": change, "p_value": p_value, "verdict": verdict, "gated": gated,
+            "test": test}
+
+
+def _compare_cell(key: str, base: dict[str, PooledCell], cur: dict[str, PooledCell],
+                  rules: _Rules) -> list[dict[str, Any]]:
+    b, c = base.get(key), cur.get(key)
+    b_status = b.status if b else _MISSING
+    c_status = c.status if c else _MISSING
+    rows = [_row(key, "status", b_status, c_status, _status_verdict(b_status, c_status))]
+    if b is None or c is None or not (b.ok and c.ok):
+        return rows
+    if len(b.samples) and len(c.samples):
+        rows.append(_throughput_row(key, b, c, rules))
+    if c.cell.mode != REFERENCE_MODE:
+        row = _speedup_row(key, b, base.get(eager_key(b.cell)), c, cur.get(eager_key(c.cell)),
+                           rules)
+        if row:
+            rows.append(row)
+    rows.extend(_exact_rows(key, b, c))
+    return rows
+
+
+def _status_verdict(baseline: str, current: str) -> str:
+    if baseline == current:
+        return "same"
+    if baseline == "ok":
+        return "regression"  # failed, skipped or gone: whatever it was, it no longer works
+    if current == "ok":
+        return "new"
+    if current == _MISSING:
+        return "missing"
+    return "changed"  # e.g. skipped -> error: not ok either way, but not what was recorded
+
+
+def _throughput_row(key: str, b: PooledCell, c: PooledCell, rules: _Rules) -> dict[str, Any]:
+    b_samples, c_samples = b.samples, c.samples
+    b_ips, c_ips = b.images_per_s(b_samples), c.images_per_s(c_samples)
+    change = c_ips / b_ips - 1.0
+    p_value = mann_whitney_u(b_samples, c_samples)
+    test = f"mann-whitney, {len(b_samples)} vs {len(c_samples)} samples"
+    return _row(key, "images_per_s", b_ips, c_ips, rules.speed_verdict(change, p_value),
+                change, p_value, rules.gate_absolute, test)
+
+
+def _speedup_row(key: str, b: PooledCell, b_eager: PooledCell | None, c: PooledCell,
+                 c_eager: PooledCell | None, rules: _Rules) -> dict[str, Any] | None:
+    b_ratios = round_speedups(b, b_eager) if b_eager and b_eager.ok else np.empty(0)
+    c_ratios = round_speedups(c, c_eager) if c_eager and c_eager.ok else np.empty(0)
+    if not len(b_ratios) and not len(c_ratios):
+        return None  # no eager reference on either side: nothing to compare
+    b_value = float(np.median(b_ratios)) if len(b_ratios) else None
+    c_value = float(np.median(c_ratios)) if len(c_ratios) else None
+    if b_value is None or c_value is None:
+        # The eager cell's own status row says why; here it is only a lost (or new) number.
+        verdict = "missing" if c_value is None else "new"
+        return _row(key, "speedup_vs_eager", b_value, c_value, verdict)
+    change = c_value / b_value - 1.0
+    p_value, test = _speedup_test(b, b_eager, b_ratios, c, c_eager, c_ratios, rules.alpha)
+    return _row(key, "speedup_vs_eager", b_value, c_value, rules.speed_verdict(change, p_value),
+                change, p_value, True, test)
+
+
+def _min_mann_whitney_p(n1: int, n2: int) -> float:
+    """The smallest two-sided exact p-value Mann-Whitney can give: complete separation."""
+    return min(1.0, 2.0 / math.comb(n1 + n2, n1))
+
+
+def _speedup_test(b: PooledCell, b_eager: PooledCell, b_ratios: np.ndarray, c: PooledCell,
+                  c_eager: PooledCell, c_ratios: np.ndarray, alpha: float) -> tuple[float, str]:
+    """p-value for 'the speed-up changed', from per-round ratios when there are enough rounds.
+
+    With few rounds Mann-Whitney cannot reach alpha at all (3 vs 3 rounds: p >= 0.1), so then
+    the ratios are bootstrapped from the step samples inside each round instead (a single
+    round is the extreme case), and the p-value is the two-sided bootstrap tail of
+    log(current / baseline) around zero.
+    """
+    n1, n2 = len(b_ratios), len(c_ratios)
+    if _min_mann_whitney_p(n1, n2) < alpha:
+        return mann_whitney_u(b_ratios, c_ratios), f"mann-whitney, {n1} vs {n2} rounds"
+    rng = np.random.default_rng(0)  # fixed: the same runs always give the same verdict
+    b_boot = _bootstrap_speedups(b, b_eager, rng)
+    c_boot = _bootstrap_speedups(c, c_eager, rng)
+    diff = np.log(c_boot) - np.log(b_boot)
+    tail = min(int((diff <= 0).sum()), int((diff >= 0).sum()))
+    p_value = min(1.0, 2.0 * (tail + 1) / (len(diff) + 1))
+    return p_value, f"bootstrap, {n1} vs {n2} rounds"
+
+
+def _bootstrap_speedups(cell: PooledCell, eager: PooledCell,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap replicates of the median-over-rounds speed-up, resampling steps per round."""
+    common = sorted(set(cell.round_samples) & set(eager.round_samples))
+    per_round = []
+    for r in common:
+        mode_medians = _bootstrap_medians(np.sort(cell.round_samples[r]), BOOTSTRAP_RESAMPLES, rng)
+        eager_medians = _bootstrap_medians(np.sort(eager.round_samples[r]), BOOTSTRAP_RESAMPLES,
+                                           rng)
+        # speed-up = ips(mode) / ips(eager) = (per_step_m / t_m) / (per_step_e / t_e)
+        scale = cell.images_per_step / eager.images_per_step
+        per_round.append(scale * eager_medians / mode_medians)
+    return np.median(np.vstack(per_round), axis=0)
+
+
+def _exact_rows(key: str, b: PooledCell, c: PooledCell) -> list[dict[str, Any]]:
+    rows = []
+    if b.equivalent is not None or c.equivalent is not None:
+        rows.append(_row(key, "equivalent", b.equivalent, c.equivalent,
+                         _equivalence_verdict(b.equivalent, c.equivalent)))
+    for name in _union(b.graph_nodes, c.graph_nodes):
+        old, new = b.graph_nodes.get(name), c.graph_nodes.get(name)
+        change = new / old - 1.0 if old and new is not None else math.nan
+        rows.append(_row(key, f"graph_nodes.{name}", old, new, _exact_verdict(old, new), change))
+    b_probes, c_probes = _probe_values(b.debug), _probe_values(c.debug)
+    for name in _union(b_probes, c_probes):
+        old, new = b_probes.get(name), c_probes.get(name)
+        rows.append(_row(key, f"debug.{name}", old, new, _exact_verdict(old, new)))
+    return rows
+
+
+def _union(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    return list(a) + [k for k in b if k not in a]
+
+
+def _probe_values(debug: dict[str, Any]) -> dict[str, Any]:
+    """Probe facts that do not depend on speed: booleans, counts, labels; timings are skipped."""
+    return {k: v for k, v in debug.items()
+            if not k.endswith(("_s", "_ms"))
+            and (v is None or isinstance(v, (bool, int, str)))}
+
+
+def _equivalence_verdict(old: bool | None, new: bool | None) -> str:
+    if old is None:
+        return "new"
+    if new is None:
+        return "missing"
+    if old == new:
+        return "same"
+    return "regression" if old else "improvement"
+
+
+def _exact_verdict(old: Any, new: Any) -> str:
+    if old is None and new is not None:
+        return "new"
+    if new is None and old is not None:
+        return "missing"
+    return "same" if old == new else "changed"

@@ -1,0 +1,168 @@
+"""The trends page: throughput and speed-up over eager per cell, over commits, steps marked.
+
+One self-contained HTML file (inline CSS, plots as base64 PNG), so it can be attached to a CI
+job or opened from disk. Every string that comes from data is escaped. Plots are drawn on
+`matplotlib.figure.Figure` objects directly (Agg, no pyplot), so no global state is touched.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.history import HistoryEntry, Series, Step, load_history, series
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f3f3f3; } .down { color: #b00; } .up { color: #070; }
+.note { color: #666; font-size: 0.9em; } .warn { background: #fff4d6; padding: 0.5em; }
+img { max-width: 100%; }
+"""
+
+METRIC_LABELS = {"images_per_s": "throughput (images/s)", "speedup": "speed-up over eager"}
+
+
+def write_trends(history_path: str | os.PathLike, out_html: str | os.PathLike,
+                 threshold: float = 0.05, alpha: float = 0.05) -> Path:
+    """Read a history file and write the trends page; returns the page's path."""
+    history = load_history(history_path)
+    page = render_trends(history.entries, threshold, alpha, problems=history.problems,
+                         source=str(history_path))
+    out = Path(out_html)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def render_trends(entries: Sequence[HistoryEntry], threshold: float = 0.05, alpha: float = 0.05,
+                  problems: Sequence[str] = (), source: str = "") -> str:
+    """The whole page as a string: a table of detected steps, then one plot per cell."""
+    by_metric = {m: series(entries, m, threshold, alpha) for m in METRIC_LABELS}
+    keys = sorted({s.key for found in by_metric.values() for s in found})
+    parts = [
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>",
+        f"<title>Benchmark trends</title><style>{CSS}</style></head><body>",
+        "<h1>Benchmark trends</h1>",
+        f"<p class='note'>{len({e.run_id for e in entries})} runs, {len(keys)} cells"
+        + (f", from {html.escape(source)}" if source else "")
+        + f". A step is a shift of the median between the runs before and after a commit "
+          f"larger than {threshold:.0%} and significant (Mann-Whitney p &lt; {alpha:g}); "
+          "throughput series are per machine.</p>",
+    ]
+    if problems:
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
+        parts.append(f"<div class='warn'>Skipped history lines:<ul>{items}</ul></div>")
+    if not keys:
+        parts.append("<p>No history yet: append runs with <code>python -m bench history append "
+                     "RUN</code>.</p>")
+    else:
+        parts.append(_steps_table(by_metric))
+        order = _run_order(entries)
+        for key in keys:
+            found = {m: [s for s in by_metric[m] if s.key == key] for m in METRIC_LABELS}
+            parts.append(f"<h2>{html.escape(key)}</h2>")
+            parts.append(f"<img alt='trends of {html.escape(key, quote=True)}' "
+                         f"src='data:image/png;base64,{_plot(found, order)}'>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _steps_table(by_metric: dict[str, list[Series]]) -> str:
+    rows = []
+    for metric, found in by_metric.items():
+        for s in found:
+            for step in s.steps:
+                entry = s.entries[step.index]
+                css = "up" if step.change > 0 else "down"
+                rows.append(
+                    f"<tr><td>{html.escape(s.key)}</td><td>{METRIC_LABELS[metric]}</td>"
+                    f"<td>{html.escape(_short(s.fingerprint) or '-')}</td>"
+                    f"<td>{html.escape(entry.commit[:12])}</td><td>{html.escape(entry.date)}</td>"
+                    f"<td>{step.before:.4g} &rarr; {step.after:.4g}</td>"
+                    f"<td class='{css}'>{step.change:+.1%}</td><td>{step.p_value:.2g}</td></tr>")
+    if not rows:
+        return "<p>No steps detected.</p>"
+    head = ("<tr><th>cell</th><th>metric</th><th>machine</th><th>first commit after</th>"
+            "<th>date</th><th>median before &rarr; after</th><th>change</th><th>p</th></tr>")
+    return f"<h2>Detected steps</h2><table>{head}{''.join(rows)}</table>"
+
+
+def _run_order(entries: Sequence[HistoryEntry]) -> dict[str, int]:
+    """run_id -> x position: all runs on one axis, oldest first, so plots line up by commit."""
+    runs = sorted({(e.date, e.run_id) for e in entries})
+    return {run_id: x for x, (_, run_id) in enumerate(runs)}
+
+
+def _short(fingerprint: str) -> str:
+    return fingerprint[:10]
+
+
+def _plain_text(text: str) -> str:
+    """Data shown inside a plot: a '$' would otherwise switch matplotlib into math mode."""
+    return text.replace("$", r"\$")
+
+
+def _plot(found: dict[str, list[Series]], order: dict[str, int]) -> str:
+    """Two panels (throughput, speed-up) for one cell, one line per machine, steps marked."""
+    from matplotlib.figure import Figure  # lazy: only the report needs matplotlib
+
+    fig = Figure(figsize=(10, 3.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    labels: dict[int, str] = {}
+    for ax, (metric, all_series) in zip(axes, found.items(), strict=True):
+        ax.set_title(METRIC_LABELS[metric], fontsize=10)
+        ax.grid(alpha=0.3)
+        if not all_series:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+            continue
+        for s in all_series:
+            _draw(ax, s, order, labels)
+        if len(all_series) > 1:
+            ax.legend(fontsize=7)
+    for ax in axes:
+        _commit_ticks(ax, labels)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _draw(ax, s: Series, order: dict[str, int], labels: dict[int, str]) -> None:
+    xs = [order[e.run_id] for e in s.entries]
+    ys = s.values
+    for x, e in zip(xs, s.entries, strict=True):
+        labels[x] = _plain_text(e.commit[:7])
+    low_name, high_name = ("ips_ci_low", "ips_ci_high") if s.metric == "images_per_s" else (
+        "speedup_ci_low", "speedup_ci_high")
+    lows = [getattr(e, low_name) for e in s.entries]
+    highs = [getattr(e, high_name) for e in s.entries]
+    errors = [[max(0.0, y - lo) if lo is not None else 0.0 for y, lo in zip(ys, lows, strict=True)],
+              [max(0.0, hi - y) if hi is not None else 0.0
+               for y, hi in zip(ys, highs, strict=True)]]
+    line = ax.errorbar(xs, ys, yerr=errors, marker="o", markersize=3, capsize=2,
+                       label=_plain_text(_short(s.fingerprint)) or "unknown machine")
+    for step in s.steps:
+        _mark(ax, step, xs, line.lines[0].get_color())
+
+
+def _mark(ax, step: Step, xs: list[int], color: str) -> None:
+    """A dashed line between the last point before and the first point after the step."""
+    x = (xs[step.index - 1] + xs[step.index]) / 2.0
+    ax.axvline(x, color="#c00", linestyle="--", linewidth=1)
+    ax.annotate(f"{step.change:+.0%}", (x, 1.0), xycoords=("data", "axes fraction"),
+                xytext=(2, -10), textcoords="offset points", color="#c00", fontsize=8)
+
+
+def _commit_ticks(ax, labels: dict[int, str]) -> None:
+    """Short commit hashes under the points; thinned so they stay readable."""
+    xs = sorted(labels)
+    stride = max(1, len(xs) // 12)
+    shown = xs[::stride]
+    ax.set_xticks(shown)
+    ax.set_xticklabels([labels[x] for x in shown], rotation=45, fontsize=7, ha="right")
