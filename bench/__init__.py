@@ -1,0 +1,1 @@
+"""Static-graph versus eager benchmarking suite for TensorFlow: runner, statistics, store."""

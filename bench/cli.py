@@ -1,0 +1,66 @@
+"""Command-line entry point: one subcommand per module, each small and independent.
+
+Every command module exposes `add_parser(subparsers)` (which sets `func` on its parser) and
+returns an exit code from that function: 0 fine, 1 some cells failed or regressed, 2 bad usage
+or input. A `UsageError` anywhere becomes one readable line on stderr and exit code 2; no
+traceback wall for mistakes a user can make.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bench.errors import UsageError
+
+# Modules that register a subcommand. Importing them must not import TensorFlow.
+COMMAND_MODULES = (
+    "bench.commands.cases",
+    "bench.commands.run",
+    "bench.commands.table",
+    "bench.commands.debug",
+    "bench.commands.compare",
+    "bench.commands.baseline",
+    "bench.commands.history",
+    "bench.commands.overhead",
+    "reports.command",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep it to one line
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a real missing dependency, not a command not written yet
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        argv = ["run"]  # the default job: the standard suite on the CPU
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

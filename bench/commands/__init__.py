@@ -1,0 +1,1 @@
+"""Subcommands of `python -m bench`, one module each (see bench.cli)."""

@@ -1,0 +1,5 @@
+"""Errors a user can cause. The CLI prints them as one line and exits with code 2."""
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for: a bad option, case, mode, suite file or path."""

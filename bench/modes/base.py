@@ -1,0 +1,107 @@
+"""The one interface every mode implements, as plain data (no TensorFlow here)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cases.base import Workload
+
+# Inference: max |logits - eager logits| a mode may show and still compute "the same thing",
+# float32 throughout. Graph modes run the same kernels as eager; XLA fuses and reorders
+# reductions; the optimised graph folds batch norm into convolution weights.
+TOLERANCE = {
+    "session": 1e-4,
+    "frozen": 1e-4,
+    "optimized": 1e-3,
+    "eager": 0.0,
+    "function": 1e-4,
+    "xla": 1e-3,
+    "keras": 1e-3,
+}
+# Training: max of |loss diff| and max |weight diff| (moving statistics included) after three
+# SGD steps. A randomly initialised deep net with batch norm has exploding gradients toward its
+# input, so float32 rounding differences grow from step to step; XLA's fused batch-norm
+# reductions round differently enough to need a looser bound.
+TRAIN_TOLERANCE = {
+    "session": 1e-4,
+    "eager": 0.0,
+    "function": 1e-4,
+    "xla": 2e-2,
+    "keras": 1e-4,
+}
+# Small on purpose: the benchmark measures speed, not learning, and with the exploding
+# gradients of a freshly initialised MobileNet a larger rate turns three steps chaotic, which
+# would make the equivalence check meaningless. Speed does not depend on the rate.
+LEARNING_RATE = 1e-4
+EQUIVALENCE_STEPS = 3
+
+
+def tolerance(mode: str, phase: str) -> float:
+    """The stated tolerance of a mode's equivalence check, recorded with every result."""
+    return (TRAIN_TOLERANCE if phase == "train" else TOLERANCE)[mode]
+
+
+class NotApplicable(Exception):
+    """This mode cannot run this phase: the cell is recorded as skipped with this reason."""
+
+
+class DeviceUnavailable(RuntimeError):
+    """The requested device does not exist on this machine."""
+
+
+@dataclass(frozen=True)
+class Threads:
+    """Thread pools, set identically for Sessions (ConfigProto) and eager (tf.config)."""
+
+    intra_op: int = 0  # 0 = TensorFlow's default (all cores)
+    inter_op: int = 0
+
+    @classmethod
+    def default(cls) -> Threads:
+        return cls(intra_op=os.cpu_count() or 1, inter_op=2)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"intra_op": self.intra_op, "inter_op": self.inter_op}
+
+
+@dataclass
+class Request:
+    """Everything a mode needs to build one cell: the same weights and bytes for every mode."""
+
+    workload: Workload
+    weights: dict[str, np.ndarray]
+    images: np.ndarray
+    labels: np.ndarray
+    phase: str = "infer"  # "infer" | "train"
+    device: str = "cpu"  # "cpu" | "gpu"
+    input: str = "resident"  # "resident" | "feed"
+    threads: Threads = field(default_factory=Threads.default)
+    learning_rate: float = LEARNING_RATE
+
+    @property
+    def batch(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclass
+class Prepared:
+    """A ready-to-run cell.
+
+    `step()` runs one batch and returns host values (numpy): logits for inference, the loss
+    for training. Returning host values is what synchronises asynchronous devices, so timing
+    `step()` with perf_counter measures the real work.
+    """
+
+    step: Callable[[], Any]
+    setup_s: dict[str, float]  # stage -> seconds, in order (build, freeze, optimize, trace...)
+    graph_nodes: dict[str, int] = field(default_factory=dict)
+    read_weights: Callable[[], dict[str, np.ndarray]] | None = None  # training: current weights
+    close: Callable[[], None] = lambda: None
+    extra: dict[str, Any] = field(default_factory=dict)
+    # Objects probes may inspect (graph, session, concrete function, model...).
+    handles: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,34 @@
+"""`frozen`: the inference graph with variables converted to constants, re-imported, run."""
+
+from __future__ import annotations
+
+from bench.modes import graph as g
+from bench.modes.base import NotApplicable, Prepared, Request
+from bench.modes.runtime import device_name, session_config, stage
+
+
+def frozen_graph_def(request: Request, device: str, config, timings: dict[str, float]):
+    """Build, initialise and freeze the inference graph; times `build` and `freeze`."""
+    with stage(timings, "build"):
+        built, session = g.inference_graph_def(request, device, config)
+        built_nodes = g.count_nodes(built.graph.as_graph_def())
+    with stage(timings, "freeze"):
+        frozen = g.freeze(session, built)
+    session.close()
+    return frozen, built_nodes
+
+
+def prepare(request: Request) -> Prepared:
+    if request.phase != "infer":
+        raise NotApplicable("not applicable: a frozen graph has no variables to train")
+    device = device_name(request.device)
+    config = session_config(request.threads, request.device)
+    timings: dict[str, float] = {}
+    frozen, built_nodes = frozen_graph_def(request, device, config, timings)
+    step, session, graph = g.run_frozen(frozen, request, device, config, timings, stage)
+    return Prepared(
+        step=step, setup_s=timings,
+        graph_nodes={"built": built_nodes, "frozen": g.count_nodes(frozen)},
+        close=session.close,
+        handles={"graph": graph, "session": session, "graph_def": frozen},
+    )

@@ -1,0 +1,141 @@
+"""TensorFlow process setup shared by every mode: quiet logs, thread pools, device checks."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep INFO/WARNING chatter out; errors stay
+
+import tensorflow as tf  # noqa: E402
+
+from bench.modes.base import DeviceUnavailable, Threads  # noqa: E402
+
+_configured: Threads | None = None
+
+
+def quiet_python_logging() -> None:
+    """TF and absl warn through Python logging too; keep warnings out, errors in."""
+    import logging
+
+    tf.get_logger().setLevel(logging.ERROR)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:
+        pass
+
+
+def configure_threads(threads: Threads) -> Threads:
+    """Set eager/tf.function thread pools once per process (TF forbids changing them later)."""
+    global _configured
+    if _configured is None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads.intra_op)
+            tf.config.threading.set_inter_op_parallelism_threads(threads.inter_op)
+        except RuntimeError:
+            pass  # the context is already initialised (e.g. in tests): keep what is in force
+        _configured = Threads(tf.config.threading.get_intra_op_parallelism_threads(),
+                              tf.config.threading.get_inter_op_parallelism_threads())
+    return _configured
+
+
+def session_config(threads: Threads, device: str) -> tf.compat.v1.ConfigProto:
+    config = tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=threads.intra_op,
+        inter_op_parallelism_threads=threads.inter_op,
+        allow_soft_placement=False,  # a GPU cell must really run on the GPU
+    )
+    if device == "gpu":
+        config.gpu_options.allow_growth = True
+    return config
+
+
+def device_name(device: str) -> str:
+    """`cpu` -> `/CPU:0`; `gpu` -> `/GPU:0`, or DeviceUnavailable when TF sees no GPU."""
+    if device == "cpu":
+        return "/CPU:0"
+    if device == "gpu":
+        if not tf.config.list_physical_devices("GPU"):
+            raise DeviceUnavailable(
+                "device 'gpu' requested but TensorFlow sees no GPU on this machine "
+                "(install the 'gpu' extra on a CUDA machine, or use --device cpu)"
+            )
+        return "/GPU:0"
+    raise ValueError(f"unknown device {device!r}; accepted: cpu, gpu")
+
+
+@contextmanager
+def stage(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Time one setup stage into `timings[name]`."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+
+quiet_python_logging()
+
+
+def resolve_threads(intra: int, inter: int) -> Threads:
+    """0 means the suite's default: all cores for intra-op, 2 inter-op pools."""
+    default = Threads.default()
+    return Threads(intra or default.intra_op, inter or default.inter_op)
+
+
+def device_peak_memory_mb(device: str) -> float | None:
+    """TensorFlow's own peak allocation on the GPU; None on the CPU (RSS covers it)."""
+    if device != "gpu":
+        return None
+    try:
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    except (ValueError, RuntimeError):
+        return None
+
+
+def measure_peak_flops(device: str, size: int = 2048, repeats: int = 10) -> float:
+    """Achievable float32 FLOP/s: the best of several large matrix products on the device.
+
+    A dense matmul is the most efficient kernel TF has, so it is the honest ceiling against
+    which each cell's achieved FLOP/s is read.
+    """
+    import numpy as np
+
+    with tf.device(device_name(device)):
+        a = tf.random.stateless_normal((size, size), seed=(1, 2))
+        b = tf.random.stateless_normal((size, size), seed=(3, 4))
+        product = tf.function(lambda x, y: tf.reduce_sum(tf.linalg.matmul(x, y)))
+        product(a, b).numpy()  # trace, warm up
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            product(a, b).numpy()
+            best = min(best, time.perf_counter() - start)
+    return float(2 * size**3 / best) if np.isfinite(best) else 0.0
+
+
+def tf_facts() -> dict:
+    """TensorFlow version and build facts recorded with every run."""
+    build = dict(tf.sysconfig.get_build_info())
+    facts = {
+        "tensorflow": tf.__version__,
+        "tf_cuda_build": bool(build.get("is_cuda_build", False)),
+        "cuda_version": build.get("cuda_version"),
+        "cudnn_version": build.get("cudnn_version"),
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on for x86 CPU builds)"),
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+    }
+    try:
+        import keras
+
+        facts["keras"] = keras.__version__
+    except ImportError:
+        pass
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        facts.setdefault("gpu_names", []).append(details.get("device_name", gpu.name))
+    return facts

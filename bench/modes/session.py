@@ -1,0 +1,44 @@
+"""`session`: the TF1-compat graph run by `Session.run` (inference and SGD training)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.modes import graph as g
+from bench.modes.base import Prepared, Request
+from bench.modes.runtime import device_name, session_config, stage
+
+
+def prepare(request: Request) -> Prepared:
+    device = device_name(request.device)
+    training = request.phase == "train"
+    resident = request.input == "resident"
+    timings: dict[str, float] = {}
+    with stage(timings, "build"):
+        built = g.build(request, device, training=training, resident=resident)
+        session = g.new_session(built.graph, session_config(request.threads, request.device))
+        g.initialize(session, built)
+        built.graph.finalize()  # nothing may be added to the graph while it is measured
+    fetch = [built.loss, built.train_op] if training else built.logits
+    feeds = [] if resident else [built.feed_images] + ([built.labels] if training else [])
+    run = session.make_callable(fetch, feed_list=feeds or None)
+    values = [] if resident else [request.images] + ([request.labels] if training else [])
+
+    if training:
+        def step():
+            return run(*values)[0]
+    else:
+        def step():
+            return run(*values)
+
+    def read_weights() -> dict[str, np.ndarray]:
+        return {name: session.run(v) for name, v in built.variables.items()}
+
+    graph_def = built.graph.as_graph_def()
+    return Prepared(
+        step=step, setup_s=timings,
+        graph_nodes={"built": g.count_nodes(graph_def)},
+        read_weights=read_weights if training else None, close=session.close,
+        handles={"graph": built.graph, "session": session, "graph_def": graph_def,
+                 "built": built},
+    )

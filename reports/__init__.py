@@ -1,0 +1,1 @@
+"""Reports: records -> pandas tables, seaborn plots, self-contained HTML. No TensorFlow here."""
