@@ -1,0 +1,419 @@
+"""Run files -> one flat pandas table: one row per (run, machine, cell), rounds pooled.
+
+Every report, CSV and terminal table starts from this frame, so it is the one place where
+raw records become numbers. Rounds of the same run are pooled (samples concatenated) because a
+round is only a way to interleave modes against drift, not a separate experiment; different
+runs (machines, CPU vs GPU) stay separate rows so they are never averaged into each other.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from statistics import median
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import UsageError
+from bench.record import Record
+from bench.stats import summarize
+from bench.store import Run, StoreError, load_run
+
+# Status severity: a pooled cell takes the worst status of its rounds.
+_SEVERITY = {"ok": 0, "skipped": 1, "error": 2, "timeout": 3, "crashed": 4}
+
+# The flat columns, in order; per-stage and debug columns follow, then run identity.
+BASE_COLUMNS = [
+    "case", "config", "mode", "phase", "device", "input", "batch", "status", "reason",
+    "images_per_s", "ci_low", "ci_high", "cv", "p50_ms", "p90_ms", "p99_ms", "samples",
+    "outliers", "setup_s", "first_result_s", "peak_rss_mb", "peak_device_mb", "gflops",
+    "peak_fraction", "graph_nodes", "max_abs_diff", "tolerance", "equivalent", "macs", "params",
+]
+TAIL_COLUMNS = [
+    "run_id", "machine", "suite", "key", "rounds", "median_s", "mean_s", "ci_rel_halfwidth",
+    "images_per_step", "flops_per_image", "wall_s", "path",
+]
+# Raw per-cell data kept for plots and bootstrap CIs; never printed or written to CSV.
+RAW_COLUMNS = ["samples_s"]
+
+# What a terminal shows by default: enough to choose a mode, narrow enough for 120 columns.
+DEFAULT_COLUMNS = [
+    "case", "config", "mode", "phase", "device", "batch", "status", "images_per_s", "ci_low",
+    "ci_high", "cv", "p50_ms", "p99_ms", "setup_s", "peak_rss_mb", "equivalent", "reason",
+]
+
+# Graph stages in order of preference: the graph the mode actually runs is the last one made.
+_GRAPH_PREFERENCE = ("optimized", "frozen", "built")
+
+_PYTEST_BENCHMARK_MODULE = "reports.pytest_benchmark"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_runs(paths: Iterable[str | os.PathLike]) -> list[Run]:
+    """Load run files and directories of run files; one clear UsageError for unusable input.
+
+    A file with a few corrupt lines still loads (its `problems` list says which lines were
+    skipped, for the caller to print as warnings); only a file with no readable header, a
+    missing path or an empty directory is an error.
+    """
+    runs: list[Run] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = _run_files_in(path)
+            if not files:
+                raise UsageError(f"{path}: directory contains no run files (*.jsonl)")
+        elif path.exists():
+            files = [path]
+        else:
+            raise UsageError(f"{path}: no such file or directory")
+        runs.extend(_load_one(file) for file in files)
+    if not runs:
+        raise UsageError("no run files given")
+    return runs
+
+
+def _run_files_in(directory: Path) -> list[Path]:
+    files = sorted(directory.glob("*.jsonl"))
+    converter = _pytest_benchmark_converter()
+    if converter is not None:
+        files += [p for p in sorted(directory.glob("*.json"))
+                  if converter.is_pytest_benchmark_json(p)]
+    return files
+
+
+def _load_one(path: Path) -> Run:
+    # --- HOOK: pytest-benchmark JSON files become a Run here, via reports/pytest_benchmark.py
+    # (written separately). Without that module only our own .jsonl run files are read.
+    converter = _pytest_benchmark_converter()
+    try:
+        if converter is not None and converter.is_pytest_benchmark_json(path):
+            return converter.load_pytest_benchmark(path)
+        return load_run(path)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read results file ({exc})") from exc
+
+
+def _pytest_benchmark_converter() -> ModuleType | None:
+    """The optional pytest-benchmark converter, imported lazily so this works without it."""
+    try:
+        return importlib.import_module(_PYTEST_BENCHMARK_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != _PYTEST_BENCHMARK_MODULE:
+            raise
+        return None
+
+
+def run_warnings(runs: Sequence[Run]) -> list[str]:
+    """Load problems and incomplete runs, one line each, for stderr or the report's warning box."""
+    lines: list[str] = []
+    for run in runs:
+        name = run.path or run.header.run_id
+        lines.extend(run.problems)
+        if not run.complete:
+            lines.append(f"{name}: run is incomplete ({run.end_reason or 'no reason given'})")
+    return lines
+
+
+# --------------------------------------------------------------------------- machine label
+
+
+def machine_label(run: Run) -> str:
+    """A short machine name for grouping and legends: host plus a short CPU (and GPU) model."""
+    facts = run.header.machine or {}
+    parts = []
+    host = _first_fact(facts, ("hostname", "host", "node"))
+    if host:
+        parts.append(host)
+    cpu = _first_fact(facts, ("cpu_model", "cpu", "processor", "cpu_brand"))
+    if cpu:
+        parts.append(short_cpu_name(cpu))
+    return " ".join(parts) or run.header.run_id or Path(run.path).stem or "unknown machine"
+
+
+def _first_fact(facts: dict[str, Any], keys: Sequence[str]) -> str:
+    for key in keys:
+        value = facts.get(key)
+        if isinstance(value, dict):  # e.g. {"cpu": {"model": ...}}
+            value = value.get("model") or value.get("name") or value.get("brand")
+        if value:
+            return str(value)
+    return ""
+
+
+def short_cpu_name(name: str) -> str:
+    """'Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz' -> 'Xeon E5-2680 v4'."""
+    name = re.sub(r"\((R|TM|r|tm)\)", "", name)
+    name = re.sub(r"@.*$", "", name)
+    name = re.sub(r"\b(Intel|AMD|CPU|Processor|[0-9]+-Core)\b", "", name)
+    return " ".join(name.split())[:32]
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def pool_records(records: Sequence[Record]) -> dict[str, Any]:
+    """The rounds of one cell in one run -> one row's raw facts.
+
+    Samples of all rounds are concatenated; setup stages and first_result take the median over
+    rounds (a single slow first call should not dominate); memory takes the maximum (a peak is a
+    peak); the status is ok only when every round was, else the worst round's status and reason.
+    """
+    worst = max(records, key=lambda r: _SEVERITY.get(r.status, 5))
+    ok = worst.status == "ok"
+    samples = [s for r in records if r.status == "ok" for s in r.samples_s]
+    stages: dict[str, list[float]] = {}
+    for r in records:
+        for stage, seconds in r.setup_s.items():
+            stages.setdefault(stage, []).append(float(seconds))
+    debug: dict[str, Any] = {}
+    graph_nodes: dict[str, int] = {}
+    for r in records:
+        for key, value in r.debug.items():
+            debug.setdefault(key, value)
+        for key, value in r.graph_nodes.items():
+            graph_nodes.setdefault(key, value)
+    diffs = [r.max_abs_diff for r in records if r.max_abs_diff is not None]
+    verdicts = [r.equivalent for r in records if r.equivalent is not None]
+    return {
+        "cell": records[0].cell,
+        "status": worst.status,
+        "reason": worst.reason if not ok else "",
+        "rounds": len(records),
+        "samples_s": samples if ok else [],
+        "images_per_step": _first(r.images_per_step for r in records) or records[0].cell.batch,
+        "setup_stages": {k: median(v) for k, v in stages.items()},
+        "first_result_s": _median_or_none(r.first_result_s for r in records),
+        "peak_rss_mb": _max_or_none(r.peak_rss_mb for r in records),
+        "peak_device_mb": _max_or_none(r.peak_device_mb for r in records),
+        "graph_nodes": graph_nodes,
+        "max_abs_diff": max(diffs) if diffs else None,
+        "tolerance": _first(r.tolerance for r in records),
+        "equivalent": all(verdicts) if verdicts else None,
+        "macs": _first(r.macs_per_image for r in records),
+        "params": _first(r.params for r in records),
+        "flops_per_image": _first(r.flops_per_image for r in records),
+        "wall_s": _sum_or_none(r.wall_s for r in records),
+        "debug": debug,
+    }
+
+
+def _first(values: Iterable[Any]) -> Any:
+    return next((v for v in values if v not in (None, 0)), None)
+
+
+def _median_or_none(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return median(present) if present else None
+
+
+def _max_or_none(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _sum_or_none(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+# --------------------------------------------------------------------------- the frame
+
+
+def records_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per (run, machine, cell) with every column a table, plot or CSV needs.
+
+    Failed and skipped cells are rows too, with NaN measurements and their reason: a report
+    that silently drops a crashed mode would make that mode look like it was never tried.
+    """
+    rows: list[dict[str, Any]] = []
+    for run in runs:
+        machine = machine_label(run)
+        groups: dict[tuple[str, str], list[Record]] = {}
+        for record in run.records:
+            run_id = record.run_id or run.header.run_id
+            groups.setdefault((run_id, record.cell.key), []).append(record)
+        for (run_id, _), records in groups.items():
+            row = _row(pool_records(records), run)
+            row.update(run_id=run_id, machine=machine, suite=run.header.suite, path=run.path)
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.reindex(columns=_column_order(frame))
+
+
+def _column_order(frame: pd.DataFrame) -> list[str]:
+    extra = [c for c in frame.columns if c not in BASE_COLUMNS + TAIL_COLUMNS + RAW_COLUMNS]
+    setup = [c for c in extra if c.startswith("setup_")]
+    nodes = [c for c in extra if c.startswith("graph_nodes_")]
+    debug = sorted(c for c in extra if c.startswith("dbg_"))
+    return BASE_COLUMNS + setup + nodes + debug + TAIL_COLUMNS + RAW_COLUMNS
+
+
+def _row(pooled: dict[str, Any], run: Run) -> dict[str, Any]:
+    cell = pooled["cell"]
+    ok = pooled["status"] == "ok"
+    row: dict[str, Any] = {
+        "key": cell.key, "case": cell.case, "config": cell.config, "mode": cell.mode,
+        "phase": cell.phase,
+        "device": cell.device, "input": cell.input, "batch": cell.batch,
+        "status": pooled["status"], "reason": pooled["reason"], "rounds": pooled["rounds"],
+        "images_per_step": pooled["images_per_step"],
+    }
+    row.update(_sample_columns(pooled["samples_s"], pooled["images_per_step"]))
+    stages = pooled["setup_stages"] if ok else {}
+    row["setup_s"] = sum(stages.values()) if stages else math.nan
+    for stage, seconds in pooled["setup_stages"].items():
+        row[f"setup_{stage}_s"] = seconds if ok else math.nan
+    for name in ("first_result_s", "peak_rss_mb", "peak_device_mb", "max_abs_diff"):
+        row[name] = _num(pooled[name]) if ok else math.nan
+    row["wall_s"] = _num(pooled["wall_s"])
+    nodes = pooled["graph_nodes"]
+    row["graph_nodes"] = _num(_graph_size(nodes))
+    for stage, count in nodes.items():
+        row[f"graph_nodes_{stage}"] = _num(count)
+    row["tolerance"] = _num(pooled["tolerance"])
+    row["equivalent"] = pooled["equivalent"] if ok else None
+    row["macs"] = _num(pooled["macs"])
+    row["params"] = _num(pooled["params"])
+    flops = _num(pooled["flops_per_image"])
+    row["flops_per_image"] = flops
+    row["gflops"] = flops * row["images_per_s"] / 1e9
+    peak = run.header.peak_flops.get(cell.device) if run.header.peak_flops else None
+    row["peak_fraction"] = row["gflops"] * 1e9 / peak if peak else math.nan
+    for key, value in pooled["debug"].items():
+        row[f"dbg_{key}"] = _compact(value)
+    return row
+
+
+def _sample_columns(samples: list[float], images_per_step: int) -> dict[str, Any]:
+    """Throughput and latency statistics; NaN when there is nothing measured."""
+    if not samples:
+        names = ("images_per_s", "ci_low", "ci_high", "cv", "p50_ms", "p90_ms", "p99_ms",
+                 "median_s", "mean_s", "ci_rel_halfwidth")
+        return {**dict.fromkeys(names, math.nan), "samples": 0, "outliers": math.nan,
+                "samples_s": np.array([], dtype=float)}
+    s = summarize(samples, images_per_step)
+    return {
+        "images_per_s": s.images_per_s, "ci_low": s.ips_ci_low, "ci_high": s.ips_ci_high,
+        "cv": s.cv, "p50_ms": s.p50_ms, "p90_ms": s.p90_ms, "p99_ms": s.p99_ms,
+        "samples": s.n, "outliers": s.outliers, "median_s": s.median_s, "mean_s": s.mean_s,
+        "ci_rel_halfwidth": s.ci_rel_halfwidth, "samples_s": np.asarray(samples, dtype=float),
+    }
+
+
+def _graph_size(nodes: dict[str, int]) -> int | None:
+    """The node count of the graph the mode runs: the most processed one available."""
+    for stage in _GRAPH_PREFERENCE:
+        if stage in nodes:
+            return nodes[stage]
+    return next(iter(nodes.values()), None)
+
+
+def _num(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _compact(value: Any) -> Any:
+    """Lists and dicts in debug probes become short JSON strings so a cell stays one value."""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return value
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def printable_columns(frame: pd.DataFrame) -> list[str]:
+    """All columns except raw sample arrays (which would flood a terminal or CSV)."""
+    return [c for c in frame.columns if c not in RAW_COLUMNS]
+
+
+def default_columns(frame: pd.DataFrame) -> list[str]:
+    """The concise terminal selection; adds machine when a table mixes several machines."""
+    columns = [c for c in DEFAULT_COLUMNS if c in frame.columns]
+    if "machine" in frame.columns and frame["machine"].nunique() > 1:
+        columns.insert(0, "machine")
+    return columns
+
+
+def select_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Columns by name, with a UsageError listing what exists when a name is unknown."""
+    unknown = [c for c in columns if c not in frame.columns]
+    if unknown:
+        known = ", ".join(printable_columns(frame))
+        raise UsageError(f"unknown column(s) {', '.join(unknown)}; available: {known}")
+    return frame.loc[:, list(columns)]
+
+
+FORMATS = ("text", "csv", "markdown")
+
+
+def format_table(frame: pd.DataFrame, fmt: str = "text") -> str:
+    """The frame as text (aligned, rounded), CSV (full precision) or a GitHub markdown table."""
+    frame = frame.loc[:, [c for c in frame.columns if c not in RAW_COLUMNS]]
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    cells = [[_format_value(v) for v in row] for row in frame.itertuples(index=False)]
+    header = [str(c) for c in frame.columns]
+    if fmt == "markdown":
+        return _markdown(header, cells)
+    if fmt == "text":
+        return _aligned(header, cells)
+    raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def _format_value(value: Any) -> str:
+    """Short, human numbers: 3 significant digits, no 'nan' noise, integers as integers."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "NO"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return ""
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        if value == int(value) and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value).replace("\n", " ")
+
+
+TEXT_CELL_WIDTH = 60  # long error messages are cut in the terminal view (CSV keeps them)
+
+
+def _aligned(header: list[str], cells: list[list[str]]) -> str:
+    cells = [[_cut(v, TEXT_CELL_WIDTH) for v in row] for row in cells]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    for row in cells:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _markdown(header: list[str], cells: list[list[str]]) -> str:
+    """A small GitHub markdown table writer, so markdown output needs no 'tabulate'."""
+    def line(values: list[str]) -> str:
+        return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
+
+    out = [line(header), "|" + "|".join("---" for _ in header) + "|"]
+    out.extend(line(row) for row in cells)
+    return "\n".join(out) + "\n"
