@@ -50,7 +50,8 @@ def feature_sizes(c: CnnConfig) -> list[tuple[str, int]]:
             raise ConfigError(
                 f"cnn: conv{i + 1} with kernel_size={c.kernel_size}, stride={c.conv_stride}, "
                 f"padding={c.padding} shrinks the feature map to nothing "
-                f"(input_size={c.input_size}); use a larger input_size, SAME padding or fewer layers"
+                f"(input_size={c.input_size}); use a larger input_size, SAME padding or "
+                "fewer layers"
             )
         if c.pool != "none":
             size = conv_output_size(size, c.pool_size, c.pool_stride, "VALID")

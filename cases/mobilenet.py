@@ -147,7 +147,8 @@ def _keras_model(c: MobileNetConfig, weights):
                                          name=keras_layer_name(name))
 
     inputs = keras.Input((c.resolution, c.resolution, 3))
-    x = layers.Conv2D(int(STEM_FILTERS * c.alpha), 3, 2, "same", use_bias=False, name="conv1")(inputs)
+    stem = int(STEM_FILTERS * c.alpha)
+    x = layers.Conv2D(stem, 3, 2, "same", use_bias=False, name="conv1")(inputs)
     x = layers.ReLU(6.0)(bn("conv1/bn")(x))
     for i, (filters, stride) in enumerate(BLOCKS, start=1):
         x = layers.DepthwiseConv2D(3, stride, "same", depth_multiplier=c.depth_multiplier,

@@ -15,7 +15,7 @@ from cases.base import ConfigError
 
 
 def split_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """`"cnn:kernel_size=5,padding=VALID"` -> `("cnn", {"kernel_size": "5", "padding": "VALID"})`."""
+    """`"cnn:kernel_size=5,padding=VALID"` -> `("cnn", {"kernel_size": "5", ...})`."""
     name, _, rest = spec.strip().partition(":")
     overrides: dict[str, str] = {}
     for item in filter(None, (p.strip() for p in rest.split(","))):

@@ -24,19 +24,18 @@ def prepare(request: Request) -> Prepared:
     device = device_name(request.device)
     training = request.phase == "train"
     timings: dict[str, float] = {}
-    with tf.device(device):
-        with stage(timings, "build"):
-            model = request.workload.keras_model(request.weights)
-            if training:
-                model.compile(
-                    optimizer=keras.optimizers.SGD(learning_rate=request.learning_rate),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                )
-            if request.input == "resident":
-                images = tf.identity(tf.constant(request.images))
-                labels = tf.identity(tf.constant(request.labels))
-            else:
-                images, labels = request.images, request.labels
+    with tf.device(device), stage(timings, "build"):
+        model = request.workload.keras_model(request.weights)
+        if training:
+            model.compile(
+                optimizer=keras.optimizers.SGD(learning_rate=request.learning_rate),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            )
+        if request.input == "resident":
+            images = tf.identity(tf.constant(request.images))
+            labels = tf.identity(tf.constant(request.labels))
+        else:
+            images, labels = request.images, request.labels
     batch = request.batch
 
     if training:

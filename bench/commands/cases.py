@@ -1,0 +1,42 @@
+"""`python -m bench cases [SPEC ...]`: the workloads, their configurations, MACs and parameters."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.errors import UsageError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "cases", help="list the cases with their default configuration, MACs and parameters",
+        description="List cases. Give case specs such as "
+                    "'mobilenet:alpha=0.75,resolution=192' to see an override.")
+    parser.add_argument("specs", nargs="*", metavar="SPEC",
+                        help="case specs: name[:key=value,...]; tuples use '/': conv_filters=32/64")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from cases import CASES, ConfigError, get_workload
+    from cases.spec import describe_defaults
+
+    specs = args.specs or list(CASES)
+    rows = []
+    for spec in specs:
+        try:
+            workload = get_workload(spec)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        info = CASES[workload.case]
+        h, w, c = workload.input_shape
+        rows.append((workload.spec, f"{h}x{w}x{c}", f"{workload.macs_per_image / 1e6:,.2f}",
+                     f"{workload.params / 1e6:,.3f}", len(workload.layer_names), info.summary,
+                     describe_defaults(workload.config)))
+    header = ("case", "input", "MMACs/image", "Mparams", "layers", "what it is")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print("  ".join(h.ljust(wd) for h, wd in zip(header, widths, strict=True)))
+    for row in rows:
+        print("  ".join(str(v).ljust(wd) for v, wd in zip(row[:-1], widths, strict=True)))
+        print(f"    config: {row[-1]}")
+    return 0

@@ -1,0 +1,123 @@
+"""`python -m bench run`: measure a suite's matrix and print the table.
+
+With no arguments it runs the standard suite on the CPU. Every option narrows or overrides the
+suite; everything is validated before any cell runs. Exit codes: 0 every cell ok or skipped,
+1 some cells failed, 2 bad usage or input, 130 interrupted (the partial run is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import sys
+from pathlib import Path
+
+from bench.errors import UsageError
+
+
+def _csv(kind=str):
+    def parse(text: str) -> list:
+        try:
+            return [kind(v.strip()) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list, got {text!r}") from None
+
+    return parse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a benchmark suite (default: standard, on the CPU)",
+                       description=__doc__.split("\n\n")[1] if __doc__ else None)
+    p.add_argument("--suite", default="standard",
+                   help="suite name in cases/suites (smoke, quick, standard, full) or a .toml path")
+    p.add_argument("--case", action="append", dest="cases", metavar="SPEC",
+                   help="case spec, repeatable: cnn, 'mobilenet:alpha=0.5,resolution=160'")
+    p.add_argument("--mode", "--modes", type=_csv(), dest="modes", metavar="M[,M]",
+                   help="modes: session,frozen,optimized,eager,function,xla,keras")
+    p.add_argument("--phase", "--phases", type=_csv(), dest="phases", metavar="P[,P]",
+                   help="infer and/or train")
+    p.add_argument("--device", "--devices", type=_csv(), dest="devices", metavar="D[,D]",
+                   help="cpu and/or gpu (default: the suite's, normally cpu)")
+    p.add_argument("--batch", "--batches", type=_csv(int), dest="batches", metavar="N[,N]")
+    p.add_argument("--input", "--inputs", type=_csv(), dest="inputs", metavar="I[,I]",
+                   help="resident (batch already on the device) and/or feed (host batch per step)")
+    p.add_argument("--rounds", type=int, help="run the matrix R times, rotating the order")
+    p.add_argument("--budget", type=float, dest="budget_s", help="seconds of sampling per cell")
+    p.add_argument("--target-ci", type=float, help="stop when the median's CI is within this")
+    p.add_argument("--min-samples", type=int)
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--timeout", type=float, dest="timeout_s", help="seconds per cell worker")
+    p.add_argument("--memory-limit-mb", type=int, help="kill a worker above this resident MB")
+    p.add_argument("--threads", type=int, dest="threads_intra", help="intra-op threads")
+    p.add_argument("--inter-threads", type=int, dest="threads_inter", help="inter-op threads")
+    p.add_argument("--shard", help="i/n: run only the i-th of n disjoint parts of the matrix")
+    p.add_argument("--probes", action="store_true",
+                   help="also run the debuggability probes in every cell (dbg_* columns)")
+    p.add_argument("--out", default="results", help="directory for the run file (results/)")
+    p.add_argument("--report", metavar="HTML", help="also write the HTML report here")
+    p.add_argument("--format", choices=("text", "csv", "markdown"), default="text")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from bench import plan
+
+    suite = plan.load_suite(args.suite)
+    cells = plan.expand(suite, cases=args.cases, modes=args.modes, phases=args.phases,
+                        batches=args.batches, inputs=args.inputs, devices=args.devices)
+    if args.shard:
+        index, count = plan.parse_shard(args.shard)
+        cells = plan.shard(cells, index, count)
+    overrides = {k: getattr(args, k) for k in ("rounds", "budget_s", "target_ci", "min_samples",
+                                               "warmup", "timeout_s", "memory_limit_mb",
+                                               "threads_intra", "threads_inter")
+                 if getattr(args, k) is not None}
+    settings = plan.make_settings({**dataclasses.asdict(suite.settings), **overrides},
+                                  where="command-line options")
+    if not cells:
+        raise UsageError("the selection leaves no cells to run")
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} exists and is not a directory")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    shard_tag = f"-shard{args.shard.replace('/', 'of')}" if args.shard else ""
+    out_path = out_dir / f"{suite.name}{shard_tag}-{stamp}.jsonl"
+    n = 1
+    while out_path.exists():  # never overwrite an earlier run
+        n += 1
+        out_path = out_dir / f"{suite.name}{shard_tag}-{stamp}-{n}.jsonl"
+
+    from bench.runner import run
+    from bench.worker import CellOptions
+
+    options = CellOptions(warmup=settings.warmup, min_samples=settings.min_samples,
+                          target_ci=settings.target_ci, budget_s=settings.budget_s,
+                          seed=settings.seed, threads_intra=settings.threads_intra,
+                          threads_inter=settings.threads_inter, probes=args.probes)
+    order = plan.rounds_order(cells, settings.rounds)
+    print(f"running {len(cells)} cells x {settings.rounds} round(s) of suite '{suite.name}' "
+          f"-> {out_path}", file=sys.stderr)
+    try:
+        result = run(order, suite=suite.name, options=options, out_path=out_path,
+                     timeout_s=settings.timeout_s, memory_limit_mb=settings.memory_limit_mb,
+                     settings=dataclasses.asdict(settings), show_progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished cells are kept in {out_path} (marked incomplete)",
+              file=sys.stderr)
+        return 130
+
+    from reports.table import default_columns, format_table, load_runs, records_frame
+
+    runs = load_runs([out_path])
+    frame = records_frame(runs)
+    print(format_table(frame[default_columns(frame)], args.format))
+    print(f"\nresults: {out_path}", file=sys.stderr)
+    if args.report:
+        from reports.command import write_report
+
+        written = write_report(runs, Path(args.report))
+        print(f"report: {written}", file=sys.stderr)
+    return 1 if result.failed else 0

@@ -1,0 +1,236 @@
+"""Runs a matrix of cells, each in its own worker process, and writes the run file as it goes.
+
+Isolation: workers are forked from a forkserver that has already imported TensorFlow, so a
+cell pays process creation but not TF's import, and a crash, hang or memory blow-up in one
+cell costs only that cell. The runner itself never imports TensorFlow. Each worker's stdout
+and stderr go to a per-cell log next to the run file; a failed cell's record points to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from multiprocessing import forkserver
+from pathlib import Path
+
+from bench.errors import UsageError
+from bench.machine import fingerprint, machine_facts
+from bench.modes import not_applicable_reason
+from bench.progress import Progress
+from bench.record import Cell, Record
+from bench.store import RunHeader, RunWriter
+from bench.worker import CellOptions, calibrate, error_record, run_cell
+
+PRELOAD = ["bench.worker", "bench.modes.runtime", "bench.modes.tf2", "bench.modes.graph", "cases"]
+POLL_S = 0.1
+
+
+@dataclass
+class RunResult:
+    path: Path
+    records: list[Record] = field(default_factory=list)
+    complete: bool = True
+
+    @property
+    def failed(self) -> list[Record]:
+        return [r for r in self.records if r.status in ("error", "timeout", "crashed")]
+
+
+def _context() -> mp.context.BaseContext:
+    """A forkserver context whose server has TensorFlow imported, with its chatter logged."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def _start_forkserver(log_path: Path) -> None:
+    """Start the server with stderr pointed at a log, so TF's import banner stays out."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    saved = os.dup(2)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            forkserver.ensure_running()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _child(target, args, conn, log_path: str) -> None:
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    try:
+        result = ("ok", target(*args))
+    except BaseException as exc:  # noqa: BLE001 - everything a cell raises is its own failure
+        result = ("error", exc if _picklable(exc) else RuntimeError(repr(exc)))
+        import traceback
+
+        traceback.print_exception(exc)
+    conn.send(result)
+    conn.close()
+
+
+def _picklable(exc: BaseException) -> bool:
+    import pickle
+
+    try:
+        pickle.dumps(exc)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@dataclass
+class Outcome:
+    status: str  # "ok" | "error" | "timeout" | "crashed"
+    value: object = None
+    reason: str = ""
+
+
+def run_in_worker(ctx, target, args, log_path: Path, timeout_s: float,
+                  memory_limit_mb: float | None = None) -> Outcome:
+    """Run `target(*args)` in a fresh worker; never raises for what the worker does."""
+    receiver, sender = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_child, args=(target, args, sender, str(log_path)), daemon=True)
+    process.start()
+    sender.close()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            if receiver.poll(POLL_S):
+                try:
+                    kind, value = receiver.recv()
+                except (EOFError, OSError):
+                    break  # died without a word: decoded below
+                process.join(5)
+                if kind == "ok":
+                    return Outcome("ok", value)
+                return Outcome("error", value)
+            if not process.is_alive() and not receiver.poll(0):
+                break
+            if time.monotonic() > deadline:
+                _kill(process)
+                return Outcome("timeout", reason=f"timeout: no result after {timeout_s:g} s")
+            rss = _rss_mb(process.pid)
+            if memory_limit_mb and rss and rss > memory_limit_mb:
+                _kill(process)
+                return Outcome("crashed", reason=f"out of memory: resident memory {rss:.0f} MB "
+                                                 f"exceeded the {memory_limit_mb:g} MB limit")
+    finally:
+        if process.is_alive():
+            _kill(process)
+        receiver.close()
+    process.join(5)
+    return Outcome("crashed", reason=_describe_exit(process.exitcode))
+
+
+def _kill(process) -> None:
+    process.kill()
+    process.join(5)
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "crashed: worker did not exit"
+    if code < 0:
+        name = signal.Signals(-code).name
+        hint = " (possibly the kernel's out-of-memory killer)" if name == "SIGKILL" else ""
+        return f"crashed: worker killed by {name}{hint}"
+    return f"crashed: worker exited with code {code} without a result"
+
+
+def _log_name(cell: Cell, round_index: int) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in cell.key)
+    return f"{safe}.r{round_index}.log"
+
+
+def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOptions,
+        out_path: Path, timeout_s: float, memory_limit_mb: float | None = None,
+        settings: dict | None = None, show_progress: bool = True) -> RunResult:
+    """Measure every (round, cell) in order, appending each record to `out_path` at once."""
+    ctx = _context()
+    log_dir = out_path.with_suffix("").with_name(out_path.stem + "_logs")
+    _start_forkserver(log_dir / "forkserver.log")
+    devices = sorted({cell.device for _, cell in cells_in_order}) or ["cpu"]
+    facts = machine_facts()
+    peak: dict[str, float] = {}
+    for device in devices:
+        got = run_in_worker(ctx, calibrate, (device, options.threads_intra,
+                                             options.threads_inter),
+                            log_dir / f"calibrate-{device}.log", timeout_s=300)
+        if got.status != "ok":
+            raise RuntimeError(f"calibration on {device} failed: {got.reason or got.value}")
+        if device == "gpu" and not got.value.get("gpus"):
+            raise UsageError("device 'gpu' requested but TensorFlow sees no GPU on this machine "
+                             "(install the 'gpu' extra on a CUDA machine, or use --device cpu)")
+        facts.update({k: v for k, v in got.value.items() if k != "peak_flops"})
+        if got.value.get("peak_flops"):
+            peak[device] = got.value["peak_flops"]
+    facts["fingerprint"] = fingerprint(facts, ",".join(devices))
+    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    header = RunHeader(run_id=run_id, suite=suite, started=dt.datetime.now(dt.UTC)
+                       .isoformat(timespec="seconds"), machine=facts,
+                       options={**(settings or {}), **asdict(options), "timeout_s": timeout_s,
+                                "memory_limit_mb": memory_limit_mb},
+                       peak_flops=peak)
+    writer = RunWriter(out_path, header)
+    result = RunResult(out_path)
+    progress = Progress(len(cells_in_order), enabled=show_progress)
+    try:
+        for round_index, cell in cells_in_order:
+            progress.start(cell, round_index)
+            record = _measure_one(ctx, cell, options, log_dir / _log_name(cell, round_index),
+                                  timeout_s, memory_limit_mb)
+            record.run_id, record.round = run_id, round_index
+            writer.append(record)
+            result.records.append(record)
+            progress.done(record)
+    except KeyboardInterrupt:
+        result.complete = False
+        writer.close(complete=False, reason="interrupted by user (SIGINT)", finished=_now())
+        progress.finish(interrupted=True)
+        raise
+    writer.close(complete=True, finished=_now())
+    progress.finish()
+    return result
+
+
+def _measure_one(ctx, cell: Cell, options: CellOptions, log_path: Path, timeout_s: float,
+                 memory_limit_mb: float | None) -> Record:
+    reason = not_applicable_reason(cell.mode, cell.phase)
+    if reason:
+        return Record(cell=cell, status="skipped", reason=reason)
+    got = run_in_worker(ctx, run_cell, (cell, options), log_path, timeout_s, memory_limit_mb)
+    if got.status == "ok":
+        return got.value
+    if got.status == "error":
+        record = error_record(cell, got.value)
+    else:
+        record = Record(cell=cell, status=got.status, reason=got.reason)
+    record.extra["log"] = str(log_path)
+    return record
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,186 @@
+"""Runs one cell inside its own worker process and turns what happened into a Record.
+
+Order of work, so that each number means one thing:
+1. build the workload, weights and input batch (deterministic from the seed);
+2. `mode.prepare` (setup stages timed by the mode), then the first call (its own stage:
+   trace/compile-on-first-call lands here), which gives time to first result;
+3. the equivalence steps (the first call plus two more for training), outputs kept aside;
+4. steady-state measurement (bench.timing.measure; warm-up excluded);
+5. peak memory read *before* the eager reference is computed, so it is the cell's own;
+6. the eager reference and the comparison (a wrong answer has no speed: the record says so).
+
+This module imports no TensorFlow itself; the modes it loads do, inside the worker process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.record import Cell, Record
+from bench.timing import measure
+
+FAULT_ENV = "BENCH_INJECT_FAULT"  # "<mode>:<crash|hang|oom|error>", for the isolation tests
+
+
+@dataclass(frozen=True)
+class CellOptions:
+    """What the runner tells a worker: the measurement settings of bench.plan.Settings."""
+
+    warmup: int = 2
+    min_samples: int = 10
+    target_ci: float = 0.02
+    budget_s: float = 10.0
+    seed: int = 0
+    threads_intra: int = 0
+    threads_inter: int = 0
+    probes: bool = False
+
+
+def run_cell(cell: Cell, options: CellOptions) -> Record:
+    """Measure one cell. Errors raised here are the runner's to record (status `error`)."""
+    from bench.modes import load_mode, not_applicable_reason
+    from bench.modes.base import EQUIVALENCE_STEPS, NotApplicable, Request, tolerance
+    from bench.modes.runtime import device_peak_memory_mb, resolve_threads
+    from cases import get_workload
+
+    _maybe_inject_fault(cell)
+    started = time.perf_counter()
+    reason = not_applicable_reason(cell.mode, cell.phase)
+    if reason:
+        return Record(cell=cell, status="skipped", reason=reason)
+    baseline_mb = _reset_peak_rss()
+    workload = get_workload(cell.case_spec)
+    weights = workload.weights(options.seed)
+    images, labels = workload.inputs(cell.batch, options.seed)
+    threads = resolve_threads(options.threads_intra, options.threads_inter)
+    request = Request(workload, weights, images, labels, cell.phase, cell.device, cell.input,
+                      threads)
+    training = cell.phase == "train"
+    mode = load_mode(cell.mode)
+
+    t0 = time.perf_counter()
+    try:
+        prepared = mode.prepare(request)
+    except NotApplicable as exc:
+        return Record(cell=cell, status="skipped", reason=str(exc))
+    t1 = time.perf_counter()
+    first = prepared.step()
+    first_result_s = time.perf_counter() - t0
+    setup = dict(prepared.setup_s)
+    setup["first_call"] = time.perf_counter() - t1
+
+    outputs = [np.asarray(first)]
+    if training:
+        outputs += [np.asarray(prepared.step()) for _ in range(EQUIVALENCE_STEPS - 1)]
+        trained = prepared.read_weights()
+
+    measurement = measure(prepared.step, warmup=options.warmup, min_samples=options.min_samples,
+                          target_rel_ci=options.target_ci, budget_s=options.budget_s)
+    peak_rss_mb = _peak_rss_mb() - baseline_mb
+    peak_device_mb = device_peak_memory_mb(cell.device)
+    debug = {}
+    if options.probes:
+        from bench.probes import run_probes
+
+        debug = run_probes(cell, workload, request, prepared)
+    prepared.close()
+
+    # The eager reference, same weights, same bytes.
+    reference = load_mode("eager").prepare(request)
+    if training:
+        ref_losses = [float(reference.step()) for _ in range(EQUIVALENCE_STEPS)]
+        ref_weights = reference.read_weights()
+        diff = max(
+            max(abs(float(a) - b) for a, b in zip(outputs, ref_losses, strict=True)),
+            max(float(np.max(np.abs(trained[k] - ref_weights[k]))) for k in ref_weights),
+        )
+    else:
+        diff = float(np.max(np.abs(outputs[0] - np.asarray(reference.step()))))
+    tol = tolerance(cell.mode, cell.phase)
+
+    flops = 2.0 * workload.macs_per_image * (3.0 if training else 1.0)
+    return Record(
+        cell=cell, status="ok", samples_s=measurement.samples_s,
+        warmup_s=measurement.warmup_s, images_per_step=cell.batch, setup_s=setup,
+        first_result_s=first_result_s, peak_rss_mb=peak_rss_mb, peak_device_mb=peak_device_mb,
+        graph_nodes=prepared.graph_nodes, max_abs_diff=diff, tolerance=tol,
+        equivalent=bool(diff <= tol), macs_per_image=workload.macs_per_image,
+        params=workload.params, flops_per_image=flops, threads=threads.as_dict(), debug=debug,
+        wall_s=time.perf_counter() - started,
+        extra={**prepared.extra, "stopped_by": measurement.stopped_by,
+               "reached_target": measurement.reached_target},
+    )
+
+
+def error_record(cell: Cell, exc: BaseException) -> Record:
+    """One readable line for the table; the full traceback goes to the cell's log."""
+    traceback.print_exception(exc)
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return Record(cell=cell, status="error", reason=f"{type(exc).__name__}: {message}")
+
+
+def _read_status_kb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    return 0.0
+
+
+def _reset_peak_rss() -> float:
+    """Reset the kernel's high-water mark (Linux) and return the current RSS in MB."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    return _read_status_kb("VmRSS") / 1024
+
+
+def _peak_rss_mb() -> float:
+    return _read_status_kb("VmHWM") / 1024
+
+
+def _maybe_inject_fault(cell: Cell) -> None:
+    """Deliberate failures so tests can prove one bad cell never takes the run down."""
+    spec = os.environ.get(FAULT_ENV, "")
+    mode, _, kind = spec.partition(":")
+    if not spec or mode != cell.mode:
+        return
+    if kind == "crash":
+        os.abort()
+    if kind == "hang":
+        while True:
+            time.sleep(1)
+    if kind == "oom":
+        hog = []
+        while True:
+            hog.append(np.ones(64 * 1024 * 1024 // 8))  # 64 MB at a time, touched
+    if kind == "error":
+        raise RuntimeError(f"injected error in {cell.key}")
+
+
+def calibrate(device: str, threads_intra: int = 0, threads_inter: int = 0) -> dict:
+    """Once per run: TensorFlow facts and the device's achievable float32 FLOP/s."""
+    from bench.modes.runtime import (
+        configure_threads,
+        measure_peak_flops,
+        resolve_threads,
+        tf_facts,
+    )
+
+    threads = configure_threads(resolve_threads(threads_intra, threads_inter))
+    facts = tf_facts()
+    facts["threads"] = threads.as_dict()
+    if device == "gpu" and not facts["gpus"]:
+        facts["peak_flops"] = None
+        return facts
+    facts["peak_flops"] = measure_peak_flops(device)
+    return facts
