@@ -255,10 +255,20 @@ def records_frame(runs: Sequence[Run]) -> pd.DataFrame:
 
 def _column_order(frame: pd.DataFrame) -> list[str]:
     extra = [c for c in frame.columns if c not in BASE_COLUMNS + TAIL_COLUMNS + RAW_COLUMNS]
-    setup = [c for c in extra if c.startswith("setup_")]
+    setup = sorted((c for c in extra if c.startswith("setup_")), key=_stage_rank)
     nodes = [c for c in extra if c.startswith("graph_nodes_")]
     debug = sorted(c for c in extra if c.startswith("dbg_"))
     return BASE_COLUMNS + setup + nodes + debug + TAIL_COLUMNS + RAW_COLUMNS
+
+
+# Setup stages in the order a mode goes through them (DESIGN.md); unknown stages after these.
+STAGE_ORDER = ("build", "trace", "freeze", "optimize", "compile", "first_call")
+
+
+def _stage_rank(column: str) -> tuple[int, str]:
+    stage = column.removeprefix("setup_").removesuffix("_s")
+    rank = STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
+    return rank, stage
 
 
 def _row(pooled: dict[str, Any], run: Run) -> dict[str, Any]:
