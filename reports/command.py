@@ -1,0 +1,59 @@
+"""`python -m bench report RUN [RUN ...] [--baseline RUN] [-o report.html]`.
+
+Writes one self-contained HTML file (open it anywhere, no network needed) and the tables
+behind it as CSV next to it, named `<stem>_<table>.csv`, so numbers can be re-used without
+scraping the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.errors import UsageError
+from reports.table import load_runs, run_warnings
+
+TABLES = ("cells", "modes", "break_even", "scorecard", "baseline")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report", help="write a self-contained HTML report (plus CSV tables) from run files",
+        description=__doc__.splitlines()[0],
+    )
+    parser.add_argument("runs", nargs="+", metavar="RUN",
+                        help="run file (.jsonl), pytest-benchmark JSON, or directory of them")
+    parser.add_argument("--baseline", action="append", metavar="RUN", default=[],
+                        help="baseline run file or directory to compare against (repeatable)")
+    parser.add_argument("-o", "--output", default="report.html", metavar="FILE",
+                        help="HTML file to write (default: report.html in this directory)")
+    parser.set_defaults(func=run)
+
+
+def csv_paths(output: Path) -> dict[str, Path]:
+    """Where each table goes: next to the HTML, '<stem>_<table>.csv'."""
+    return {name: output.with_name(f"{output.stem}_{name}.csv") for name in TABLES}
+
+
+def run(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"{output}: the report is HTML; give an output name ending in .html")
+    if not output.parent.is_dir():
+        raise UsageError(f"{output.parent}: output directory does not exist")
+    runs = load_runs(args.runs)
+    baseline = load_runs(args.baseline) if args.baseline else None
+    for line in run_warnings(runs + (baseline or [])):
+        print(f"warning: {line}", file=sys.stderr)
+
+    from reports.report import build_report  # matplotlib is slow to import; only when needed
+
+    paths = csv_paths(output)
+    names = [p.name for n, p in paths.items() if n != "baseline" or baseline]
+    report = build_report(runs, baseline, names)
+    output.write_text(report.html, encoding="utf-8")
+    for name, table in report.tables.items():
+        table.to_csv(paths[name], index=False)
+    print(output)
+    return 0

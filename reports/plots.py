@@ -1,0 +1,415 @@
+"""Plots for the report, each a function answering one question and returning a Figure.
+
+Every function takes the flat frame of one machine and device (reports.table.records_frame,
+plus speed-ups from reports.pivots) and returns a matplotlib Figure, or None when the run has
+nothing to answer that question with (e.g. no batch sweep). The Agg backend is forced: reports
+are built on headless CI boxes and laptops alike.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # after matplotlib.use: the backend must be chosen first
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from reports.pivots import (
+    REFERENCE_MODE,
+    config_params,
+    cumulative_time_s,
+    fixed_cost_s,
+    groups,
+    mode_order,
+)
+
+PANEL_WIDTH = 5.6  # inches; two panels side by side fit a 1200 px wide page at 100 dpi
+DPI = 100
+_STATUS_TEXT = {"skipped": "skipped", "error": "error", "timeout": "timeout",
+                "crashed": "crashed"}
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    """The report's look, scoped so importing this module changes no global matplotlib state."""
+    rc = {"figure.dpi": DPI, "axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9,
+          "ytick.labelsize": 9, "legend.fontsize": 9, "axes.titleweight": "bold"}
+    with sns.axes_style("whitegrid"), plt.rc_context(rc):
+        yield
+
+
+# Okabe-Ito colours (colour-blind safe), assigned so related modes are still told apart.
+_MODE_COLORS = {"eager": "#4d4d4d", "function": "#0072B2", "xla": "#D55E00", "keras": "#009E73",
+                "session": "#CC79A7", "frozen": "#56B4E9", "optimized": "#E69F00"}
+_SPARE_COLORS = ("#F0E442", "#8c564b", "#7f7f7f", "#17becf")
+
+
+def mode_colors(modes: list[str]) -> dict[str, str]:
+    """One fixed colour per mode across all plots; eager, the reference, is dark grey."""
+    colors = dict(_MODE_COLORS)
+    unknown = [m for m in mode_order(modes) if m not in colors]
+    for i, mode in enumerate(unknown):
+        colors[mode] = _SPARE_COLORS[i % len(_SPARE_COLORS)]
+    return colors
+
+
+def figure_png(fig: Figure) -> bytes:
+    """Render and close a figure (closing matters: a report makes dozens of them)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)  # layouts are tight already; no second pass
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _workload(key: dict) -> str:
+    case = f"{key['case']}[{key['config']}]" if key["config"] else key["case"]
+    label = f"{case}, batch {key['batch']}"
+    return label if key.get("input", "resident") == "resident" else f"{label}, {key['input']}"
+
+
+def _grid(frame: pd.DataFrame, height: float) -> tuple[Figure, list]:
+    """One panel per (workload, phase) group: workloads as rows, phases as columns.
+
+    Returns the figure and (axes, group key, rows of the group) for every used panel.
+    """
+    items = groups(frame)
+    rows = list(dict.fromkeys(_workload(k) for k, _ in items))
+    cols = list(dict.fromkeys(k["phase"] for k, _ in items))
+    fig, axes = plt.subplots(len(rows), len(cols), squeeze=False,
+                             figsize=(PANEL_WIDTH * len(cols), height * len(rows)))
+    panels = []
+    for key, cells in items:
+        ax = axes[rows.index(_workload(key)), cols.index(key["phase"])]
+        ax.set_title(f"{_workload(key)} · {key['phase']}")
+        panels.append((ax, key, cells))
+    used = {id(ax) for ax, _, _ in panels}
+    for ax in axes.flat:
+        if id(ax) not in used:
+            ax.set_visible(False)
+    return fig, panels
+
+
+def throughput_figure(frame: pd.DataFrame) -> Figure | None:
+    """Which mode processes the most images per second, and how sure are we?
+
+    Horizontal bars per mode with the 95% CI of the median as error bars, one panel per
+    workload and phase; failed or skipped modes are named in the panel rather than left out.
+    """
+    if frame.empty:
+        return None
+    colors = mode_colors(list(frame["mode"]))
+    with _style():
+        fig, panels = _grid(frame, height=0.32 * frame["mode"].nunique() + 1.2)
+        for ax, _key, cells in panels:
+            modes = list(cells["mode"])
+            y = np.arange(len(modes))
+            values = cells["images_per_s"].to_numpy(dtype=float)
+            low = values - cells["ci_low"].to_numpy(dtype=float)
+            high = cells["ci_high"].to_numpy(dtype=float) - values
+            ax.barh(y, np.nan_to_num(values), color=[colors[m] for m in modes],
+                    xerr=np.nan_to_num([low, high]), error_kw={"elinewidth": 1, "capsize": 3})
+            ax.set_yticks(y, modes)
+            ax.invert_yaxis()
+            finite = values[np.isfinite(values)]
+            right = finite.max() if finite.size else 1.0
+            for i, (value, status) in enumerate(zip(values, cells["status"], strict=True)):
+                if status != "ok":
+                    ax.text(right * 0.01, i, _STATUS_TEXT.get(status, status), va="center",
+                            fontsize=8, color="#b00020" if status != "skipped" else "#777")
+                elif np.isfinite(value):
+                    end = max(value, np.nan_to_num(value + high[i]))
+                    ax.text(end + right * 0.02, i, f"{value:,.0f}", va="center", fontsize=8)
+            ax.set_xlim(0, right * 1.25)
+            ax.set_xlabel("images/s (median step, 95% CI)")
+        fig.tight_layout()
+    return fig
+
+
+def speedup_heatmap(frame: pd.DataFrame) -> Figure | None:
+    """Where does each mode beat eager, and by how much? (cells x modes, colour = speed-up)
+
+    The colour scale is logarithmic and centred on 1x so 2x faster and 2x slower look equally
+    strong; cells without a speed-up show their status instead of a colour.
+    """
+    if frame.empty or "speedup" not in frame.columns:
+        return None
+    modes = mode_order(frame["mode"])
+    labels, values, notes = [], [], []
+    multi = frame.groupby(["machine", "device"]).ngroups > 1
+    for key, cells in groups(frame):
+        labels.append(_short_label(key, multi))
+        by_mode = {row["mode"]: row for _, row in cells.iterrows()}
+        values.append([by_mode[m]["speedup"] if m in by_mode else math.nan for m in modes])
+        notes.append([_heat_note(by_mode.get(m)) for m in modes])
+    data = np.log2(np.array(values, dtype=float))
+    finite = np.abs(data[np.isfinite(data)])
+    span = max(float(finite.max()) if finite.size else 1.0, 0.5)
+    with _style():
+        width = 0.78 * len(modes) + 0.075 * max(len(label) for label in labels) + 1.2
+        fig, ax = plt.subplots(figsize=(width, 0.34 * len(labels) + 1.5))
+        masked = np.ma.masked_invalid(data)
+        cmap = plt.get_cmap("RdBu").with_extremes(bad="#eeeeee")
+        image = ax.imshow(masked, cmap=cmap, aspect="auto",
+                          norm=TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span))
+        for i in range(len(labels)):
+            for j in range(len(modes)):
+                dark = np.isfinite(data[i, j]) and abs(data[i, j]) > span * 0.6
+                failed = notes[i][j] in ("error", "timeout", "crashed")
+                ax.text(j, i, notes[i][j], ha="center", va="center", fontsize=8,
+                        color="#b00020" if failed else "white" if dark else "#222",
+                        fontweight="bold" if failed else "normal")
+        ax.set_xticks(range(len(modes)), modes)
+        ax.xaxis.tick_top()
+        ax.set_yticks(range(len(labels)), labels)
+        ax.grid(False)
+        ticks = [t for t in (-3, -2, -1, 0, 1, 2, 3) if abs(t) <= span]
+        bar = fig.colorbar(image, ax=ax, ticks=ticks, fraction=0.04, pad=0.02)
+        bar.ax.set_yticklabels([f"{2.0 ** t:g}x" for t in ticks])
+        bar.set_label("speed-up over eager (median step time ratio, log scale)")
+        ax.set_title("Speed-up over eager", pad=10)
+        fig.tight_layout()
+    return fig
+
+
+def _short_label(key: dict, with_machine: bool) -> str:
+    """'mobilenet α0.25 r96 · infer b32': heat-map rows must stay narrow."""
+    config = _short_config(key["config"]) if key["config"] else ""
+    label = f"{key['case']} {config}".strip() + f" · {key['phase']} b{key['batch']}"
+    if key.get("input", "resident") != "resident":
+        label += f" {key['input']}"
+    return f"{key['machine']} {key['device']}: {label}" if with_machine else label
+
+
+def _heat_note(row: pd.Series | None) -> str:
+    if row is None:
+        return "-"
+    if row["status"] != "ok":
+        return _STATUS_TEXT.get(row["status"], row["status"])
+    if not np.isfinite(row["speedup"]):
+        return "n/a"
+    return f"{row['speedup']:.2f}x"
+
+
+def distributions_figure(frame: pd.DataFrame) -> Figure | None:
+    """Are the medians representative? Box plots of every raw step time, per mode.
+
+    Times are per step in milliseconds on a log axis, so modes an order of magnitude apart
+    still show their spread; dots are Tukey outliers (GC pauses, scheduler noise).
+    """
+    ok = frame[(frame["status"] == "ok") & (frame["samples"] > 0)]
+    if ok.empty:
+        return None
+    colors = mode_colors(list(frame["mode"]))
+    with _style():
+        fig, panels = _grid(ok, height=0.32 * ok["mode"].nunique() + 1.2)
+        for ax, _key, cells in panels:
+            data = [np.asarray(s) * 1e3 for s in cells["samples_s"]]
+            modes = list(cells["mode"])
+            parts = ax.boxplot(data, vert=False, patch_artist=True, widths=0.6,
+                               flierprops={"markersize": 3, "alpha": 0.6},
+                               medianprops={"color": "black"})
+            for patch, mode in zip(parts["boxes"], modes, strict=True):
+                patch.set_facecolor(colors[mode])
+                patch.set_alpha(0.8)
+            ax.set_yticks(range(1, len(modes) + 1), modes)
+            ax.invert_yaxis()
+            _log_axes(ax, "x")
+            ax.set_xlabel("step time (ms, log scale)")
+        fig.tight_layout()
+    return fig
+
+
+def break_even_figure(frame: pd.DataFrame, table: pd.DataFrame) -> Figure | None:
+    """For a job of N steps, which mode finishes first once setup is counted?
+
+    Cumulative wall time = fixed cost (setup + first call) + N x median step, one line per ok
+    mode on log-log axes; a dot marks where a graph mode overtakes eager (its break-even).
+    """
+    ok = frame[frame["status"] == "ok"]
+    if ok.empty or table.empty or not np.isfinite(table["fixed_s"]).any():
+        return None  # no setup times recorded: nothing to draw
+    colors = mode_colors(list(frame["mode"]))
+    finite = table["break_even_steps"][np.isfinite(table["break_even_steps"])]
+    top = max(1e4, 10 ** math.ceil(math.log10(max(float(finite.max()), 1.0) * 10)))
+    steps = np.unique(np.geomspace(1, top, 200).round())
+    with _style():
+        fig, panels = _grid(ok, height=3.2)
+        for ax, key, cells in panels:
+            for _, row in cells.iterrows():
+                fixed = fixed_cost_s(row)
+                if not np.isfinite(fixed) or not np.isfinite(row["median_s"]):
+                    continue
+                style = "--" if row["mode"] == REFERENCE_MODE else "-"
+                ax.plot(steps, cumulative_time_s(fixed, row["median_s"], steps), style,
+                        color=colors[row["mode"]], label=row["mode"], linewidth=1.6)
+            _mark_break_even(ax, key, table, colors)
+            _log_axes(ax, "xy")
+            ax.set_xlabel("job length (steps after the first result)")
+            ax.set_ylabel("cumulative time (s)")
+        _top_legend(fig)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    return fig
+
+
+def _mark_break_even(ax, key: dict, table: pd.DataFrame, colors: dict) -> None:
+    mask = np.ones(len(table), dtype=bool)
+    for name in ("run_id", "machine", "device", "case", "config", "phase", "input", "batch"):
+        mask &= (table[name] == key[name]).to_numpy()
+    for _, row in table[mask].iterrows():
+        n = row["break_even_steps"]
+        if row["mode"] == REFERENCE_MODE or not np.isfinite(n) or n < 1:
+            continue
+        t = cumulative_time_s(row["fixed_s"], row["step_ms"] / 1e3, n)
+        ax.plot([n], [t], "o", color=colors[row["mode"]], markersize=6,
+                markeredgecolor="black", markeredgewidth=0.6)
+
+
+def _log_axes(ax, which: str) -> None:
+    """Log scale labelled at 1-2-5 steps on short ranges and at decades on long ones.
+
+    Call after plotting: the density depends on the data range (a bare power of ten per panel
+    is too few to read, 1-2-5 steps over five decades collide).
+    """
+    for name in which:
+        axis = ax.xaxis if name == "x" else ax.yaxis
+        (ax.set_xscale if name == "x" else ax.set_yscale)("log")
+        low, high = ax.get_xlim() if name == "x" else ax.get_ylim()
+        decades = math.log10(high / low) if low > 0 and high > low else 1.0
+        subs = (1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)
+        axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: _compact_number(v)))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def _compact_number(value: float) -> str:
+    """Tick labels: 0.5, 20, 1k, 100k, 1M."""
+    for limit, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:g}{suffix}"
+    return f"{value:g}"
+
+
+def _legend_entries(fig: Figure) -> tuple[list, list[str]]:
+    seen: dict[str, object] = {}
+    for ax in fig.axes:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(name, handle)
+    names = mode_order(seen)
+    return [seen[n] for n in names], names
+
+
+def _top_legend(fig: Figure) -> None:
+    """One legend for all panels, above them (per-panel legends would hide curves)."""
+    handles, names = _legend_entries(fig)
+    if handles:
+        fig.legend(handles, names, loc="upper center", ncol=len(names), frameon=False,
+                   bbox_to_anchor=(0.5, 1.0))
+
+
+def batch_scaling_figure(frame: pd.DataFrame) -> Figure | None:
+    """How does throughput grow with batch size? (only workloads run at several batch sizes)"""
+    ok = frame[frame["status"] == "ok"]
+    swept = [(k, c) for k, c in ok.groupby(["case", "config", "phase", "input"], sort=False)
+             if c["batch"].nunique() > 1]
+    if not swept:
+        return None
+    colors = mode_colors(list(frame["mode"]))
+    cols = min(2, len(swept))
+    rows = math.ceil(len(swept) / cols)
+    with _style():
+        fig, axes = plt.subplots(rows, cols, squeeze=False,
+                                 figsize=(PANEL_WIDTH * cols, 3.4 * rows))
+        for ax, ((case, config, phase, _), cells) in zip(axes.flat, swept, strict=False):
+            for mode in mode_order(cells["mode"]):
+                line = cells[cells["mode"] == mode].sort_values("batch")
+                ax.plot(line["batch"], line["images_per_s"], marker="o", color=colors[mode],
+                        label=mode, linestyle="--" if mode == REFERENCE_MODE else "-")
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(sorted(cells["batch"].unique()),
+                          [str(b) for b in sorted(cells["batch"].unique())])
+            ax.set_title(f"{case}[{config}] · {phase}" if config else f"{case} · {phase}")
+            ax.set_xlabel("batch size (images per step)")
+            ax.set_ylabel("images/s (median)")
+            ax.set_ylim(bottom=0)
+        for ax in axes.flat[len(swept):]:
+            ax.set_visible(False)
+        _top_legend(fig)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    return fig
+
+
+def model_scaling_figure(frame: pd.DataFrame) -> Figure | None:
+    """How do throughput and achieved FLOP/s change with model size (MACs per image)?
+
+    One panel row per case run in several configurations (e.g. MobileNet alpha and
+    resolution) and phase, at the case's most common batch size; one point per configuration,
+    placed by its MACs per image. The right panel's second axis is the share of the machine's
+    measured peak FLOP/s, when the run measured it.
+    """
+    ok = frame[(frame["status"] == "ok") & frame["macs"].notna()]
+    panels = []
+    for (case, phase), cells in ok.groupby(["case", "phase"], sort=False):
+        cells = cells[cells["batch"] == cells["batch"].mode().iloc[0]]
+        if cells["config"].nunique() > 1:
+            panels.append((case, phase, cells))
+    if not panels:
+        return None
+    colors = mode_colors(list(frame["mode"]))
+    has_flops = ok["gflops"].notna().any()
+    known = ok[ok["peak_fraction"] > 0]
+    peak_gflops = float((known["gflops"] / known["peak_fraction"]).iloc[0]) if len(known) else 0
+    ncols = 2 if has_flops else 1
+    with _style():
+        fig, axes = plt.subplots(len(panels), ncols, squeeze=False,
+                                 figsize=(PANEL_WIDTH * ncols, 3.4 * len(panels)))
+        for row_axes, (case, phase, cells) in zip(axes, panels, strict=True):
+            metrics = [("images_per_s", "images/s (median)")]
+            if has_flops:
+                metrics.append(("gflops", "achieved GFLOP/s"))
+            for ax, (column, label) in zip(row_axes, metrics, strict=True):
+                _scaling_panel(ax, cells, column, colors)
+                batch = cells["batch"].iloc[0]
+                ax.set_title(f"{case} · {phase} · batch {batch}: {label.split(' (')[0]}")
+                ax.set_xlabel("configuration (MACs per image, log scale)")
+                ax.set_ylabel(label)
+                if column == "gflops" and peak_gflops:
+                    right = ax.secondary_yaxis("right", functions=(
+                        lambda g: g / peak_gflops * 100, lambda p: p * peak_gflops / 100))
+                    right.set_ylabel("% of measured peak FLOP/s")
+        _top_legend(fig)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    return fig
+
+
+def _scaling_panel(ax, cells: pd.DataFrame, column: str, colors: dict) -> None:
+    for mode in mode_order(cells["mode"]):
+        line = cells[cells["mode"] == mode].sort_values("macs")
+        ax.plot(line["macs"], line[column], marker="o", color=colors[mode], label=mode,
+                linestyle="--" if mode == REFERENCE_MODE else "-", markersize=5)
+    configs = cells.drop_duplicates("config").sort_values("macs")
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_minor_locator(plt.NullLocator())
+    ax.set_xticks(configs["macs"], [f"{_short_config(c) or 'default'}\n{m / 1e6:.0f}M"
+                                    for c, m in zip(configs["config"], configs["macs"],
+                                                    strict=True)])
+    lo, hi = configs["macs"].min(), configs["macs"].max()
+    ax.set_xlim(lo / 1.25, hi * 1.25)
+    ax.set_ylim(bottom=0, top=cells[column].max() * 1.15)
+
+
+def _short_config(config: str) -> str:
+    """'alpha=0.25,resolution=96' -> 'α0.25 r96' so tick labels stay short."""
+    short = {"alpha": "α", "resolution": "r", "width": "w", "depth": "d"}
+    return " ".join(f"{short.get(k, k + '=')}{v}" for k, v in config_params(config).items())

@@ -1,0 +1,543 @@
+"""Runs -> the HTML report and its CSV tables: where a user decides which execution mode to use.
+
+Order of the page follows the decision: what was run and can it be trusted (facts, warnings),
+then per machine and device the answer at a glance (speed-up heat map beside the
+debuggability scorecard), the numbers per case (modes as columns), the plots that explain them
+(throughput, step-time spread, break-even, scaling), a baseline comparison, and every cell.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.store import Run
+from reports import html as h
+from reports import plots
+from reports.pivots import (
+    REFERENCE_MODE,
+    break_even,
+    cell_label,
+    debug_columns,
+    disagreeing_cells,
+    failed_cells,
+    groups,
+    main_table,
+    mode_order,
+    scorecard,
+    with_speedup,
+)
+from reports.table import machine_label, printable_columns, records_frame, run_warnings
+from reports.versus_baseline import BaselineView, baseline_view
+
+TITLE = "TensorFlow execution modes: benchmark report"
+MAX_LISTED = 12  # warning lines per kind before "... and N more"
+NOISY_CI = 0.05  # a median CI half-width above 5% makes small differences unreadable
+
+
+@dataclass
+class Report:
+    html: str
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # name -> CSV content
+
+
+def build_report(runs: Sequence[Run], baseline: Sequence[Run] | None = None,
+                 csv_names: Sequence[str] = ()) -> Report:
+    """Everything the report shows, as one HTML string plus the tables behind it."""
+    frame = with_speedup(records_frame(list(runs)))
+    even = break_even(frame) if not frame.empty else pd.DataFrame()
+    view = baseline_view(baseline, runs) if baseline else None
+    parts = [_header(runs, frame), h.warning_box(report_warnings(runs, frame)), _contents(frame,
+                                                                                          view)]
+    for (machine, device), cells in _by_machine(frame):
+        parts.append(_machine_section(machine, device, cells, even))
+    if view is not None:
+        parts.append(_baseline_section(view))
+    parts.append(_all_cells_section(frame))
+    parts.append(_footer(csv_names))
+    tables = {"cells": frame.loc[:, printable_columns(frame)],
+              "modes": main_table(frame) if not frame.empty else frame,
+              "break_even": even,
+              "scorecard": scorecard(frame) if not frame.empty else pd.DataFrame()}
+    if view is not None:
+        tables["baseline"] = view.rows
+    return Report(h.page(TITLE, "\n".join(parts)), tables)
+
+
+def _by_machine(frame: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
+    if frame.empty:
+        return []
+    return list(frame.groupby(["machine", "device"], sort=False))
+
+
+def _anchor(*parts: Any) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", "-".join(str(p) for p in parts).lower()).strip("-")
+
+
+# --------------------------------------------------------------------------- header
+
+
+def _header(runs: Sequence[Run], frame: pd.DataFrame) -> str:
+    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    suites = ", ".join(dict.fromkeys(r.header.suite for r in runs))
+    lead = f"{len(runs)} run(s) of suite {suites}, {len(frame)} cells; generated {now}"
+    return f"<h1>{h.esc(TITLE)}</h1>\n{h.paragraph(lead, 'lead')}\n{_run_facts(runs, frame)}"
+
+
+def _run_facts(runs: Sequence[Run], frame: pd.DataFrame) -> str:
+    """Facts as rows, runs as columns: every machine/software fact the header carries."""
+    columns = [r.header.run_id or r.path for r in runs]
+    facts: dict[str, list[Any]] = {}
+
+    def put(name: str, index: int, value: Any) -> None:
+        facts.setdefault(name, [""] * len(runs))[index] = value
+
+    for i, run in enumerate(runs):
+        cells = frame[frame["run_id"] == run.header.run_id] if not frame.empty else frame
+        counts = cells["status"].value_counts() if len(cells) else pd.Series(dtype=int)
+        put("suite", i, run.header.suite)
+        put("started", i, run.header.started)
+        put("machine", i, machine_label(run))
+        put("devices", i, ", ".join(sorted(set(cells["device"]))) if len(cells) else "")
+        put("complete", i, "yes" if run.complete else f"NO: {run.end_reason}")
+        put("cells", i, ", ".join(f"{n} {s}" for s, n in counts.items()))
+        put("file", i, run.path)
+        for name, value in _flatten(run.header.machine):
+            put(name, i, value)
+        for device, flops in sorted(run.header.peak_flops.items()):
+            put(f"measured peak ({device})", i, f"{flops / 1e9:,.0f} GFLOP/s")
+        for name, value in _flatten(run.header.options, "option "):
+            put(name, i, value)
+    first = ["suite", "started", "machine", "devices", "complete", "cells"]
+    gitish = [k for k in facts if re.search("git|commit", k) and k not in first]
+    headline = first + gitish
+    rest = [k for k in facts if k not in headline]
+
+    def rows(names: list[str]) -> list[list[Any]]:
+        return [[name] + [h.text(v, "bad" if name == "complete" and str(v).startswith("NO")
+                                 else "") for v in facts[name]] for name in names]
+
+    header = ["fact"] + columns
+    return (h.table(header, rows(headline), row_headers=True)
+            + h.details(f"Machine, software and run settings ({len(rest)} more facts)",
+                        h.table(header, rows(rest), row_headers=True)))
+
+
+def _flatten(facts: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    out = []
+    for key, value in (facts or {}).items():
+        if isinstance(value, dict):
+            out.extend(_flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, (list, tuple)):
+            out.append((f"{prefix}{key}", ", ".join(str(v) for v in value)))
+        elif value not in (None, ""):
+            out.append((f"{prefix}{key}", str(value)))
+    return out
+
+
+def report_warnings(runs: Sequence[Run], frame: pd.DataFrame) -> list[str]:
+    """Everything that should make a reader distrust part of the page, one line each."""
+    lines = list(run_warnings(runs))
+    if frame.empty:
+        return lines + ["the runs contain no records"]
+    multi = frame["machine"].nunique() > 1
+    failed = failed_cells(frame)
+    if len(failed):
+        lines.append(f"{len(failed)} cell(s) failed (shown in the tables with their reason):")
+        lines.extend(_listed(failed, lambda r: f"  {_cell_name(r, multi)}: {r['status']}: "
+                                               f"{r['reason'] or 'no reason recorded'}"))
+    wrong = disagreeing_cells(frame)
+    if len(wrong):
+        lines.append(f"{len(wrong)} cell(s) disagree numerically with eager (a wrong answer has "
+                     "no speed; do not use these modes without checking why):")
+        lines.extend(_listed(wrong, lambda r: f"  {_cell_name(r, multi)}: max |diff| "
+                                              f"{h.format_number(r['max_abs_diff'])} > tolerance "
+                                              f"{h.format_number(r['tolerance'])}"))
+    for key, cells in groups(frame):
+        eager = cells[cells["mode"] == REFERENCE_MODE]
+        if (eager["status"] != "ok").all() and (cells["status"] == "ok").any():
+            lines.append(f"no ok eager cell for {cell_label(key, multi)}: no speed-ups there")
+    noisy = frame[frame["ci_rel_halfwidth"] > NOISY_CI]
+    if len(noisy):
+        lines.append(f"{len(noisy)} cell(s) are noisy (median CI wider than ±{NOISY_CI:.0%}); "
+                     "differences smaller than that are not meaningful there")
+    return lines
+
+
+def _listed(rows: pd.DataFrame, line) -> list[str]:
+    out = [line(r) for _, r in rows.head(MAX_LISTED).iterrows()]
+    if len(rows) > MAX_LISTED:
+        out.append(f"  ... and {len(rows) - MAX_LISTED} more (see 'All cells')")
+    return out
+
+
+def _cell_name(row: pd.Series, multi: bool) -> str:
+    return f"{cell_label(row, multi)} {row['mode']}"
+
+
+def _contents(frame: pd.DataFrame, view: BaselineView | None) -> str:
+    items = [f'<li><a href="#{_anchor(m, d)}">{h.esc(m)} · {h.esc(d)}</a></li>'
+             for (m, d), _ in _by_machine(frame)]
+    if view is not None:
+        items.append('<li><a href="#baseline">Comparison with the baseline</a></li>')
+    items.append('<li><a href="#all-cells">All cells</a></li>')
+    return f"<nav><strong>Contents</strong><ul>{''.join(items)}</ul></nav>"
+
+
+# --------------------------------------------------------------------------- per machine
+
+
+def _machine_section(machine: str, device: str, frame: pd.DataFrame,
+                     even: pd.DataFrame) -> str:
+    anchor = _anchor(machine, device)
+    even = even[(even["machine"] == machine) & (even["device"] == device)] if len(even) else even
+    parts = [h.section(anchor, f"{machine} · {device}", "")]
+    parts.append(h.section(f"{anchor}-glance", "At a glance: speed-up and debuggability",
+                           _glance(frame), 3))
+    parts.append(h.section(f"{anchor}-tables", "Modes side by side, per case", "", 3))
+    parts.append(h.paragraph(
+        "Images/s is the batch size over the median step time, with its 95% confidence "
+        "interval; speed-up is over eager on the same cell (bootstrap 95% CI). Setup is the sum "
+        "of the recorded setup stages; first result is the time from 'prepare' to the first "
+        "output. The best throughput per table is bold; green/red speed-ups are significant."))
+    for key, cells in groups(frame):
+        parts.append(_mode_table(key, cells, even))
+    parts.append(_figures_section(anchor, frame, even))
+    return "\n".join(parts)
+
+
+def _glance(frame: pd.DataFrame) -> str:
+    heat = plots.speedup_heatmap(frame)
+    left = h.image(plots.figure_png(heat), "speed-up over eager heat map",
+                   "Speed-up over eager per cell (median step time ratio). Blue: faster than "
+                   "eager, red: slower; grey cells did not run, with their status.") \
+        if heat is not None else ""
+    right = "<h4>Debuggability scorecard (per mode)</h4>" + _scorecard_table(frame)
+    # The scorecard first: it alone puts speed-up and debuggability side by side.
+    return f'<div class="side"><div class="card">{right}</div><div class="fig">{left}</div></div>'
+
+
+def _scorecard_table(frame: pd.DataFrame) -> str:
+    card = scorecard(frame)
+    probes = debug_columns(frame)
+    header = ["mode", "speed-up (geo-mean)", "range", "cells ok"] + [
+        p.removeprefix("dbg_").replace("_", " ") for p in probes]
+    ranges = {p: _numeric_range(card[p]) for p in probes}
+    rows = []
+    for _, row in card.iterrows():
+        cells: list[Any] = [h.text(row["mode"]), _speedup_cell(row["speedup_geomean"]),
+                            h.text(_range_text(row["speedup_min"], row["speedup_max"]), "num"),
+                            h.text(f"{row['cells_ok']}/{row['cells']}", "num")]
+        cells.extend(_probe_cell(row[p], ranges[p]) for p in probes)
+        rows.append(cells)
+    note = ("" if probes else h.paragraph("No debuggability probes in this run.", "small"))
+    legend = h.paragraph("Probes are measured per mode: green means the debugging aid works, red "
+                         "that it does not; numbers are shaded from low to high.", "small") \
+        if probes else ""
+    return h.table(header, rows, css="card") + note + legend
+
+
+def _numeric_range(values: pd.Series) -> tuple[float, float]:
+    nums = [float(v) for v in values if h._is_num(v) and math.isfinite(float(v))]
+    return (min(nums), max(nums)) if nums else (math.nan, math.nan)
+
+
+def _probe_cell(value: Any, span: tuple[float, float]) -> h.Cell:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return h.text("–", "neutral")
+    if isinstance(value, (bool, np.bool_)):
+        return h.text("✓ yes" if value else "✗ no", "good" if value else "bad")
+    if h._is_num(value):
+        return h.text(h.format_number(value), "num", h.shade(float(value), *span))
+    return h.text(value, "neutral" if value == "mixed" else "")
+
+
+def _range_text(low: float, high: float) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    return f"{low:.2f}–{high:.2f}×"
+
+
+def _speedup_cell(value: float, low: float = math.nan, high: float = math.nan) -> h.Cell:
+    """Speed-up with its CI; green/red only when the whole CI is above/below 1."""
+    if not math.isfinite(value):
+        return h.text("", "num")
+    label = f"{value:.2f}×"
+    if math.isfinite(low) and math.isfinite(high):
+        label += f" ({low:.2f}–{high:.2f})"
+        css = "good" if low > 1 else "bad" if high < 1 else ""
+    else:
+        css = "good" if value > 1.05 else "bad" if value < 0.95 else ""
+    return h.text(label, f"num {css}".strip())
+
+
+def _mode_table(key: dict[str, Any], cells: pd.DataFrame, even: pd.DataFrame) -> str:
+    """One case, configuration, phase and batch: modes as columns, metrics as rows."""
+    rows_by_mode = {row["mode"]: row for _, row in cells.iterrows()}
+    modes = mode_order(rows_by_mode)
+    verdicts = _break_even_lookup(key, even)
+    best = cells["images_per_s"].max()
+    show_device_mem = cells["peak_device_mb"].notna().any()
+    show_peak = cells["peak_fraction"].notna().any()
+
+    def metric(name: str, fn) -> list[Any]:
+        return [name] + [fn(rows_by_mode[m]) for m in modes]
+
+    rows = [
+        metric("status", _status_cell),
+        metric("images/s", lambda r: h.text(h.format_number(r["images_per_s"]),
+                                            "num best" if r["images_per_s"] == best else "num")),
+        metric("95% CI (images/s)", lambda r: h.text(_ci_text(r["ci_low"], r["ci_high"]),
+                                                     "num")),
+        metric("speed-up vs eager", lambda r: _speedup_cell(r["speedup"], r["speedup_low"],
+                                                            r["speedup_high"])),
+        metric("latency p50 / p99 (ms)", lambda r: h.text(_pair(r["p50_ms"], r["p99_ms"]),
+                                                          "num")),
+        metric("setup (s)", _setup_cell),
+        metric("first result (s)", lambda r: h.text(h.format_number(r["first_result_s"]),
+                                                    "num")),
+        metric("break-even vs eager", lambda r: _break_even_cell(verdicts.get(r["mode"]))),
+        metric("peak RSS (MB)", lambda r: h.text(h.format_number(r["peak_rss_mb"]), "num")),
+    ]
+    if show_device_mem:
+        rows.append(metric("peak device memory (MB)",
+                           lambda r: h.text(h.format_number(r["peak_device_mb"]), "num")))
+    if show_peak:
+        rows.append(metric("share of measured peak FLOP/s",
+                           lambda r: h.text(_percent(r["peak_fraction"]), "num")))
+    rows.append(metric("agrees with eager", _agreement_cell))
+    title = _group_title(key, cells)
+    return f"<h4>{h.esc(title)}</h4>" + h.table([""] + modes, rows, row_headers=True,
+                                                css="modes")
+
+
+def _group_title(key: dict[str, Any], cells: pd.DataFrame) -> str:
+    config = f" [{key['config']}]" if key["config"] else ""
+    title = f"{key['case']}{config} · {key['phase']} · batch {key['batch']}"
+    if key["input"] != "resident":
+        title += f" · {key['input']} input"
+    details = []
+    macs, params = cells["macs"].dropna(), cells["params"].dropna()
+    if len(macs):
+        details.append(f"{macs.iloc[0] / 1e6:,.1f}M MACs/image")
+    if len(params):
+        details.append(f"{params.iloc[0] / 1e6:,.2f}M params")
+    return title + (f" ({', '.join(details)})" if details else "")
+
+
+def _setup_cell(row: pd.Series) -> h.Cell:
+    """Total setup with its stages underneath: which stage costs is the actionable part."""
+    total = h.format_number(row["setup_s"])
+    if not total:
+        return h.text("", "num")
+    stages = [(c.removeprefix("setup_").removesuffix("_s"), row[c]) for c in row.index
+              if c.startswith("setup_") and c.endswith("_s") and c != "setup_s"
+              and h._is_num(row[c]) and math.isfinite(row[c])]
+    detail = " · ".join(f"{name} {h.format_number(v, 2)}" for name, v in stages)
+    return h.raw(f'{h.esc(total)}<br><span class="small">{h.esc(detail)}</span>', "num")
+
+
+def _status_cell(row: pd.Series) -> h.Cell:
+    if row["status"] == "ok":
+        return h.raw(h.badge("ok"))
+    reason = f"<br>{h.esc(row['reason'])}" if row["reason"] else ""
+    return h.raw(h.badge(row["status"]) + reason, "reason")
+
+
+def _ci_text(low: float, high: float) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    return f"{h.format_number(low)} – {h.format_number(high)}"
+
+
+def _pair(a: float, b: float) -> str:
+    if not math.isfinite(a):
+        return ""
+    return f"{h.format_number(a)} / {h.format_number(b)}"
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0%}" if math.isfinite(value) else ""
+
+
+def _agreement_cell(row: pd.Series) -> h.Cell:
+    verdict = row["equivalent"]
+    if row["status"] != "ok" or verdict is None or (isinstance(verdict, float)
+                                                    and math.isnan(verdict)):
+        return h.text("")
+    diff = h.format_number(row["max_abs_diff"])
+    if verdict:
+        return h.text(f"yes ({diff})" if diff else "yes", "good")
+    return h.text(f"NO: |diff| {diff} > {h.format_number(row['tolerance'])}", "bad")
+
+
+def _break_even_lookup(key: dict[str, Any], even: pd.DataFrame) -> dict[str, pd.Series]:
+    if even.empty:
+        return {}
+    mask = np.ones(len(even), dtype=bool)
+    for name, value in key.items():
+        mask &= (even[name] == value).to_numpy()
+    return {row["mode"]: row for _, row in even[mask].iterrows()}
+
+
+def _break_even_cell(row: pd.Series | None) -> h.Cell:
+    """Short words for a table cell; the CSV keeps the long verdict."""
+    if row is None:
+        return h.text("–", "neutral")
+    if row["verdict"] == "reference":
+        return h.text("reference", "neutral")
+    steps, wins = row["break_even_steps"], row["wins_below_steps"]
+    if not h._is_num(steps) or math.isnan(steps):
+        return h.text("unknown", "neutral")
+    if steps == 0:
+        return h.text("always faster", "good")
+    if math.isinf(steps):
+        if h._is_num(wins) and math.isfinite(wins):
+            return h.text(f"only jobs ≤ {wins:,.0f} steps", "neutral")
+        return h.text("never", "bad")
+    return h.text(f"after {steps:,.0f} steps", "num")
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _figures_section(anchor: str, frame: pd.DataFrame, even: pd.DataFrame) -> str:
+    parts = []
+    figure = plots.throughput_figure(frame)
+    if figure is not None:
+        parts.append(h.section(f"{anchor}-throughput", "Throughput per mode", h.image(
+            plots.figure_png(figure), "throughput per mode",
+            "Images per second from the median step time; error bars are the 95% CI of the "
+            "median. Modes that did not run are named in place of their bar."), 3))
+    figure = plots.distributions_figure(frame)
+    if figure is not None:
+        parts.append(h.section(f"{anchor}-distributions", "Step-time distributions", h.image(
+            plots.figure_png(figure),
+            "step time distributions",
+            "Every measured step (warm-up excluded): the box spans the middle half, whiskers "
+            "1.5 IQR, dots are outliers such as GC pauses. A wide box means an unstable mode."),
+            3))
+    parts.append(h.section(f"{anchor}-break-even", "Break-even: setup cost against step time",
+                           _break_even_body(frame, even), 3))
+    scaling = []
+    figure = plots.batch_scaling_figure(frame)
+    if figure is not None:
+        scaling.append(h.image(plots.figure_png(figure), "throughput versus batch size",
+                               "Throughput as the batch grows: flat lines mean the per-step "
+                               "overhead is already amortised."))
+    figure = plots.model_scaling_figure(frame)
+    if figure is not None:
+        scaling.append(h.image(plots.figure_png(figure), "throughput versus model size",
+                               "Throughput and achieved FLOP/s across configurations of the "
+                               "same network (e.g. MobileNet alpha and resolution), placed by "
+                               "multiply-accumulates per image."))
+    if scaling:
+        parts.append(h.section(f"{anchor}-scaling", "Scaling with batch size and model size",
+                               "\n".join(scaling), 3))
+    return "\n".join(parts)
+
+
+def _break_even_body(frame: pd.DataFrame, even: pd.DataFrame) -> str:
+    intro = h.paragraph(
+        "A graph mode pays a one-off cost (trace, freeze, optimise, compile) to run each step "
+        "faster. For a job of N steps, total time = fixed cost + N × median step, where the "
+        "fixed cost is the time to the first result. Break-even is the smallest N at which a "
+        "mode's total drops to eager's: ceil((fixed_mode − fixed_eager) / (step_eager − "
+        "step_mode)); 'always' when it is cheaper to set up and faster, 'never' when it is not "
+        "faster per step.")
+    if even.empty:
+        return intro + h.paragraph("No break-even: no ok eager cell to compare with.", "small")
+    modes = [m for m in mode_order(even["mode"]) if m != REFERENCE_MODE]
+    rows = []
+    for key, cells in even.groupby(list(even.columns[:8]), sort=False):
+        key_dict = dict(zip(even.columns[:8], key, strict=True))
+        by_mode = {row["mode"]: row for _, row in cells.iterrows()}
+        first = cells.iloc[0]
+        rows.append([h.text(cell_label(key_dict)), h.text(h.format_number(first["eager_fixed_s"]),
+                                                          "num"),
+                     h.text(h.format_number(first["eager_step_ms"]), "num")]
+                    + [_break_even_cell(by_mode.get(m)) for m in modes])
+    table = h.table(["cell", "eager fixed (s)", "eager step (ms)"] + modes, rows)
+    figure = plots.break_even_figure(frame, even)
+    image = h.image(plots.figure_png(figure), "cumulative time versus job length",
+                    "Cumulative wall time against job length on log-log axes; dots mark where "
+                    "a mode overtakes eager (dashed). The lowest line at your job length wins.") \
+        if figure is not None else ""
+    return intro + table + image
+
+
+# --------------------------------------------------------------------------- baseline, cells
+
+
+_VERDICT_CSS = {"regression": "bad", "improvement": "good", "changed": "bad", "missing": "bad",
+                "new": "neutral", "same": ""}
+
+
+def _baseline_section(view: BaselineView) -> str:
+    rows = view.rows
+    counts = rows["verdict"].value_counts() if len(rows) else pd.Series(dtype=int)
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items()) or "nothing to compare"
+    order = {"regression": 0, "changed": 1, "missing": 2, "improvement": 3, "new": 4}
+    shown = rows[rows["verdict"] != "same"]
+    shown = shown.assign(_o=shown["verdict"].map(order).fillna(9)).sort_values("_o", kind="stable")
+    columns = [c for c in ("key", "metric", "baseline", "current", "change", "p_value",
+                           "verdict", "test") if c in rows.columns]
+    body_rows = []
+    for _, row in shown.iterrows():
+        cells = []
+        for c in columns:
+            value = row[c]
+            if c == "verdict":
+                cells.append(h.text(value, _VERDICT_CSS.get(str(value), "")))
+            elif c == "change" and h._is_num(value) and math.isfinite(value):
+                cells.append(h.text(f"{value:+.1%}", "num " + ("good" if value > 0 else "bad")))
+            elif c == "p_value" and h._is_num(value):
+                cells.append(h.text(f"{value:.2g}" if math.isfinite(value) else "", "num"))
+            else:
+                cells.append(value if h._is_num(value) else h.text(h.format_number(value)))
+        body_rows.append(cells)
+    body = h.paragraph(view.note) + h.paragraph(f"Verdicts: {summary}.", "small")
+    if body_rows:
+        body += h.table(columns, body_rows)
+    else:
+        body += h.paragraph("Every compared metric is the same as in the baseline.", "small")
+    return h.section("baseline", "Comparison with the baseline", body)
+
+
+_ALL_COLUMNS = ["machine", "device", "case", "config", "mode", "phase", "batch", "status",
+                "images_per_s", "ci_low", "ci_high", "speedup", "cv", "p50_ms", "p99_ms",
+                "samples", "outliers", "setup_s", "first_result_s", "peak_rss_mb", "gflops",
+                "peak_fraction", "graph_nodes", "equivalent", "reason"]
+
+
+def _all_cells_section(frame: pd.DataFrame) -> str:
+    columns = [c for c in _ALL_COLUMNS if c in frame.columns]
+    rows = []
+    for _, row in frame.iterrows():
+        cells = []
+        for c in columns:
+            value = row[c]
+            if c == "status":
+                cells.append(h.raw(h.badge(str(value))))
+            elif c == "reason":
+                cells.append(h.text(value, "reason"))
+            else:
+                cells.append(value)
+        rows.append(cells)
+    body = h.details(f"All {len(frame)} cells, one row each (rounds pooled); the same table is "
+                     "in the cells CSV", h.table(columns, rows))
+    return h.section("all-cells", "All cells", body)
+
+
+def _footer(csv_names: Sequence[str]) -> str:
+    files = ", ".join(f"<code>{h.esc(n)}</code>" for n in csv_names)
+    written = f" Tables as CSV next to this file: {files}." if files else ""
+    return (f"<footer>Built by <code>python -m bench report</code> from the run files listed "
+            f"above; statistics from the raw step times (bench.stats).{written}</footer>")
