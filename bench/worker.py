@@ -18,13 +18,18 @@ import os
 import time
 import traceback
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bench.record import Cell, Record
 from bench.timing import measure
 
-FAULT_ENV = "BENCH_INJECT_FAULT"  # "<mode>:<crash|hang|oom|error>", for the isolation tests
+if TYPE_CHECKING:
+    from bench.modes.base import Request
+
+# "<mode>:<crash|hang|oom|error>[,...]": deliberate failures for the isolation tests.
+FAULT_ENV = "BENCH_INJECT_FAULT"
 
 
 @dataclass(frozen=True)
@@ -90,17 +95,7 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         debug = run_probes(cell, workload, request, prepared)
     prepared.close()
 
-    # The eager reference, same weights, same bytes.
-    reference = load_mode("eager").prepare(request)
-    if training:
-        ref_losses = [float(reference.step()) for _ in range(EQUIVALENCE_STEPS)]
-        ref_weights = reference.read_weights()
-        diff = max(
-            max(abs(float(a) - b) for a, b in zip(outputs, ref_losses, strict=True)),
-            max(float(np.max(np.abs(trained[k] - ref_weights[k]))) for k in ref_weights),
-        )
-    else:
-        diff = float(np.max(np.abs(outputs[0] - np.asarray(reference.step()))))
+    diff = reference_diff(request, outputs, trained if training else None)
     tol = tolerance(cell.mode, cell.phase)
 
     flops = 2.0 * workload.macs_per_image * (3.0 if training else 1.0)
@@ -115,6 +110,30 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         extra={**prepared.extra, "stopped_by": measurement.stopped_by,
                "reached_target": measurement.reached_target},
     )
+
+
+def reference_diff(request: Request, outputs: list[np.ndarray],
+                   trained: dict[str, np.ndarray] | None = None) -> float:
+    """Max |difference| from the eager reference run on the same weights and the same bytes.
+
+    Inference compares the first call's logits (`outputs[0]`); training compares the losses of
+    the first EQUIVALENCE_STEPS steps and the weights after them (`trained`).
+    """
+    from bench.modes import load_mode
+    from bench.modes.base import EQUIVALENCE_STEPS
+
+    reference = load_mode("eager").prepare(request)
+    try:
+        if request.phase == "train":
+            ref_losses = [float(reference.step()) for _ in range(EQUIVALENCE_STEPS)]
+            ref_weights = reference.read_weights()
+            return max(
+                max(abs(float(a) - b) for a, b in zip(outputs, ref_losses, strict=True)),
+                max(float(np.max(np.abs(trained[k] - ref_weights[k]))) for k in ref_weights),
+            )
+        return float(np.max(np.abs(outputs[0] - np.asarray(reference.step()))))
+    finally:
+        reference.close()
 
 
 def error_record(cell: Cell, exc: BaseException) -> Record:
@@ -150,9 +169,9 @@ def _peak_rss_mb() -> float:
 
 def _maybe_inject_fault(cell: Cell) -> None:
     """Deliberate failures so tests can prove one bad cell never takes the run down."""
-    spec = os.environ.get(FAULT_ENV, "")
-    mode, _, kind = spec.partition(":")
-    if not spec or mode != cell.mode:
+    faults = dict(item.partition(":")[::2] for item in os.environ.get(FAULT_ENV, "").split(","))
+    kind = faults.get(cell.mode)
+    if not kind:
         return
     if kind == "crash":
         os.abort()

@@ -1,0 +1,93 @@
+"""Every mode computes the same thing as the eager reference, for the same weights and bytes."""
+
+import numpy as np
+import pytest
+from conftest import SMALL_CNN, SMALL_CNN_VALID, SMALL_MOBILENET, TRAIN_MOBILENET
+
+from bench.modes import MODES, Request, load_mode
+from bench.modes.base import EQUIVALENCE_STEPS, NotApplicable, tolerance
+from cases import get_workload
+
+tf = pytest.importorskip("tensorflow")
+
+INFER_MODES = [m for m, (phases, _) in MODES.items() if "infer" in phases]
+TRAIN_MODES = [m for m, (phases, _) in MODES.items() if "train" in phases]
+
+
+def _request(spec, batch, phase, input_style="resident", seed=0):
+    workload = get_workload(spec)
+    images, labels = workload.inputs(batch, seed)
+    return Request(workload, workload.weights(seed), images, labels, phase, "cpu", input_style)
+
+
+_reference_cache = {}
+
+
+def _eager_logits(spec, batch):
+    if (spec, batch) not in _reference_cache:
+        prepared = load_mode("eager").prepare(_request(spec, batch, "infer"))
+        _reference_cache[spec, batch] = np.asarray(prepared.step())
+    return _reference_cache[spec, batch]
+
+
+@pytest.mark.parametrize("input_style", ["resident", "feed"])
+@pytest.mark.parametrize("mode", INFER_MODES)
+@pytest.mark.parametrize("spec", [SMALL_CNN, SMALL_CNN_VALID, SMALL_MOBILENET])
+def test_inference_matches_eager(spec, mode, input_style):
+    prepared = load_mode(mode).prepare(_request(spec, 3, "infer", input_style))
+    logits = np.asarray(prepared.step())
+    reference = _eager_logits(spec, 3)
+    assert logits.shape == reference.shape == (3, get_workload(spec).classes)
+    assert np.max(np.abs(logits - reference)) <= tolerance(mode, "infer")
+    # The same step again gives the same answer (no hidden state in inference).
+    np.testing.assert_array_equal(np.asarray(prepared.step()), logits)
+    prepared.close()
+
+
+def _train(mode, spec, input_style):
+    prepared = load_mode(mode).prepare(_request(spec, 4, "train", input_style))
+    losses = [float(prepared.step()) for _ in range(EQUIVALENCE_STEPS)]
+    weights = prepared.read_weights()
+    prepared.close()
+    return losses, weights
+
+
+@pytest.mark.parametrize("mode", [m for m in TRAIN_MODES if m != "eager"])
+@pytest.mark.parametrize("spec", [SMALL_CNN, TRAIN_MOBILENET])
+def test_training_matches_eager_after_three_steps(spec, mode):
+    ref_losses, ref_weights = _train("eager", spec, "resident")
+    losses, weights = _train(mode, spec, "feed")
+    initial = get_workload(spec).weights(0)
+    assert set(weights) == set(ref_weights) == set(initial)
+    tol = tolerance(mode, "train")
+    assert max(abs(a - b) for a, b in zip(losses, ref_losses, strict=True)) <= tol
+    for name in ref_weights:
+        assert np.max(np.abs(weights[name] - ref_weights[name])) <= tol, name
+    # Training really happened: trainable weights and batch-norm statistics moved.
+    moved = {n for n in initial if not np.array_equal(ref_weights[n], initial[n])}
+    assert set(get_workload(spec).trainable_names) <= moved
+    if "mobilenet" in spec:
+        assert "conv1/bn/moving_mean" in moved
+
+
+def test_eager_training_loss_decreases_on_a_fixed_batch():
+    losses, _ = _train("eager", SMALL_CNN, "resident")
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("mode", ["frozen", "optimized"])
+def test_inference_only_modes_refuse_training(mode):
+    with pytest.raises(NotApplicable, match="not applicable"):
+        load_mode(mode).prepare(_request(SMALL_CNN, 2, "train"))
+
+
+def test_keras_model_is_the_standard_network():
+    """Same weights through standard Keras layers give the raw-op network's logits."""
+    for spec in (SMALL_CNN, SMALL_CNN_VALID, SMALL_MOBILENET):
+        workload = get_workload(spec)
+        images, _ = workload.inputs(3)
+        model = workload.keras_model(workload.weights(0))
+        keras_logits = np.asarray(model(images, training=False))
+        np.testing.assert_allclose(keras_logits, _eager_logits(spec, 3), atol=1e-4)
+        trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+        assert trainable == workload.params
