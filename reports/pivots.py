@@ -276,6 +276,26 @@ def summarize_probe(values: pd.Series) -> Any:
     return distinct[0] if len(distinct) == 1 else "mixed"
 
 
+def machine_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Geo-mean speed-up over eager per mode (columns) for each machine and device (rows).
+
+    Plus the mode that is fastest in the most cells there: whether the best choice depends
+    on the machine is the question a multi-machine report exists to answer.
+    """
+    rows = []
+    for (machine, device), cells in frame.groupby(["machine", "device"], sort=False):
+        row: dict[str, Any] = {"machine": machine, "device": device}
+        for mode in mode_order(frame["mode"]):
+            ratios = cells.loc[cells["mode"] == mode, "speedup"].dropna()
+            ratios = ratios[ratios > 0]
+            row[mode] = float(np.exp(np.log(ratios).mean())) if len(ratios) else math.nan
+        winners = [rows_.loc[rows_["images_per_s"].idxmax(), "mode"]
+                   for _, rows_ in groups(cells) if rows_["images_per_s"].notna().any()]
+        row["fastest_most_often"] = max(set(winners), key=winners.count) if winners else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # --------------------------------------------------------------------------- warnings
 
 

@@ -72,13 +72,28 @@ def figure_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def _inch_layout(fig: Figure, rows: int, cols: int, *, left: float = 1.0, right: float = 0.25,
+                 top: float = 0.45, bottom: float = 0.6, hgap: float = 0.9,
+                 wgap: float = 1.15) -> None:
+    """Margins and gaps in inches for a regular panel grid.
+
+    tight_layout measures every tick label of every panel (seconds for a dozen log-scale
+    panels); the labels here are short and known, so fixed margins look the same, instantly.
+    """
+    width, height = fig.get_size_inches()
+    axes_h = (height - top - bottom - (rows - 1) * hgap) / rows
+    axes_w = (width - left - right - (cols - 1) * wgap) / cols
+    fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height,
+                        bottom=bottom / height, hspace=hgap / axes_h, wspace=wgap / axes_w)
+
+
 def _workload(key: dict) -> str:
     case = f"{key['case']}[{key['config']}]" if key["config"] else key["case"]
     label = f"{case}, batch {key['batch']}"
     return label if key.get("input", "resident") == "resident" else f"{label}, {key['input']}"
 
 
-def _grid(frame: pd.DataFrame, height: float) -> tuple[Figure, list]:
+def _grid(frame: pd.DataFrame, height: float, legend: bool = False) -> tuple[Figure, list]:
     """One panel per (workload, phase) group: workloads as rows, phases as columns.
 
     Returns the figure and (axes, group key, rows of the group) for every used panel.
@@ -86,8 +101,10 @@ def _grid(frame: pd.DataFrame, height: float) -> tuple[Figure, list]:
     items = groups(frame)
     rows = list(dict.fromkeys(_workload(k) for k, _ in items))
     cols = list(dict.fromkeys(k["phase"] for k, _ in items))
+    top = 0.75 if legend else 0.4
     fig, axes = plt.subplots(len(rows), len(cols), squeeze=False,
-                             figsize=(PANEL_WIDTH * len(cols), height * len(rows)))
+                             figsize=(PANEL_WIDTH * len(cols), height * len(rows) + top))
+    _inch_layout(fig, len(rows), len(cols), top=top)
     panels = []
     for key, cells in items:
         ax = axes[rows.index(_workload(key)), cols.index(key["phase"])]
@@ -132,7 +149,6 @@ def throughput_figure(frame: pd.DataFrame) -> Figure | None:
                     ax.text(end + right * 0.02, i, f"{value:,.0f}", va="center", fontsize=8)
             ax.set_xlim(0, right * 1.25)
             ax.set_xlabel("images/s (median step, 95% CI)")
-        fig.tight_layout()
     return fig
 
 
@@ -226,7 +242,6 @@ def distributions_figure(frame: pd.DataFrame) -> Figure | None:
             ax.invert_yaxis()
             _log_axes(ax, "x")
             ax.set_xlabel("step time (ms, log scale)")
-        fig.tight_layout()
     return fig
 
 
@@ -244,7 +259,7 @@ def break_even_figure(frame: pd.DataFrame, table: pd.DataFrame) -> Figure | None
     top = max(1e4, 10 ** math.ceil(math.log10(max(float(finite.max()), 1.0) * 10)))
     steps = np.unique(np.geomspace(1, top, 200).round())
     with _style():
-        fig, panels = _grid(ok, height=3.2)
+        fig, panels = _grid(ok, height=3.2, legend=True)
         for ax, key, cells in panels:
             for _, row in cells.iterrows():
                 fixed = fixed_cost_s(row)
@@ -258,7 +273,6 @@ def break_even_figure(frame: pd.DataFrame, table: pd.DataFrame) -> Figure | None
             ax.set_xlabel("job length (steps after the first result)")
             ax.set_ylabel("cumulative time (s)")
         _top_legend(fig)
-        fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return fig
 
 
@@ -329,7 +343,8 @@ def batch_scaling_figure(frame: pd.DataFrame) -> Figure | None:
     rows = math.ceil(len(swept) / cols)
     with _style():
         fig, axes = plt.subplots(rows, cols, squeeze=False,
-                                 figsize=(PANEL_WIDTH * cols, 3.4 * rows))
+                                 figsize=(PANEL_WIDTH * cols, 3.4 * rows + 0.75))
+        _inch_layout(fig, rows, cols, top=0.75)
         for ax, ((case, config, phase, _), cells) in zip(axes.flat, swept, strict=False):
             for mode in mode_order(cells["mode"]):
                 line = cells[cells["mode"] == mode].sort_values("batch")
@@ -345,7 +360,6 @@ def batch_scaling_figure(frame: pd.DataFrame) -> Figure | None:
         for ax in axes.flat[len(swept):]:
             ax.set_visible(False)
         _top_legend(fig)
-        fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return fig
 
 
@@ -372,7 +386,9 @@ def model_scaling_figure(frame: pd.DataFrame) -> Figure | None:
     ncols = 2 if has_flops else 1
     with _style():
         fig, axes = plt.subplots(len(panels), ncols, squeeze=False,
-                                 figsize=(PANEL_WIDTH * ncols, 3.4 * len(panels)))
+                                 figsize=(PANEL_WIDTH * ncols, 3.6 * len(panels) + 0.75))
+        _inch_layout(fig, len(panels), ncols, top=0.75, bottom=0.8, hgap=1.1,
+                     right=0.75 if peak_gflops else 0.25, wgap=1.75 if peak_gflops else 1.15)
         for row_axes, (case, phase, cells) in zip(axes, panels, strict=True):
             metrics = [("images_per_s", "images/s (median)")]
             if has_flops:
@@ -388,7 +404,6 @@ def model_scaling_figure(frame: pd.DataFrame) -> Figure | None:
                         lambda g: g / peak_gflops * 100, lambda p: p * peak_gflops / 100))
                     right.set_ylabel("% of measured peak FLOP/s")
         _top_legend(fig)
-        fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return fig
 
 

@@ -29,6 +29,7 @@ from reports.pivots import (
     disagreeing_cells,
     failed_cells,
     groups,
+    machine_summary,
     main_table,
     mode_order,
     scorecard,
@@ -54,8 +55,10 @@ def build_report(runs: Sequence[Run], baseline: Sequence[Run] | None = None,
     frame = with_speedup(records_frame(list(runs)))
     even = break_even(frame) if not frame.empty else pd.DataFrame()
     view = baseline_view(baseline, runs) if baseline else None
-    parts = [_header(runs, frame), h.warning_box(report_warnings(runs, frame)), _contents(frame,
-                                                                                          view)]
+    warnings = report_warnings(runs, frame) + (_baseline_warnings(view) if view else [])
+    parts = [_header(runs, frame), h.warning_box(warnings), _contents(frame, view)]
+    if len(_by_machine(frame)) > 1:
+        parts.append(_across_machines(frame))
     for (machine, device), cells in _by_machine(frame):
         parts.append(_machine_section(machine, device, cells, even))
     if view is not None:
@@ -147,7 +150,7 @@ def report_warnings(runs: Sequence[Run], frame: pd.DataFrame) -> list[str]:
     lines = list(run_warnings(runs))
     if frame.empty:
         return lines + ["the runs contain no records"]
-    multi = frame["machine"].nunique() > 1
+    multi = frame.groupby(["machine", "device"]).ngroups > 1
     failed = failed_cells(frame)
     if len(failed):
         lines.append(f"{len(failed)} cell(s) failed (shown in the tables with their reason):")
@@ -185,10 +188,24 @@ def _cell_name(row: pd.Series, multi: bool) -> str:
 def _contents(frame: pd.DataFrame, view: BaselineView | None) -> str:
     items = [f'<li><a href="#{_anchor(m, d)}">{h.esc(m)} · {h.esc(d)}</a></li>'
              for (m, d), _ in _by_machine(frame)]
+    if len(items) > 1:
+        items.insert(0, '<li><a href="#machines">Across machines and devices</a></li>')
     if view is not None:
         items.append('<li><a href="#baseline">Comparison with the baseline</a></li>')
     items.append('<li><a href="#all-cells">All cells</a></li>')
     return f"<nav><strong>Contents</strong><ul>{''.join(items)}</ul></nav>"
+
+
+def _across_machines(frame: pd.DataFrame) -> str:
+    summary = machine_summary(frame)
+    modes = [c for c in summary.columns if c not in ("machine", "device", "fastest_most_often")]
+    rows = [[h.text(f"{r['machine']} · {r['device']}")] + [_speedup_cell(r[m]) for m in modes]
+            + [h.text(r["fastest_most_often"])] for _, r in summary.iterrows()]
+    body = h.paragraph("Geometric mean of the speed-up over eager across each machine's cells. "
+                       "Speed-ups are always measured within one machine and device; absolute "
+                       "throughput is in each machine's section.")
+    body += h.table(["machine · device"] + modes + ["fastest in most cells"], rows)
+    return h.section("machines", "Across machines and devices", body)
 
 
 # --------------------------------------------------------------------------- per machine
@@ -476,39 +493,56 @@ def _break_even_body(frame: pd.DataFrame, even: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- baseline, cells
 
 
+def _baseline_section(view: BaselineView) -> str:
+    """Regressions first, then other changes; unchanged and new cells only counted."""
+    rows = view.rows
+    counts = rows["verdict"].value_counts() if len(rows) else pd.Series(dtype=int)
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items()) or "nothing to compare"
+    order = {"regression": 0, "changed": 1, "missing": 2, "improvement": 3}
+    shown = rows[rows["verdict"].isin(list(order))]
+    shown = shown.assign(_o=shown["verdict"].map(order)).sort_values("_o", kind="stable")
+    columns = [c for c in ("key", "metric", "baseline", "current", "change", "p_value",
+                           "verdict", "gated", "test") if c in rows.columns]
+    body = h.paragraph(view.note)
+    if view.summary:
+        body += h.paragraph(view.summary.splitlines()[0], "small")
+    body += h.paragraph(f"Verdicts: {summary}.", "small")
+    if len(shown):
+        body += h.table(columns, [[_comparison_cell(c, row[c]) for c in columns]
+                                  for _, row in shown.iterrows()])
+    else:
+        body += h.paragraph("No regression, improvement or other change against the baseline.",
+                            "small")
+    new = rows[rows["verdict"] == "new"]
+    if len(new):
+        keys = sorted(set(new["key"]))
+        body += h.details(f"{len(keys)} cell(s) not in the baseline",
+                          "<ul>" + "".join(f"<li>{h.esc(k)}</li>" for k in keys) + "</ul>")
+    return h.section("baseline", "Comparison with the baseline", body)
+
+
+def _baseline_warnings(view: BaselineView) -> list[str]:
+    verdicts = view.rows["verdict"] if len(view.rows) else pd.Series(dtype=str)
+    bad = int((verdicts == "regression").sum())
+    if not bad:
+        return []
+    return [f"{bad} regression(s) against the baseline: see 'Comparison with the baseline'"]
+
+
 _VERDICT_CSS = {"regression": "bad", "improvement": "good", "changed": "bad", "missing": "bad",
                 "new": "neutral", "same": ""}
 
 
-def _baseline_section(view: BaselineView) -> str:
-    rows = view.rows
-    counts = rows["verdict"].value_counts() if len(rows) else pd.Series(dtype=int)
-    summary = ", ".join(f"{n} {v}" for v, n in counts.items()) or "nothing to compare"
-    order = {"regression": 0, "changed": 1, "missing": 2, "improvement": 3, "new": 4}
-    shown = rows[rows["verdict"] != "same"]
-    shown = shown.assign(_o=shown["verdict"].map(order).fillna(9)).sort_values("_o", kind="stable")
-    columns = [c for c in ("key", "metric", "baseline", "current", "change", "p_value",
-                           "verdict", "test") if c in rows.columns]
-    body_rows = []
-    for _, row in shown.iterrows():
-        cells = []
-        for c in columns:
-            value = row[c]
-            if c == "verdict":
-                cells.append(h.text(value, _VERDICT_CSS.get(str(value), "")))
-            elif c == "change" and h._is_num(value) and math.isfinite(value):
-                cells.append(h.text(f"{value:+.1%}", "num " + ("good" if value > 0 else "bad")))
-            elif c == "p_value" and h._is_num(value):
-                cells.append(h.text(f"{value:.2g}" if math.isfinite(value) else "", "num"))
-            else:
-                cells.append(value if h._is_num(value) else h.text(h.format_number(value)))
-        body_rows.append(cells)
-    body = h.paragraph(view.note) + h.paragraph(f"Verdicts: {summary}.", "small")
-    if body_rows:
-        body += h.table(columns, body_rows)
-    else:
-        body += h.paragraph("Every compared metric is the same as in the baseline.", "small")
-    return h.section("baseline", "Comparison with the baseline", body)
+def _comparison_cell(column: str, value: Any) -> h.Cell | Any:
+    if column == "verdict":
+        return h.text(value, _VERDICT_CSS.get(str(value), ""))
+    if column == "change" and h._is_num(value) and math.isfinite(value):
+        return h.text(f"{value:+.1%}", "num " + ("good" if value > 0 else "bad"))
+    if column == "p_value" and h._is_num(value):
+        return h.text(f"{value:.2g}" if math.isfinite(value) else "", "num")
+    if column == "gated":
+        return h.text("yes" if value else "no (machine-dependent)", "" if value else "neutral")
+    return value if h._is_num(value) else h.text(h.format_number(value))
 
 
 _ALL_COLUMNS = ["machine", "device", "case", "config", "mode", "phase", "batch", "status",

@@ -16,6 +16,7 @@ from reports.pivots import (
     disagreeing_cells,
     failed_cells,
     fixed_cost_s,
+    machine_summary,
     mode_order,
     pivot_modes,
     scorecard,
@@ -103,6 +104,9 @@ def test_speedup_never_crosses_machines(tmp_path):
     assert by[("server", "function")] == pytest.approx(0.5, rel=0.03)
     table = pivot_modes(frame, "speedup")
     assert table.index.names == ["run_id", "machine"]  # only the keys that vary
+    summary = machine_summary(frame).set_index("machine")
+    assert summary["function"].round(1).tolist() == [2.0, 0.5]
+    assert summary["fastest_most_often"].tolist() == ["function", "eager"]
 
 
 def test_break_even_table(tmp_path):
