@@ -93,27 +93,32 @@ def measure(
 
     Precision is the relative half-width of the median's 95% order-statistic CI, checked at
     min_samples and then each time the count grows by ~10%, so the check costs O(1) per step
-    amortised. The budget is wall time since the call, warm-up included, and is a hard stop
-    (checked after every step): a slow step may end with fewer than min_samples samples, but
-    always with at least one. Warm-up steps always all run; they absorb first-call costs.
+    amortised. Warm-up steps always all run first; they absorb first-call costs and are not
+    part of the budget. min_samples steps are then always taken, whatever the budget, so a
+    slow cell still gets a usable median (the worker's timeout is the hard stop). After that
+    the budget (wall time of sampling) ends the loop, checked after every step.
     `clock` is injectable so tests can drive the loop deterministically.
     """
     _check_args(warmup, min_samples, max_samples, target_rel_ci, budget_s)
-    deadline = clock() + budget_s
     warmup_s: list[float] = []
     _timed_steps(step, warmup, clock, warmup_s, math.inf)
+    deadline = clock() + budget_s
     samples: list[float] = []
-    next_check = min_samples
+    _timed_steps(step, min_samples, clock, samples, math.inf)
     while True:
-        out_of_time = _timed_steps(step, next_check - len(samples), clock, samples, deadline)
         n = len(samples)
-        if n >= min_samples and _rel_halfwidth(samples) <= target_rel_ci:
+        if _rel_halfwidth(samples) <= target_rel_ci:
             return Measurement(samples, warmup_s, reached_target=True, stopped_by="target")
-        if out_of_time:
-            return Measurement(samples, warmup_s, reached_target=False, stopped_by="budget")
         if n >= max_samples:
             return Measurement(samples, warmup_s, reached_target=False, stopped_by="max_samples")
+        if clock() >= deadline:
+            return Measurement(samples, warmup_s, reached_target=False, stopped_by="budget")
         next_check = min(max_samples, max(n + 1, math.ceil(n * CHECK_GROWTH)))
+        if _timed_steps(step, next_check - n, clock, samples, deadline):
+            n = len(samples)
+            if _rel_halfwidth(samples) <= target_rel_ci:
+                return Measurement(samples, warmup_s, reached_target=True, stopped_by="target")
+            return Measurement(samples, warmup_s, reached_target=False, stopped_by="budget")
 
 
 def bare_loop(step: Callable[[], Any], n: int, clock: Clock = time.perf_counter) -> float:

@@ -203,3 +203,24 @@ def calibrate(device: str, threads_intra: int = 0, threads_inter: int = 0) -> di
         return facts
     facts["peak_flops"] = measure_peak_flops(device)
     return facts
+
+
+def measure_overhead(cell: Cell, options: CellOptions, steps: int) -> dict:
+    """Harness versus bare loop on one cell's real step (see bench.timing.overhead_benchmark)."""
+    from bench.modes import load_mode
+    from bench.modes.base import Request
+    from bench.modes.runtime import resolve_threads
+    from bench.timing import overhead_benchmark
+    from cases import get_workload
+
+    workload = get_workload(cell.case_spec)
+    images, labels = workload.inputs(cell.batch, options.seed)
+    request = Request(workload, workload.weights(options.seed), images, labels, cell.phase,
+                      cell.device, cell.input,
+                      resolve_threads(options.threads_intra, options.threads_inter))
+    prepared = load_mode(cell.mode).prepare(request)
+    for _ in range(max(options.warmup, 5)):
+        prepared.step()
+    result = overhead_benchmark(prepared.step, steps, block=max(steps // 20, 10))
+    prepared.close()
+    return result
