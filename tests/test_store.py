@@ -1,0 +1,87 @@
+"""Run files: append-only, validated on load, forgiving of damage but never silent about it."""
+
+import json
+
+import pytest
+
+from bench.cli import main
+from bench.record import Cell, Record, SchemaError
+from bench.store import RunHeader, RunWriter, StoreError, load_run
+
+
+def _write(path, n=3, complete=True):
+    writer = RunWriter(path, RunHeader(run_id="r1", suite="test", started="2026-01-01T00:00:00"))
+    for i in range(n):
+        writer.append(Record(cell=Cell("cnn", "", "eager", "infer", batch=i + 1), status="ok",
+                             samples_s=[0.01, 0.011, 0.012], images_per_step=i + 1))
+    if complete:
+        writer.close(complete=True)
+    return path
+
+
+def test_round_trip(tmp_path):
+    run = load_run(_write(tmp_path / "run.jsonl"))
+    assert run.complete and not run.problems
+    assert [r.cell.batch for r in run.records] == [1, 2, 3]
+    assert run.records[0].samples_s == [0.01, 0.011, 0.012]
+
+
+def test_writer_never_overwrites(tmp_path):
+    path = _write(tmp_path / "run.jsonl")
+    before = path.read_text()
+    with pytest.raises(FileExistsError):
+        RunWriter(path, RunHeader(run_id="r2", suite="x", started=""))
+    assert path.read_text() == before
+
+
+def test_unfinished_run_loads_as_incomplete(tmp_path):
+    run = load_run(_write(tmp_path / "run.jsonl", complete=False))
+    assert not run.complete and len(run.records) == 3
+
+
+def test_corrupt_and_truncated_lines_are_reported_and_the_rest_kept(tmp_path):
+    path = _write(tmp_path / "run.jsonl")
+    lines = path.read_text().splitlines()
+    lines.insert(2, "{not json")
+    lines.insert(3, json.dumps({"kind": "record", "schema": 1, "cell": {"case": "cnn"},
+                                "status": "weird"}))
+    lines.append('{"kind": "record", "schema": 1, "cell": {"ca')  # truncated write
+    path.write_text("\n".join(lines) + "\n")
+    run = load_run(path)
+    assert len(run.records) == 3
+    assert len(run.problems) == 3
+    assert f"{path}:3: not valid JSON" in run.problems[0]
+    assert f"{path}:4:" in run.problems[1]
+    assert all(str(path) in p for p in run.problems)
+
+
+def test_file_without_header_is_a_clear_error(tmp_path):
+    path = tmp_path / "junk.jsonl"
+    path.write_text("hello\n")
+    with pytest.raises(StoreError, match="junk.jsonl:1: not a results file"):
+        load_run(path)
+    with pytest.raises(StoreError, match="no such results file"):
+        load_run(tmp_path / "missing.jsonl")
+
+
+def test_schema_rejects_bad_records():
+    good = Record(cell=Cell("cnn", "", "eager", "infer"), status="ok").to_json()
+    Record.from_json(good)
+    for change, message in [({"schema": 99}, "schema"), ({"status": "fine"}, "status"),
+                            ({"samples_s": [-1]}, "samples_s"), ({"cell": {"case": "cnn"}},
+                                                                  "missing")]:
+        with pytest.raises(SchemaError, match=message):
+            Record.from_json({**good, **change})
+
+
+def test_table_on_a_corrupt_file_warns_and_exits_2_when_unusable(tmp_path, capsys):
+    path = _write(tmp_path / "run.jsonl")
+    with open(path, "a") as f:
+        f.write("{broken\n")
+    assert main(["table", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "run.jsonl:6" in err
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("garbage\n")
+    assert main(["table", str(junk)]) == 2
+    assert "junk.jsonl:1" in capsys.readouterr().err
