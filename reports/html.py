@@ -58,6 +58,8 @@ table.card th { white-space: normal; max-width: 7.5em; vertical-align: bottom; }
 table.modes { table-layout: fixed; width: 100%; }
 table.modes th:first-child { width: 13.5em; }
 table.modes td { overflow-wrap: anywhere; }
+table.cells td { white-space: nowrap; }
+table.cells td.wide { white-space: normal; min-width: 24em; }
 figure { margin: 8px 0 20px; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
 figcaption { color: var(--muted); font-size: 12px; max-width: 980px; }

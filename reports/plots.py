@@ -148,6 +148,8 @@ def throughput_figure(frame: pd.DataFrame) -> Figure | None:
                     end = max(value, np.nan_to_num(value + high[i]))
                     ax.text(end + right * 0.02, i, f"{value:,.0f}", va="center", fontsize=8)
             ax.set_xlim(0, right * 1.25)
+            if not finite.size:
+                ax.set_xticks([])  # nothing measured: no scale to read
             ax.set_xlabel("images/s (median step, 95% CI)")
     return fig
 
@@ -192,7 +194,7 @@ def speedup_heatmap(frame: pd.DataFrame) -> Figure | None:
         ticks = [t for t in (-3, -2, -1, 0, 1, 2, 3) if abs(t) <= span]
         bar = fig.colorbar(image, ax=ax, ticks=ticks, fraction=0.04, pad=0.02)
         bar.ax.set_yticklabels([f"{2.0 ** t:g}x" for t in ticks])
-        bar.set_label("speed-up over eager (median step time ratio, log scale)")
+        bar.set_label("speed-up over eager (log scale)")
         ax.set_title("Speed-up over eager", pad=10)
         fig.tight_layout()
     return fig
@@ -427,4 +429,5 @@ def _scaling_panel(ax, cells: pd.DataFrame, column: str, colors: dict) -> None:
 def _short_config(config: str) -> str:
     """'alpha=0.25,resolution=96' -> 'α0.25 r96' so tick labels stay short."""
     short = {"alpha": "α", "resolution": "r", "width": "w", "depth": "d"}
-    return " ".join(f"{short.get(k, k + '=')}{v}" for k, v in config_params(config).items())
+    return " ".join(f"{short.get(k, k + '=')}{v}" if v else k
+                    for k, v in config_params(config).items())

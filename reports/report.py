@@ -545,28 +545,39 @@ def _comparison_cell(column: str, value: Any) -> h.Cell | Any:
     return value if h._is_num(value) else h.text(h.format_number(value))
 
 
-_ALL_COLUMNS = ["machine", "device", "case", "config", "mode", "phase", "batch", "status",
-                "images_per_s", "ci_low", "ci_high", "speedup", "cv", "p50_ms", "p99_ms",
-                "samples", "outliers", "setup_s", "first_result_s", "peak_rss_mb", "gflops",
-                "peak_fraction", "graph_nodes", "equivalent", "reason"]
+# Column -> header of the 'All cells' table; the CSV has every column under its own name.
+_ALL_COLUMNS = {
+    "machine": "machine", "device": "device", "case": "case", "config": "config",
+    "mode": "mode", "phase": "phase", "batch": "batch", "status": "status",
+    "images_per_s": "images/s", "ci_low": "CI low", "ci_high": "CI high",
+    "speedup": "speed-up", "cv": "cv", "p50_ms": "p50 ms", "p99_ms": "p99 ms",
+    "samples": "samples", "outliers": "outliers", "setup_s": "setup s",
+    "first_result_s": "first result s", "peak_rss_mb": "peak RSS MB", "gflops": "GFLOP/s",
+    "peak_fraction": "% peak", "graph_nodes": "graph nodes", "equivalent": "agrees",
+    "reason": "reason",
+}
 
 
 def _all_cells_section(frame: pd.DataFrame) -> str:
-    columns = [c for c in _ALL_COLUMNS if c in frame.columns]
+    constant = [c for c in ("machine", "device") if c in frame and frame[c].nunique() <= 1]
+    columns = [c for c in _ALL_COLUMNS if c in frame.columns and c not in constant]
     rows = []
     for _, row in frame.iterrows():
-        cells = []
+        cells: list[Any] = []
         for c in columns:
             value = row[c]
             if c == "status":
                 cells.append(h.raw(h.badge(str(value))))
             elif c == "reason":
-                cells.append(h.text(value, "reason"))
+                cells.append(h.text(value, "reason wide"))
+            elif c == "peak_fraction":
+                cells.append(h.text(_percent(value), "num"))
             else:
                 cells.append(value)
         rows.append(cells)
-    body = h.details(f"All {len(frame)} cells, one row each (rounds pooled); the same table is "
-                     "in the cells CSV", h.table(columns, rows))
+    table = h.table([_ALL_COLUMNS[c] for c in columns], rows, css="cells")
+    body = h.details(f"All {len(frame)} cells, one row each (rounds pooled); the same table, "
+                     "with every column, is in the cells CSV", table)
     return h.section("all-cells", "All cells", body)
 
 

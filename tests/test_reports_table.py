@@ -154,3 +154,25 @@ def test_table_command(tmp_path, capsys):
     assert main(["table", str(path), "--columns", "nope"]) == 2
     assert "unknown column" in capsys.readouterr().err
     assert main(["table", str(tmp_path / "none.jsonl")]) == 2
+
+
+def test_pytest_benchmark_json_goes_through_the_hook(tmp_path):
+    pytest.importorskip("reports.pytest_benchmark")
+    data = {
+        "machine_info": {"node": "ci-box", "cpu": {"brand_raw": "AMD EPYC 7B13"}},
+        "commit_info": {"id": "abc123", "dirty": False},
+        "datetime": "2024-05-14T09:30:00+00:00",
+        "version": "4.0.0",
+        "benchmarks": [{
+            "name": "test_cell[cnn-eager-infer]",
+            "stats": {"data": fake_samples(0.01, 15), "median": 0.01},
+            "extra_info": {"case": "cnn", "mode": "eager", "phase": "infer", "batch": 8},
+        }],
+    }
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(data))
+    for runs in (load_runs([path]), load_runs([tmp_path])):
+        frame = records_frame(runs)
+        assert frame["mode"].tolist() == ["eager"]
+        assert frame["images_per_s"].iloc[0] == pytest.approx(800, rel=0.03)
+        assert frame["machine"].iloc[0] == "ci-box EPYC 7B13"
