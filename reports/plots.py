@@ -43,8 +43,11 @@ _STATUS_TEXT = {"skipped": "skipped", "error": "error", "timeout": "timeout",
 @contextmanager
 def _style() -> Iterator[None]:
     """The report's look, scoped so importing this module changes no global matplotlib state."""
-    rc = {"figure.dpi": DPI, "axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9,
-          "ytick.labelsize": 9, "legend.fontsize": 9, "axes.titleweight": "bold"}
+    # parse_math off: case names and configs come from records, and a stray '$' must be shown,
+    # not parsed as TeX (which can raise and abort the whole report).
+    rc = {"text.parse_math": False, "figure.dpi": DPI, "axes.titlesize": 11,
+          "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9,
+          "legend.fontsize": 9, "axes.titleweight": "bold"}
     with sns.axes_style("whitegrid"), plt.rc_context(rc):
         yield
 

@@ -26,7 +26,8 @@ def small_records(run_id: str, device: str = "cpu") -> list[Record]:
     keep = ("mobilenet", "alpha=0.5,resolution=128", 32)
     records = [r for r in demo_records(run_id, device=device, samples=20)
                if (r.cell.case, r.cell.config, r.cell.batch) == keep]
-    records.append(Record(Cell("cnn", "<b>x</b>", "xla", "infer", device), "crashed", SCRIPT,
+    # Markup and a TeX-like '$' in a config: shown literally in the page and in the plots.
+    records.append(Record(Cell("cnn", "<b>x</b>$^$", "xla", "infer", device), "crashed", SCRIPT,
                           run_id=run_id))
     return records
 
@@ -49,7 +50,7 @@ def test_record_text_cannot_inject_markup(report_file):
     page = report_file.read_text()
     assert "<script" not in page  # the page has no scripts at all, and records add none
     assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in page
-    assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
+    assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;$^$" in page
 
 
 def test_report_is_self_contained_with_csvs_next_to_it(report_file, capsys):
