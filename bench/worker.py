@@ -18,15 +18,11 @@ import os
 import time
 import traceback
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bench.record import Cell, Record
 from bench.timing import measure
-
-if TYPE_CHECKING:
-    from bench.modes.base import Request
 
 # "<mode>:<crash|hang|oom|error>[,...]": deliberate failures for the isolation tests.
 FAULT_ENV = "BENCH_INJECT_FAULT"
@@ -73,15 +69,16 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         prepared = mode.prepare(request)
     except NotApplicable as exc:
         return Record(cell=cell, status="skipped", reason=str(exc))
+    one_batch = prepared.single_step or prepared.step
     t1 = time.perf_counter()
-    first = prepared.step()
+    first = one_batch()
     first_result_s = time.perf_counter() - t0
     setup = dict(prepared.setup_s)
     setup["first_call"] = time.perf_counter() - t1
 
     outputs = [np.asarray(first)]
     if training:
-        outputs += [np.asarray(prepared.step()) for _ in range(EQUIVALENCE_STEPS - 1)]
+        outputs += [np.asarray(one_batch()) for _ in range(EQUIVALENCE_STEPS - 1)]
         trained = prepared.read_weights()
 
     measurement = measure(prepared.step, warmup=options.warmup, min_samples=options.min_samples,
@@ -93,47 +90,35 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         from bench.probes import run_probes
 
         debug = run_probes(cell, workload, request, prepared)
+    per_call = prepared.batches_per_call
     prepared.close()
 
-    diff = reference_diff(request, outputs, trained if training else None)
+    # The eager reference, same weights, same bytes, same number of SGD steps.
+    reference = load_mode("eager").prepare(request)
+    if training:
+        ref_losses = [float(reference.step()) for _ in range(EQUIVALENCE_STEPS)]
+        ref_weights = reference.read_weights()
+        diff = max(
+            max(abs(float(a) - b) for a, b in zip(outputs, ref_losses, strict=True)),
+            max(float(np.max(np.abs(trained[k] - ref_weights[k]))) for k in ref_weights),
+        )
+    else:
+        diff = float(np.max(np.abs(outputs[0] - np.asarray(reference.step()))))
     tol = tolerance(cell.mode, cell.phase)
 
     flops = 2.0 * workload.macs_per_image * (3.0 if training else 1.0)
     return Record(
-        cell=cell, status="ok", samples_s=measurement.samples_s,
-        warmup_s=measurement.warmup_s, images_per_step=cell.batch, setup_s=setup,
+        cell=cell, status="ok", samples_s=[t / per_call for t in measurement.samples_s],
+        warmup_s=[t / per_call for t in measurement.warmup_s], images_per_step=cell.batch,
+        setup_s=setup,
         first_result_s=first_result_s, peak_rss_mb=peak_rss_mb, peak_device_mb=peak_device_mb,
         graph_nodes=prepared.graph_nodes, max_abs_diff=diff, tolerance=tol,
         equivalent=bool(diff <= tol), macs_per_image=workload.macs_per_image,
         params=workload.params, flops_per_image=flops, threads=threads.as_dict(), debug=debug,
         wall_s=time.perf_counter() - started,
         extra={**prepared.extra, "stopped_by": measurement.stopped_by,
-               "reached_target": measurement.reached_target},
+               "reached_target": measurement.reached_target, "batches_per_call": per_call},
     )
-
-
-def reference_diff(request: Request, outputs: list[np.ndarray],
-                   trained: dict[str, np.ndarray] | None = None) -> float:
-    """Max |difference| from the eager reference run on the same weights and the same bytes.
-
-    Inference compares the first call's logits (`outputs[0]`); training compares the losses of
-    the first EQUIVALENCE_STEPS steps and the weights after them (`trained`).
-    """
-    from bench.modes import load_mode
-    from bench.modes.base import EQUIVALENCE_STEPS
-
-    reference = load_mode("eager").prepare(request)
-    try:
-        if request.phase == "train":
-            ref_losses = [float(reference.step()) for _ in range(EQUIVALENCE_STEPS)]
-            ref_weights = reference.read_weights()
-            return max(
-                max(abs(float(a) - b) for a, b in zip(outputs, ref_losses, strict=True)),
-                max(float(np.max(np.abs(trained[k] - ref_weights[k]))) for k in ref_weights),
-            )
-        return float(np.max(np.abs(outputs[0] - np.asarray(reference.step()))))
-    finally:
-        reference.close()
 
 
 def error_record(cell: Cell, exc: BaseException) -> Record:

@@ -44,9 +44,11 @@ def test_inference_matches_eager(spec, mode, input_style):
     prepared.close()
 
 
-def _train(mode, spec, input_style):
+def _train(mode, spec, input_style, calls=EQUIVALENCE_STEPS):
+    """Losses and weights after `calls` single-batch SGD steps of the mode."""
     prepared = load_mode(mode).prepare(_request(spec, 4, "train", input_style))
-    losses = [float(prepared.step()) for _ in range(EQUIVALENCE_STEPS)]
+    one_batch = prepared.single_step or prepared.step
+    losses = [float(one_batch()) for _ in range(calls)]
     weights = prepared.read_weights()
     prepared.close()
     return losses, weights
@@ -55,8 +57,8 @@ def _train(mode, spec, input_style):
 @pytest.mark.parametrize("mode", [m for m in TRAIN_MODES if m != "eager"])
 @pytest.mark.parametrize("spec", [SMALL_CNN, TRAIN_MOBILENET])
 def test_training_matches_eager_after_three_steps(spec, mode):
-    ref_losses, ref_weights = _train("eager", spec, "resident")
     losses, weights = _train(mode, spec, "feed")
+    ref_losses, ref_weights = _train("eager", spec, "resident")
     initial = get_workload(spec).weights(0)
     assert set(weights) == set(ref_weights) == set(initial)
     tol = tolerance(mode, "train")
@@ -68,6 +70,15 @@ def test_training_matches_eager_after_three_steps(spec, mode):
     assert set(get_workload(spec).trainable_names) <= moved
     if "mobilenet" in spec:
         assert "conv1/bn/moving_mean" in moved
+
+
+def test_keras_training_call_runs_several_batches_of_model_fit():
+    """The measured keras step is one Model.fit epoch of several batches (8 SGD steps)."""
+    prepared = load_mode("keras").prepare(_request(SMALL_CNN, 4, "train", "feed"))
+    assert prepared.batches_per_call > 1
+    epoch_loss = float(prepared.step())
+    ref_losses, _ = _train("eager", SMALL_CNN, "resident", calls=prepared.batches_per_call)
+    assert abs(epoch_loss - float(np.mean(ref_losses))) <= tolerance("keras", "train")
 
 
 def test_eager_training_loss_decreases_on_a_fixed_batch():

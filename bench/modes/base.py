@@ -102,6 +102,12 @@ class Prepared:
     graph_nodes: dict[str, int] = field(default_factory=dict)
     read_weights: Callable[[], dict[str, np.ndarray]] | None = None  # training: current weights
     close: Callable[[], None] = lambda: None
+    # Batches one call of `step()` runs (Model.fit runs several per call so its per-call
+    # overhead is amortised as in real use); the worker divides step times by it.
+    batches_per_call: int = 1
+    # Exactly one batch (one SGD step when training), for the first call and the equivalence
+    # check; None when `step` already is that.
+    single_step: Callable[[], Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # Objects probes may inspect (graph, session, concrete function, model...).
     handles: dict[str, Any] = field(default_factory=dict)
