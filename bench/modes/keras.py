@@ -5,9 +5,11 @@ softmax cross-entropy on logits) and optimiser (plain SGD, same learning rate). 
 the step is one `fit` epoch over `FIT_BATCHES` copies of the batch, so fit's per-call
 overhead (callbacks, data adapter) is amortised as it is over a real epoch, and the worker
 reports per-batch times. The first call and the equivalence steps use single-batch `fit`
-calls, so they are exactly three SGD steps like every other mode's. Keras' default `jit_compile="auto"` is left alone (it is what users
-get: off on CPU-only machines, on with a GPU); the resolved value is recorded in `extra`. This mode is also the independent check that the raw-op workloads are
-the standard networks.
+calls, so they are exactly three SGD steps like every other mode's.
+
+Keras' default `jit_compile="auto"` is left alone (it is what users get: off on CPU-only
+machines, on with a GPU); the resolved value is recorded in `extra`. This mode is also the
+independent check that the raw-op workloads are the standard networks.
 """
 
 from __future__ import annotations
