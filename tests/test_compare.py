@@ -66,8 +66,10 @@ def changed(records: list[Record], mode: str, **fields) -> list[Record]:
 
 def verdicts(result, metric: str) -> dict[str, str]:
     """Mode -> verdict of one metric for the cnn cells."""
-    rows = result.rows[(result.rows["metric"] == metric) & result.rows["key"].str.startswith("cnn/")]
-    return {key.split("/")[1]: verdict for key, verdict in zip(rows["key"], rows["verdict"])}
+    rows = result.rows
+    rows = rows[(rows["metric"] == metric) & rows["key"].str.startswith("cnn/")]
+    pairs = zip(rows["key"], rows["verdict"], strict=True)
+    return {key.split("/")[1]: verdict for key, verdict in pairs}
 
 
 @pytest.fixture()
