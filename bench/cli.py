@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "bench.commands.baseline",
     "bench.commands.history",
     "bench.commands.overhead",
+    "bench.commands.stability",
     "reports.command",
 )
 

@@ -45,6 +45,7 @@ class Run:
     path: str = ""
     end_reason: str = ""
     problems: list[str] = field(default_factory=list)  # "file:line: what is wrong"
+    finished: str = ""  # ISO 8601 from the footer; "" when the run never finished
 
 
 class RunWriter:
@@ -93,6 +94,7 @@ def load_run(path: str | os.PathLike) -> Run:
     records: list[Record] = []
     problems: list[str] = []
     complete, end_reason = False, "no footer: the run was interrupted or is still running"
+    finished = ""
     with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
@@ -111,6 +113,7 @@ def load_run(path: str | os.PathLike) -> Run:
                 elif kind == "footer":
                     complete = bool(obj.get("complete"))
                     end_reason = str(obj.get("reason", ""))
+                    finished = str(obj.get("finished", ""))
                 else:
                     raise SchemaError(f"unexpected line kind {kind!r}")
             except (SchemaError, TypeError, KeyError) as exc:
@@ -118,7 +121,7 @@ def load_run(path: str | os.PathLike) -> Run:
     if header is None:
         raise StoreError(f"{path}:1: not a results file (no valid header line)"
                          + (f"; {problems[0]}" if problems else ""))
-    return Run(header, records, complete, str(path), end_reason, problems)
+    return Run(header, records, complete, str(path), end_reason, problems, finished)
 
 
 def _parse_header(obj: dict[str, Any]) -> RunHeader:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.errors import UsageError
+from bench.store import Run
 from reports.table import load_runs, run_warnings
 
 TABLES = ("cells", "modes", "break_even", "scorecard", "baseline")
@@ -46,7 +48,13 @@ def run(args: argparse.Namespace) -> int:
     baseline = load_runs(args.baseline) if args.baseline else None
     for line in run_warnings(runs + (baseline or [])):
         print(f"warning: {line}", file=sys.stderr)
+    print(write_report(runs, output, baseline))
+    return 0
 
+
+def write_report(runs: Sequence[Run], output: Path,
+                 baseline: Sequence[Run] | None = None) -> Path:
+    """Write the HTML report and its CSV tables; return the HTML path."""
     from reports.report import build_report  # matplotlib is slow to import; only when needed
 
     paths = csv_paths(output)
@@ -55,5 +63,4 @@ def run(args: argparse.Namespace) -> int:
     output.write_text(report.html, encoding="utf-8")
     for name, table in report.tables.items():
         table.to_csv(paths[name], index=False)
-    print(output)
-    return 0
+    return output

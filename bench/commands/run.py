@@ -79,6 +79,9 @@ def main(args: argparse.Namespace) -> int:
                                   where="command-line options")
     if not cells:
         raise UsageError("the selection leaves no cells to run")
+    if args.report and (not args.report.lower().endswith((".html", ".htm"))
+                        or not Path(args.report).resolve().parent.is_dir()):
+        raise UsageError(f"--report {args.report}: give an .html file in an existing directory")
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} exists and is not a directory")

@@ -1,0 +1,63 @@
+"""`python -m bench stability RUN_A RUN_B`: is the measurement engine itself trustworthy?
+
+Answers three questions about two back-to-back runs of the same suite on one machine: how
+long each run took, what share of ok cells reached the CI target (the rest ran out of budget),
+and on what share of cells the two runs' median throughputs agree within a tolerance (5%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+from bench.errors import UsageError
+from bench.store import Run
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("stability", help="run time, CI-target hit rate and run-to-run agreement",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("run_a", metavar="RUN_A")
+    p.add_argument("run_b", metavar="RUN_B")
+    p.add_argument("--tolerance", type=float, default=0.05,
+                   help="relative throughput difference counted as agreement (default 0.05)")
+    p.set_defaults(func=main)
+
+
+def _duration_s(run: Run) -> float | None:
+    try:
+        start = dt.datetime.fromisoformat(run.header.started)
+        end = dt.datetime.fromisoformat(run.finished)
+    except ValueError:
+        return None
+    return (end - start).total_seconds()
+
+
+def _target_share(run: Run) -> tuple[int, int]:
+    ok = [r for r in run.records if r.status == "ok"]
+    return sum(bool(r.extra.get("reached_target")) for r in ok), len(ok)
+
+
+def main(args: argparse.Namespace) -> int:
+    from reports.table import load_runs, records_frame
+
+    if args.tolerance <= 0:
+        raise UsageError("--tolerance must be positive")
+    run_a, run_b = (load_runs([p])[0] for p in (args.run_a, args.run_b))
+    for name, run in (("A", run_a), ("B", run_b)):
+        hit, ok = _target_share(run)
+        took = _duration_s(run)
+        took_text = f"{took:.0f} s" if took is not None else "unknown (incomplete)"
+        print(f"run {name}: {run.path}: {took_text}, {ok} ok cells, {hit}/{ok} "
+              f"({100 * hit / max(ok, 1):.0f}%) reached the CI target")
+    frames = [records_frame([run]).set_index("key") for run in (run_a, run_b)]
+    a, b = (f[f.status == "ok"]["images_per_s"] for f in frames)
+    both = a.index.intersection(b.index)
+    if both.empty:
+        raise UsageError("the two runs have no ok cell in common")
+    change = (b[both] / a[both] - 1).abs()
+    agree = int((change <= args.tolerance).sum())
+    print(f"agreement: {agree}/{len(both)} cells ({100 * agree / len(both):.0f}%) within "
+          f"{100 * args.tolerance:.0f}%; median |change| {100 * change.median():.1f}%, "
+          f"worst {100 * change.max():.1f}% ({change.idxmax()})")
+    return 0
