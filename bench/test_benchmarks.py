@@ -52,7 +52,7 @@ from bench.modes.base import EQUIVALENCE_STEPS, Prepared, tolerance
 from bench.plan import Settings
 from bench.record import Cell
 from bench.stats import summarize
-from bench.worker import _peak_rss_mb, _reset_peak_rss
+from bench.worker import _peak_rss_mb, _reset_peak_rss, reference_diff
 from cases import get_workload
 from cases.base import Workload
 
@@ -148,28 +148,6 @@ def _measure(benchmark, prepared: Prepared, training: bool, settings: Settings, 
             "batches_per_call": getattr(prepared, "batches_per_call", 1),
             "first_result_s": first_result_s, "calibration_step_s": calibration_s,
             "rounds": rounds, "warmup_rounds": selection.warmup}
-
-
-def reference_diff(request: Request, outputs: list[np.ndarray],
-                   trained: dict[str, np.ndarray] | None) -> float:
-    """Max |difference| from the eager reference on the same weights, bytes and SGD steps.
-
-    The comparison bench/worker.py makes: inference compares the first call's logits; training
-    compares the losses of the first EQUIVALENCE_STEPS single-batch steps and the weights after
-    them.
-    """
-    reference = load_mode("eager").prepare(request)
-    try:
-        if request.phase != "train":
-            return float(np.max(np.abs(outputs[0] - np.asarray(reference.step()))))
-        losses = [float(reference.step()) for _ in range(EQUIVALENCE_STEPS)]
-        weights = reference.read_weights()
-        return max(
-            max(abs(float(a) - b) for a, b in zip(outputs, losses, strict=True)),
-            max(float(np.max(np.abs(trained[k] - weights[k]))) for k in weights),
-        )
-    finally:
-        reference.close()
 
 
 def rounds_for_budget(step_s: float, settings: Settings) -> int:

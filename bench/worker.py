@@ -92,18 +92,7 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         debug = run_probes(cell, workload, request, prepared)
     per_call = prepared.batches_per_call
     prepared.close()
-
-    # The eager reference, same weights, same bytes, same number of SGD steps.
-    reference = load_mode("eager").prepare(request)
-    if training:
-        ref_losses = [float(reference.step()) for _ in range(EQUIVALENCE_STEPS)]
-        ref_weights = reference.read_weights()
-        diff = max(
-            max(abs(float(a) - b) for a, b in zip(outputs, ref_losses, strict=True)),
-            max(float(np.max(np.abs(trained[k] - ref_weights[k]))) for k in ref_weights),
-        )
-    else:
-        diff = float(np.max(np.abs(outputs[0] - np.asarray(reference.step()))))
+    diff = reference_diff(request, outputs, trained if training else None)
     tol = tolerance(cell.mode, cell.phase)
 
     flops = 2.0 * workload.macs_per_image * (3.0 if training else 1.0)
@@ -119,6 +108,30 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         extra={**prepared.extra, "stopped_by": measurement.stopped_by,
                "reached_target": measurement.reached_target, "batches_per_call": per_call},
     )
+
+
+def reference_diff(request, outputs: list[np.ndarray],
+                   trained: dict[str, np.ndarray] | None) -> float:
+    """Max |difference| from the eager reference on the same weights, bytes and SGD steps.
+
+    Inference compares the first call's logits; training compares the losses of the first
+    EQUIVALENCE_STEPS single-batch steps and every weight (moving statistics included) after.
+    """
+    from bench.modes import load_mode
+    from bench.modes.base import EQUIVALENCE_STEPS
+
+    reference = load_mode("eager").prepare(request)
+    try:
+        if request.phase != "train":
+            return float(np.max(np.abs(outputs[0] - np.asarray(reference.step()))))
+        losses = [float(reference.step()) for _ in range(EQUIVALENCE_STEPS)]
+        weights = reference.read_weights()
+        return max(
+            max(abs(float(a) - b) for a, b in zip(outputs, losses, strict=True)),
+            max(float(np.max(np.abs(trained[k] - weights[k]))) for k in weights),
+        )
+    finally:
+        reference.close()
 
 
 def error_record(cell: Cell, exc: BaseException) -> Record:
