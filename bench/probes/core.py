@@ -1,0 +1,100 @@
+"""Runs the probes against one prepared cell; also the `bench debug` worker's whole job."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from bench.probes import KEYS
+from bench.probes.change import cost_of_change
+from bench.probes.context import ProbeContext, make_context
+from bench.probes.faults import faults
+from bench.probes.graphs import graph_visibility
+from bench.probes.intermediates import intermediates
+from bench.probes.messages import short_error
+from bench.probes.stepping import python_calls
+
+# In order: probes that use the cell's own prepared instance first (python_calls steps it,
+# intermediates steps it once more), then the ones that build fresh instances.
+PROBES: tuple[tuple[Callable[[ProbeContext], dict[str, Any]], tuple[str, ...]], ...] = (
+    (python_calls, ("dbg_python_calls_per_step",)),
+    (intermediates, ("dbg_intermediates_fraction", "dbg_intermediates_via",
+                     "dbg_intermediates_missing")),
+    (graph_visibility, ("dbg_graph_nodes_built", "dbg_graph_nodes", "dbg_layer_ops_surviving",
+                        "dbg_fused_op_types", "dbg_new_op_types", "dbg_batch_norm_folded")),
+    (faults, ("dbg_fault_layer", "dbg_shape_error_stage", "dbg_shape_error_names_source",
+              "dbg_shape_error_names_layer", "dbg_nan_check", "dbg_nan_check_failure",
+              "dbg_nan_detected", "dbg_nan_localised", "dbg_nan_error_names_source",
+              "dbg_nan_error_names_layer")),
+    (cost_of_change, ("dbg_cold_start_s", "dbg_traces_to_first_result",
+                      "dbg_new_batch_accepted", "dbg_retraces_new_batch", "dbg_new_shape_s")),
+)
+
+
+def run_all(cell: Any, workload: Any, request: Any, prepared: Any) -> dict[str, Any]:
+    """Every probe; one that fails records None for its keys and a line in dbg_probe_errors
+    (its traceback goes to the worker log), so one broken probe never costs the cell."""
+    ctx = make_context(cell, workload, request, prepared)
+    results: dict[str, Any] = {}
+    errors = []
+    for probe, keys in PROBES:
+        start = time.perf_counter()
+        try:
+            results.update(probe(ctx))
+        except Exception as exc:  # noqa: BLE001 - reported in the record, not raised
+            traceback.print_exc()
+            errors.append(f"{probe.__name__}: {short_error(exc)}")
+            results.update(dict.fromkeys(keys))
+        print(f"probe {probe.__name__}: {time.perf_counter() - start:.2f} s", flush=True)
+    ordered = {k: results.get(k) for k in KEYS}
+    if errors:
+        ordered["dbg_probe_errors"] = errors
+    return ordered
+
+
+def probe_record(cell: Any, seed: int = 0, threads_intra: int = 0, threads_inter: int = 0):
+    """Prepare the cell as bench.worker does (prepare, first step, warm-up), then probe it."""
+    from bench.modes import load_mode, not_applicable_reason
+    from bench.modes.base import NotApplicable, Request
+    from bench.modes.runtime import resolve_threads
+    from bench.record import Record
+    from cases import get_workload
+
+    started = time.perf_counter()
+    reason = not_applicable_reason(cell.mode, cell.phase)
+    if reason:
+        return Record(cell=cell, status="skipped", reason=reason)
+    workload = get_workload(cell.case_spec)
+    weights = workload.weights(seed)
+    images, labels = workload.inputs(cell.batch, seed)
+    threads = resolve_threads(threads_intra, threads_inter)
+    request = Request(workload, weights, images, labels, cell.phase, cell.device, cell.input,
+                      threads)
+    t0 = time.perf_counter()
+    try:
+        prepared = load_mode(cell.mode).prepare(request)
+    except NotApplicable as exc:
+        return Record(cell=cell, status="skipped", reason=str(exc))
+    t1 = time.perf_counter()
+    prepared.step()
+    first_result_s = time.perf_counter() - t0
+    setup = dict(prepared.setup_s)
+    setup["first_call"] = time.perf_counter() - t1
+    for _ in range(2):  # the runner's equivalence steps and warm-up
+        prepared.step()
+    if prepared.read_weights is not None:
+        prepared.read_weights()  # as the runner does after training steps (a Session pays
+        # for its first read of every variable once)
+    try:
+        debug = run_all(cell, workload, request, prepared)
+    finally:
+        prepared.close()
+    return Record(
+        cell=cell, status="ok", images_per_step=cell.batch, setup_s=setup,
+        first_result_s=first_result_s, graph_nodes=dict(prepared.graph_nodes),
+        macs_per_image=workload.macs_per_image, params=workload.params,
+        threads=threads.as_dict(), debug=debug, wall_s=time.perf_counter() - started,
+        extra={**prepared.extra, "probes_only": True},
+    )
