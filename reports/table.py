@@ -303,7 +303,7 @@ def _row(pooled: dict[str, Any], run: Run) -> dict[str, Any]:
     peak = run.header.peak_flops.get(cell.device) if run.header.peak_flops else None
     row["peak_fraction"] = row["gflops"] * 1e9 / peak if peak else math.nan
     for key, value in pooled["debug"].items():
-        row[f"dbg_{key}"] = _compact(value)
+        row[key if key.startswith("dbg_") else f"dbg_{key}"] = _compact(value)
     return row
 
 
