@@ -33,9 +33,11 @@ def _duration_s(run: Run) -> float | None:
     return (end - start).total_seconds()
 
 
-def _target_share(run: Run) -> tuple[int, int]:
-    ok = [r for r in run.records if r.status == "ok"]
-    return sum(bool(r.extra.get("reached_target")) for r in ok), len(ok)
+def _target_share(frame, run: Run) -> tuple[int, int, float]:
+    """Cells whose pooled median CI (all rounds) is within the run's target half-width."""
+    target = float(run.header.options.get("target_ci", 0.02))
+    ok = frame[frame.status == "ok"]
+    return int((ok.ci_rel_halfwidth <= target).sum()), len(ok), target
 
 
 def main(args: argparse.Namespace) -> int:
@@ -44,13 +46,15 @@ def main(args: argparse.Namespace) -> int:
     if args.tolerance <= 0:
         raise UsageError("--tolerance must be positive")
     run_a, run_b = (load_runs([p])[0] for p in (args.run_a, args.run_b))
-    for name, run in (("A", run_a), ("B", run_b)):
-        hit, ok = _target_share(run)
+    frames = [records_frame([run]).set_index("key") for run in (run_a, run_b)]
+    for name, run, frame in (("A", run_a, frames[0]), ("B", run_b, frames[1])):
+        hit, ok, target = _target_share(frame, run)
         took = _duration_s(run)
         took_text = f"{took:.0f} s" if took is not None else "unknown (incomplete)"
-        print(f"run {name}: {run.path}: {took_text}, {ok} ok cells, {hit}/{ok} "
-              f"({100 * hit / max(ok, 1):.0f}%) reached the CI target")
-    frames = [records_frame([run]).set_index("key") for run in (run_a, run_b)]
+        rounds = run.header.options.get("rounds", 1)
+        print(f"run {name}: {run.path}: {took_text}, {ok} ok cells x {rounds} round(s); "
+              f"{hit}/{ok} ({100 * hit / max(ok, 1):.0f}%) reached the {100 * target:g}% "
+              "CI target (median CI of the pooled rounds)")
     a, b = (f[f.status == "ok"]["images_per_s"] for f in frames)
     both = a.index.intersection(b.index)
     if both.empty:
