@@ -30,6 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="baseline run file or directory to compare against (repeatable)")
     parser.add_argument("-o", "--output", default="report.html", metavar="FILE",
                         help="HTML file to write (default: report.html in this directory)")
+    parser.add_argument("--history", metavar="FILE",
+                        help="history file (bench history append): also write a trends page "
+                             "'<stem>_trends.html' next to the report and link it")
     parser.set_defaults(func=run)
 
 
@@ -48,18 +51,25 @@ def run(args: argparse.Namespace) -> int:
     baseline = load_runs(args.baseline) if args.baseline else None
     for line in run_warnings(runs + (baseline or [])):
         print(f"warning: {line}", file=sys.stderr)
-    print(write_report(runs, output, baseline))
+    if args.history and not Path(args.history).is_file():
+        raise UsageError(f"--history {args.history}: no such history file")
+    print(write_report(runs, output, baseline, history=args.history))
     return 0
 
 
-def write_report(runs: Sequence[Run], output: Path,
-                 baseline: Sequence[Run] | None = None) -> Path:
-    """Write the HTML report and its CSV tables; return the HTML path."""
+def write_report(runs: Sequence[Run], output: Path, baseline: Sequence[Run] | None = None,
+                 history: str | None = None) -> Path:
+    """Write the HTML report and its CSV tables (and trends page); return the HTML path."""
     from reports.report import build_report  # matplotlib is slow to import; only when needed
 
     paths = csv_paths(output)
     names = [p.name for n, p in paths.items() if n != "baseline" or baseline]
-    report = build_report(runs, baseline, names)
+    trends_name = None
+    if history:
+        from reports.trends import write_trends
+
+        trends_name = write_trends(history, output.with_name(f"{output.stem}_trends.html")).name
+    report = build_report(runs, baseline, names, trends_name)
     output.write_text(report.html, encoding="utf-8")
     for name, table in report.tables.items():
         table.to_csv(paths[name], index=False)

@@ -50,13 +50,19 @@ class Report:
 
 
 def build_report(runs: Sequence[Run], baseline: Sequence[Run] | None = None,
-                 csv_names: Sequence[str] = ()) -> Report:
-    """Everything the report shows, as one HTML string plus the tables behind it."""
+                 csv_names: Sequence[str] = (), trends_name: str | None = None) -> Report:
+    """Everything the report shows, as one HTML string plus the tables behind it.
+
+    `trends_name`: file name of a trends page written next to the report, linked from it.
+    """
     frame = with_speedup(records_frame(list(runs)))
     even = break_even(frame) if not frame.empty else pd.DataFrame()
     view = baseline_view(baseline, runs) if baseline else None
     warnings = report_warnings(runs, frame) + (_baseline_warnings(view) if view else [])
     parts = [_header(runs, frame), h.warning_box(warnings), _contents(frame, view)]
+    if trends_name:
+        parts.append(f'<p>History: <a href="{h.esc(trends_name)}">throughput and speed-ups over '
+                     "commits, with detected steps</a> (a separate page next to this one).</p>")
     if len(_by_machine(frame)) > 1:
         parts.append(_across_machines(frame))
     for (machine, device), cells in _by_machine(frame):

@@ -144,3 +144,18 @@ def test_report_renders_in_headless_chromium(report_file, tmp_path):
     assert "<script" not in dom.stdout
     assert dom.stdout.count("<img") >= 4
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def test_report_links_a_trends_page_built_from_history(run_file, tmp_path):
+    from bench.history import append_run
+    from bench.store import load_run
+
+    history = tmp_path / "history.jsonl"
+    append_run(load_run(run_file), history, commit="abc123")
+    out = tmp_path / "report.html"
+    assert main(["report", str(run_file), "-o", str(out), "--history", str(history)]) == 0
+    trends = tmp_path / "report_trends.html"
+    assert trends.exists() and "Benchmark trends" in trends.read_text()
+    assert 'href="report_trends.html"' in out.read_text()
+    assert main(["report", str(run_file), "-o", str(out), "--history",
+                 str(tmp_path / "missing.jsonl")]) == 2
