@@ -71,6 +71,9 @@ TOP_LEVEL_KEYS = ("description", "settings", "defaults", "case")
 CASE_KEYS = ("spec", "name", "config", *AXES)
 
 
+PROBE_POLICIES = ("once", "all", "none")
+
+
 class SuiteError(UsageError):
     """A suite file (or a matrix override) that cannot be run; the message names file and key."""
 
@@ -89,6 +92,7 @@ class Settings:
     seed: int = 0  # weights and input batches
     threads_intra: int = 0  # 0 = TensorFlow's machine default
     threads_inter: int = 0
+    probes: str = "once"  # debuggability probes: "once" per group, "all" cells, or "none"
 
 
 # Settings field -> (type, check, what is accepted).
@@ -103,6 +107,7 @@ _SETTING_RULES: dict[str, tuple[type, Any, str]] = {
     "seed": (int, lambda v: v >= 0, "an integer >= 0"),
     "threads_intra": (int, lambda v: v >= 0, "an integer >= 0 (0 = machine default)"),
     "threads_inter": (int, lambda v: v >= 0, "an integer >= 0 (0 = machine default)"),
+    "probes": (str, lambda v: v in PROBE_POLICIES, "one of " + ", ".join(PROBE_POLICIES)),
 }
 
 
@@ -203,8 +208,11 @@ def make_settings(values: dict[str, Any], where: str = "settings") -> Settings:
         if value is None and key == "memory_limit_mb":
             checked[key] = None
             continue
-        number = isinstance(value, int) or (kind is float and isinstance(value, float))
-        if isinstance(value, bool) or not number or not ok(value):
+        if kind is str:
+            typed = isinstance(value, str)
+        else:
+            typed = isinstance(value, int) or (kind is float and isinstance(value, float))
+        if isinstance(value, bool) or not typed or not ok(value):
             raise SuiteError(f"{where} {key}: expected {accepted}, got {value!r}")
         checked[key] = kind(value)
     return Settings(**checked)
@@ -392,3 +400,21 @@ def rounds_order(cells: list[Cell], rounds: int) -> list[tuple[int, Cell]]:
 
 __all__ = ["AXES", "Entry", "Settings", "Suite", "SuiteError", "available_suites", "expand",
            "load_suite", "make_settings", "parse_shard", "rounds_order", "shard", "suite_path"]
+
+
+def probe_selection(order: list[tuple[int, Cell]], how: str) -> set[tuple[int, Cell]]:
+    """Which (round, cell) pairs also run the debuggability probes.
+
+    The probes measure properties of a mode and a network, not of a batch size, and cost
+    seconds each (tens for MobileNet training), so by default ("once") they run for the
+    smallest batch of each case, config, mode, phase, input and device, in the first round.
+    """
+    if how == "none":
+        return set()
+    if how == "all":
+        return {(r, c) for r, c in order if r == min(rr for rr, _ in order)}
+    chosen: dict[tuple, tuple[int, Cell]] = {}
+    for round_index, cell in sorted(order, key=lambda rc: (rc[0], rc[1].batch)):
+        group = (cell.case, cell.config, cell.mode, cell.phase, cell.input, cell.device)
+        chosen.setdefault(group, (round_index, cell))
+    return set(chosen.values())

@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import forkserver
 from pathlib import Path
 
@@ -167,8 +167,12 @@ def _log_name(cell: Cell, round_index: int) -> str:
 
 def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOptions,
         out_path: Path, timeout_s: float, memory_limit_mb: float | None = None,
-        settings: dict | None = None, show_progress: bool = True) -> RunResult:
-    """Measure every (round, cell) in order, appending each record to `out_path` at once."""
+        settings: dict | None = None, show_progress: bool = True,
+        probe: set[tuple[int, Cell]] | None = None) -> RunResult:
+    """Measure every (round, cell) in order, appending each record to `out_path` at once.
+
+    `probe`: the (round, cell) pairs that also run the debuggability probes.
+    """
     ctx = _context()
     log_dir = out_path.with_suffix("").with_name(out_path.stem + "_logs")
     _start_forkserver(log_dir / "forkserver.log")
@@ -200,7 +204,8 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
     try:
         for round_index, cell in cells_in_order:
             progress.start(cell, round_index)
-            record = _measure_one(ctx, cell, options, log_dir / _log_name(cell, round_index),
+            cell_options = replace(options, probes=(round_index, cell) in (probe or ()))
+            record = _measure_one(ctx, cell, cell_options, log_dir / _log_name(cell, round_index),
                                   timeout_s, memory_limit_mb)
             record.run_id, record.round = run_id, round_index
             writer.append(record)

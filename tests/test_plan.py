@@ -251,3 +251,15 @@ def test_planning_never_imports_tensorflow():
                          check=True, cwd=Path(__file__).resolve().parent.parent)
     count, imported = out.stdout.split()
     assert int(count) > 0 and imported == "False"
+
+
+def test_probes_run_once_per_group_by_default():
+    suite = plan.load_suite("standard")
+    cells = plan.expand(suite, cases=["cnn"])
+    order = plan.rounds_order(cells, 2)
+    once = plan.probe_selection(order, "once")
+    groups = {(c.case, c.config, c.mode, c.phase, c.input, c.device) for c in cells}
+    assert len(once) == len(groups)
+    assert all(r == 0 and c.batch == min(suite.entries[0].batches) for r, c in once)
+    assert plan.probe_selection(order, "none") == set()
+    assert plan.probe_selection(order, "all") == {(0, c) for c in cells}

@@ -41,7 +41,8 @@ def test_crash_hang_oom_and_error_cost_one_cell_each(tmp_path):
     suite = _suite(tmp_path, ["session", "eager", "function", "xla", "keras"],
                    extra="timeout_s = 15\nmemory_limit_mb = 1500")
     out = tmp_path / "out"
-    result = _bench(["run", "--suite", str(suite), "--out", str(out), "--quiet"], tmp_path,
+    result = _bench(["run", "--suite", str(suite), "--out", str(out), "--quiet",
+                     "--probes", "none"], tmp_path,
                     env={"BENCH_INJECT_FAULT": "eager:crash,function:hang,xla:oom,keras:error"})
     assert result.returncode == 1, result.stderr
     run = _only_run(out)
@@ -62,7 +63,7 @@ def test_sigint_leaves_a_loadable_partial_run(tmp_path):
     out = tmp_path / "out"
     process = subprocess.Popen(
         [sys.executable, "-m", "bench", "run", "--suite", str(suite), "--out", str(out),
-         "--quiet"], cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+         "--quiet", "--probes", "none"], cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -104,6 +105,7 @@ def test_gpu_requested_without_gpu_is_a_clear_error(tmp_path):
         pytest.skip("this machine has a GPU")
     out = tmp_path / "out"
     result = _bench(["run", "--suite", str(_suite(tmp_path, ["eager"])), "--device", "gpu",
+                     "--probes", "none",
                      "--out", str(out), "--quiet"], tmp_path)
     assert result.returncode == 2
     assert "no GPU" in result.stderr and "Traceback" not in result.stderr

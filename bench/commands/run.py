@@ -53,8 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, dest="threads_intra", help="intra-op threads")
     p.add_argument("--inter-threads", type=int, dest="threads_inter", help="inter-op threads")
     p.add_argument("--shard", help="i/n: run only the i-th of n disjoint parts of the matrix")
-    p.add_argument("--probes", action="store_true",
-                   help="also run the debuggability probes in every cell (dbg_* columns)")
+    p.add_argument("--probes", choices=("once", "all", "none"),
+                   help="debuggability probes (dbg_* columns): 'once' per case, config, mode "
+                        "and phase (smallest batch, first round), 'all' cells, or 'none' "
+                        "(default: the suite's setting, normally once)")
     p.add_argument("--out", default="results", help="directory for the run file (results/)")
     p.add_argument("--report", metavar="HTML", help="also write the HTML report here")
     p.add_argument("--format", choices=("text", "csv", "markdown"), default="text")
@@ -73,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
         cells = plan.shard(cells, index, count)
     overrides = {k: getattr(args, k) for k in ("rounds", "budget_s", "target_ci", "min_samples",
                                                "warmup", "timeout_s", "memory_limit_mb",
-                                               "threads_intra", "threads_inter")
+                                               "threads_intra", "threads_inter", "probes")
                  if getattr(args, k) is not None}
     settings = plan.make_settings({**dataclasses.asdict(suite.settings), **overrides},
                                   where="command-line options")
@@ -99,14 +101,16 @@ def main(args: argparse.Namespace) -> int:
     options = CellOptions(warmup=settings.warmup, min_samples=settings.min_samples,
                           target_ci=settings.target_ci, budget_s=settings.budget_s,
                           seed=settings.seed, threads_intra=settings.threads_intra,
-                          threads_inter=settings.threads_inter, probes=args.probes)
+                          threads_inter=settings.threads_inter)
     order = plan.rounds_order(cells, settings.rounds)
+    probe = plan.probe_selection(order, settings.probes)
     print(f"running {len(cells)} cells x {settings.rounds} round(s) of suite '{suite.name}' "
           f"-> {out_path}", file=sys.stderr)
     try:
         result = run(order, suite=suite.name, options=options, out_path=out_path,
                      timeout_s=settings.timeout_s, memory_limit_mb=settings.memory_limit_mb,
-                     settings=dataclasses.asdict(settings), show_progress=not args.quiet)
+                     settings=dataclasses.asdict(settings), show_progress=not args.quiet,
+                     probe=probe)
     except KeyboardInterrupt:
         print(f"interrupted: finished cells are kept in {out_path} (marked incomplete)",
               file=sys.stderr)
