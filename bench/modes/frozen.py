@@ -25,7 +25,7 @@ def prepare(request: Request) -> Prepared:
     config = session_config(request.threads, request.device)
     timings: dict[str, float] = {}
     frozen, built_nodes = frozen_graph_def(request, device, config, timings)
-    step, session, graph = g.run_frozen(frozen, request, device, config, timings, stage)
+    step, session, graph = g.run_frozen(frozen, request, device, config, timings)
     return Prepared(
         step=step, setup_s=timings,
         graph_nodes={"built": built_nodes, "frozen": g.count_nodes(frozen)},

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import tensorflow as tf
 
 from bench.modes.base import Request
+from bench.modes.runtime import stage
 from cases.layers import softmax_cross_entropy
 
 INPUT_NAME = "images"
@@ -168,7 +168,7 @@ def import_for_run(graph_def, request: Request, device: str, resident: bool):
     return graph, feed, logits, init, init_feed
 
 
-def run_frozen(graph_def, request: Request, device: str, config, timings, stage):
+def run_frozen(graph_def, request: Request, device: str, config, timings: dict[str, float]):
     """Shared by frozen/optimized: import, initialise the resident input, make the step."""
     resident = request.input == "resident"
     with stage(timings, "import"):
@@ -189,5 +189,3 @@ def run_frozen(graph_def, request: Request, device: str, config, timings, stage)
     return step, session, graph
 
 
-def as_numpy(value) -> np.ndarray:
-    return np.asarray(value)

@@ -49,7 +49,7 @@ def prepare(request: Request) -> Prepared:
     with stage(timings, "optimize"):
         folded = optimize(frozen)
         optimized = grappler(folded, config)
-    step, session, graph = g.run_frozen(optimized, request, device, config, timings, stage)
+    step, session, graph = g.run_frozen(optimized, request, device, config, timings)
     return Prepared(
         step=step, setup_s=timings,
         graph_nodes={"built": built_nodes, "frozen": g.count_nodes(frozen),
