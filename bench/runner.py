@@ -42,16 +42,12 @@ class RunResult:
         return [r for r in self.records if r.status in ("error", "timeout", "crashed")]
 
 
-def _context() -> mp.context.BaseContext:
-    """A forkserver context whose server has TensorFlow imported, with its chatter logged."""
+def worker_context(log_path: Path) -> mp.context.BaseContext:
+    """A forkserver context whose server has TensorFlow imported, started with its stderr
+    pointed at `log_path`, so TF's import banner stays out of the user's terminal."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
-    return ctx
-
-
-def _start_forkserver(log_path: Path) -> None:
-    """Start the server with stderr pointed at a log, so TF's import banner stays out."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     saved = os.dup(2)
     with open(log_path, "ab") as log:
@@ -61,6 +57,7 @@ def _start_forkserver(log_path: Path) -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+    return ctx
 
 
 def _child(target, args, conn, log_path: str) -> None:
@@ -173,9 +170,8 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
 
     `probe`: the (round, cell) pairs that also run the debuggability probes.
     """
-    ctx = _context()
     log_dir = out_path.with_suffix("").with_name(out_path.stem + "_logs")
-    _start_forkserver(log_dir / "forkserver.log")
+    ctx = worker_context(log_dir / "forkserver.log")
     devices = sorted({cell.device for _, cell in cells_in_order}) or ["cpu"]
     facts = machine_facts()
     peak: dict[str, float] = {}

@@ -109,8 +109,7 @@ def probe_cells(cells: list, log_dir: Path, timeout_s: float) -> list:
     from bench.probes import probe_cell
     from bench.record import Record
 
-    ctx = runner._context()
-    runner._start_forkserver(log_dir / "forkserver.log")
+    ctx = runner.worker_context(log_dir / "forkserver.log")
     records = []
     for cell in cells:
         reason = not_applicable_reason(cell.mode, cell.phase)
