@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "bench.commands.history",
     "bench.commands.overhead",
     "bench.commands.stability",
+    "bench.commands.gate",
+    "bench.commands.gatecheck",
     "reports.command",
 )
 

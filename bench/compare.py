@@ -4,11 +4,16 @@ A speed change is a *regression* only when it is both larger than a threshold (d
 statistically significant on the raw samples (asv and pyperf do the same), so noise alone never
 fails a build and a tiny but real slow-down does not either. Three kinds of metric:
 
-- ``images_per_s``: absolute throughput, rounds pooled, Mann-Whitney U on the raw step times.
-  It depends on the machine, so it gates only when both sides carry the same machine
-  fingerprint (or the caller insists); otherwise its row is shown but not gated.
-- ``speedup_vs_eager``: throughput of a mode over eager *in the same round*, so machine speed
-  cancels out. Each round gives one ratio, the rounds a sample of ratios; see `_speedup_test`.
+- ``images_per_s``: absolute throughput. Each worker process (round) is one replicate, its
+  median one value, and the two sides' worker values are compared with Welch's t-test on
+  their logarithms (bench.replicates): thousands of steps from a handful of processes are a
+  handful of observations, not thousands. It depends on the machine, so it gates only when
+  both sides carry the same machine fingerprint (or the caller insists).
+- ``speedup_vs_eager``: the mode over eager measured *paired*, alternating step by step inside
+  each worker, so the worker's and the machine's state cancel; one ratio per worker, compared
+  the same way. Runs without paired data fall back to per-round ratios of separate workers
+  (`_speedup_test`). With a single worker per side, the tests fall back to the raw samples of
+  that worker (Mann-Whitney, bootstrap), which see only the noise inside one process.
 - exact metrics: cell status, numerical equivalence, graph node counts and debuggability
   probes. They do not depend on speed, so any difference is reported, and one that is not
   clearly better is a failure ("changed"): refresh the baseline when it was intended.
@@ -28,6 +33,14 @@ import numpy as np
 import pandas as pd
 
 from bench.record import Cell, Record
+from bench.replicates import (
+    SPEEDUP_OUTLIER,
+    THROUGHPUT_OUTLIER,
+    compare_replicates,
+    used_values,
+    worker_speedup,
+    worker_throughput,
+)
 from bench.stats import _bootstrap_medians, mann_whitney_u
 from bench.store import Run
 
@@ -64,6 +77,9 @@ class PooledCell:
     graph_nodes: dict[str, int] = field(default_factory=dict)
     equivalent: bool | None = None
     debug: dict[str, Any] = field(default_factory=dict)
+    # One value per worker (run index, round): its images/s and its paired speed-up.
+    worker_ips: dict[tuple[int, int], float] = field(default_factory=dict)
+    worker_speedups: dict[tuple[int, int], float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -92,9 +108,16 @@ def _pool(items: list[tuple[int, Record]]) -> PooledCell:
     records = [record for _, record in items]
     worst = max(records, key=lambda r: _SEVERITY.get(r.status, len(_SEVERITY)))
     rounds: dict[tuple[int, int], list[float]] = {}
+    worker_ips: dict[tuple[int, int], float] = {}
+    worker_speedups: dict[tuple[int, int], float] = {}
     for index, record in items:
         if record.status == "ok" and record.samples_s:
             rounds.setdefault((index, record.round), []).extend(record.samples_s)
+        ips, speedup = worker_throughput(record), worker_speedup(record)
+        if ips:
+            worker_ips[(index, record.round)] = ips
+        if speedup:
+            worker_speedups[(index, record.round)] = speedup
     graph_nodes: dict[str, int] = {}
     debug: dict[str, Any] = {}
     for record in sorted(records, key=lambda r: r.round):  # the earliest round wins
@@ -113,6 +136,8 @@ def _pool(items: list[tuple[int, Record]]) -> PooledCell:
         graph_nodes=graph_nodes,
         equivalent=all(verdicts) if verdicts else None,
         debug=debug,
+        worker_ips=worker_ips,
+        worker_speedups=worker_speedups,
     )
 
 
@@ -326,18 +351,41 @@ def _status_verdict(baseline: str, current: str) -> str:
     return "changed"  # e.g. skipped -> error: not ok either way, but not what was recorded
 
 
+def _replicate_row(key: str, metric: str, b_values: list[float], c_values: list[float],
+                   rel: float, gated: bool, rules: _Rules, what: str) -> dict[str, Any] | None:
+    """A row tested on worker replicates, or None when a side has fewer than two workers."""
+    b_used, c_used = used_values(b_values, rel), used_values(c_values, rel)
+    if len(b_used) < 2 or len(c_used) < 2:
+        return None
+    change, p_value = compare_replicates(b_used, c_used)
+    b_center = float(np.exp(np.mean(np.log(b_used))))
+    test = f"welch t on log {what}, {len(b_used)} vs {len(c_used)} workers"
+    return _row(key, metric, b_center, b_center * (1 + change),
+                rules.speed_verdict(change, p_value), change, p_value, gated, test)
+
+
 def _throughput_row(key: str, b: PooledCell, c: PooledCell, rules: _Rules) -> dict[str, Any]:
+    row = _replicate_row(key, "images_per_s", list(b.worker_ips.values()),
+                         list(c.worker_ips.values()), THROUGHPUT_OUTLIER, rules.gate_absolute,
+                         rules, "worker medians")
+    if row:
+        return row
     b_samples, c_samples = b.samples, c.samples
     b_ips, c_ips = b.images_per_s(b_samples), c.images_per_s(c_samples)
     change = c_ips / b_ips - 1.0
     p_value = mann_whitney_u(b_samples, c_samples)
-    test = f"mann-whitney, {len(b_samples)} vs {len(c_samples)} samples"
+    test = f"mann-whitney, {len(b_samples)} vs {len(c_samples)} samples (single worker)"
     return _row(key, "images_per_s", b_ips, c_ips, rules.speed_verdict(change, p_value),
                 change, p_value, rules.gate_absolute, test)
 
 
 def _speedup_row(key: str, b: PooledCell, b_eager: PooledCell | None, c: PooledCell,
                  c_eager: PooledCell | None, rules: _Rules) -> dict[str, Any] | None:
+    row = _replicate_row(key, "speedup_vs_eager", list(b.worker_speedups.values()),
+                         list(c.worker_speedups.values()), SPEEDUP_OUTLIER, True, rules,
+                         "paired worker speed-ups")
+    if row:
+        return row
     b_ratios = round_speedups(b, b_eager) if b_eager and b_eager.ok else np.empty(0)
     c_ratios = round_speedups(c, c_eager) if c_eager and c_eager.ok else np.empty(0)
     if not len(b_ratios) and not len(c_ratios):
@@ -438,3 +486,29 @@ def _exact_verdict(old: Any, new: Any) -> str:
     if new is None and old is not None:
         return "missing"
     return "same" if old == new else "changed"
+
+
+# --------------------------------------------------------------------------- confirmation
+
+# Metrics whose failure can be a fluke of the machine (a slow patch, a killed worker), so the
+# gate re-measures the cell before believing it; exact metrics are deterministic.
+CONFIRMED_METRICS = (*SPEED_METRICS, "status")
+
+
+def needs_confirmation(result: CompareResult) -> list[str]:
+    """Cell keys whose gated failures are speed or status failures (worth re-measuring)."""
+    failures = result.failures()
+    keys = failures.loc[failures["metric"].isin(CONFIRMED_METRICS), "key"]
+    return list(dict.fromkeys(keys))
+
+
+def confirmed_failures(first: CompareResult, second: CompareResult | None) -> pd.DataFrame:
+    """The first comparison's failures that stand: exact ones always, speed and status ones
+    only when the confirmation run (fresh workers) fails the same cell and metric again."""
+    failures = first.failures()
+    flaky = failures["metric"].isin(CONFIRMED_METRICS)
+    if second is None:
+        return failures[~flaky]
+    again = {(k, m) for k, m in second.failures()[["key", "metric"]].itertuples(index=False)}
+    stands = [(k, m) in again for k, m in failures[["key", "metric"]].itertuples(index=False)]
+    return failures[~flaky | np.asarray(stands, dtype=bool)]

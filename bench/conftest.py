@@ -12,6 +12,9 @@ Options (besides pytest-benchmark's own):
     --bench-rounds N          timed rounds per cell (default: from the suite's budget)
     --bench-warmup N          untimed warm-up rounds per cell (default: the suite's warmup)
     --bench-probes            also run the debuggability probes (bench.probes) per cell
+
+TensorFlow's thread pools are fixed once per process, so a pytest session benchmarks the
+suite's first `threads` profile only (pinned and sized as `python -m bench run` does).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class Selection:
     rounds: int | None  # None: from the suite's budget
     warmup: int  # untimed rounds before timing
     probes: bool
+    threads: str  # the one threads profile of this session (TF's pools are per process)
 
 
 SELECTION = pytest.StashKey[Selection]()
@@ -85,8 +89,10 @@ def _selection(config: pytest.Config) -> Selection:
         raise pytest.UsageError(f"--bench-rounds: expected an integer >= 1, got {rounds}")
     if warmup is not None and warmup < 0:
         raise pytest.UsageError(f"--bench-warmup: expected an integer >= 0, got {warmup}")
+    threads = cells[0].threads if cells else "all"
+    cells = [c for c in cells if c.threads == threads]
     return Selection(suite, cells, rounds, suite.settings.warmup if warmup is None else warmup,
-                     bool(config.getoption("bench_probes")))
+                     bool(config.getoption("bench_probes")), threads)
 
 
 def _split(values: list[str] | None) -> list[str] | None:

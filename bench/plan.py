@@ -17,6 +17,7 @@ Suite file format (TOML; a bare name such as `smoke` means `cases/suites/smoke.t
     phases = ["infer", "train"]   # default both
     inputs = ["resident"]         # "resident" and/or "feed"; default resident
     devices = ["cpu"]             # "cpu" and/or "gpu"; default cpu
+    threads = [1, "all"]          # CPUs per worker (pinned) and intra-op threads; default all
 
     [[case]]
     spec = "cnn:input_size=32,channels=3"   # a case spec, as on the command line
@@ -47,7 +48,8 @@ except ModuleNotFoundError:  # Python 3.10, which pyproject allows: the same par
 import cases
 from bench.errors import UsageError
 from bench.modes import MODES
-from bench.record import DEVICES, INPUT_STYLES, PHASES, Cell
+from bench.placement import parse_threads
+from bench.record import ALL_THREADS, DEVICES, INPUT_STYLES, PHASES, Cell
 from cases import ConfigError, get_workload
 
 SUITES_DIR = Path(cases.__file__).parent / "suites"
@@ -59,13 +61,14 @@ _CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
     "inputs": (INPUT_STYLES, "input style"),
     "devices": (DEVICES, "device"),
 }
-AXES = ("batches", *_CHOICES)
+AXES = ("batches", *_CHOICES, "threads")  # batches and threads are checked on their own
 BUILTIN_DEFAULTS: dict[str, list[Any]] = {
     "batches": [1],
     "modes": list(MODES),
     "phases": list(PHASES),
     "inputs": ["resident"],
     "devices": ["cpu"],
+    "threads": [ALL_THREADS],
 }
 TOP_LEVEL_KEYS = ("description", "settings", "defaults", "case")
 CASE_KEYS = ("spec", "name", "config", *AXES)
@@ -86,13 +89,19 @@ class Settings:
     min_samples: int = 10
     target_ci: float = 0.02  # stop once the median's 95% CI half-width is within 2%
     budget_s: float = 10.0  # wall time per cell for sampling, warm-up included
-    rounds: int = 1  # the whole matrix R times, interleaved, to average out machine drift
+    # The whole matrix R times, interleaved: R worker processes per cell, the replicates a
+    # cell's CI and the regression gate are computed from (bench.replicates).
+    rounds: int = 1
     timeout_s: float = 600.0  # a worker running longer is killed and recorded as timeout
     memory_limit_mb: int | None = None  # worker address-space cap; None = no limit
     seed: int = 0  # weights and input batches
-    threads_intra: int = 0  # 0 = TensorFlow's machine default
-    threads_inter: int = 0
+    threads_inter: int = 0  # inter-op pool; 0 = min(threads, 2) (bench.placement)
     probes: str = "once"  # debuggability probes: "once" per group, "all" cells, or "none"
+    # Paired speed-up: after its own measurement a worker alternates its step with eager's
+    # for another budget_s (bench.paired); off halves the sampling time of non-eager cells.
+    paired: bool = True
+    # Extra workers per cell when its workers disagree (a slow worker is re-measured).
+    remeasure: int = 2
 
 
 # Settings field -> (type, check, what is accepted).
@@ -105,9 +114,10 @@ _SETTING_RULES: dict[str, tuple[type, Any, str]] = {
     "timeout_s": (float, lambda v: v > 0, "a positive number of seconds"),
     "memory_limit_mb": (int, lambda v: v >= 1, "a positive integer (MB); omit for no limit"),
     "seed": (int, lambda v: v >= 0, "an integer >= 0"),
-    "threads_intra": (int, lambda v: v >= 0, "an integer >= 0 (0 = machine default)"),
-    "threads_inter": (int, lambda v: v >= 0, "an integer >= 0 (0 = machine default)"),
+    "threads_inter": (int, lambda v: 0 <= v <= 256, "an integer from 0 to 256 (0 = auto)"),
     "probes": (str, lambda v: v in PROBE_POLICIES, "one of " + ", ".join(PROBE_POLICIES)),
+    "paired": (bool, lambda v: True, "true or false"),
+    "remeasure": (int, lambda v: 0 <= v <= 10, "an integer from 0 to 10"),
 }
 
 
@@ -121,6 +131,7 @@ class Entry:
     phases: list[str]
     inputs: list[str]
     devices: list[str]
+    threads: list[str] = field(default_factory=lambda: [ALL_THREADS])
 
 
 @dataclass
@@ -208,11 +219,12 @@ def make_settings(values: dict[str, Any], where: str = "settings") -> Settings:
         if value is None and key == "memory_limit_mb":
             checked[key] = None
             continue
-        if kind is str:
-            typed = isinstance(value, str)
+        if kind in (str, bool):
+            typed = isinstance(value, kind)
         else:
-            typed = isinstance(value, int) or (kind is float and isinstance(value, float))
-        if isinstance(value, bool) or not typed or not ok(value):
+            typed = (isinstance(value, int) or (kind is float and isinstance(value, float))) \
+                and not isinstance(value, bool)
+        if not typed or not ok(value):
             raise SuiteError(f"{where} {key}: expected {accepted}, got {value!r}")
         checked[key] = kind(value)
     return Settings(**checked)
@@ -229,6 +241,14 @@ def check_axis(key: str, value: Any, where: str) -> list[Any]:
                 raise SuiteError(f"{where}: {batch!r} is not a positive integer batch size; "
                                  f"expected {accepted}")
         return list(value)
+    if key == "threads":
+        if not isinstance(value, list) or not value:
+            raise SuiteError(f"{where}: expected a non-empty list of thread counts or 'all', "
+                             f"e.g. [1, \"all\"], got {value!r}")
+        try:
+            return list(dict.fromkeys(parse_threads(v, where) for v in value))
+        except UsageError as exc:
+            raise SuiteError(str(exc)) from None
     choices, noun = _CHOICES[key]
     accepted = f"one or more of {', '.join(choices)}"
     if not isinstance(value, list) or not value:
@@ -290,14 +310,16 @@ def expand(
     batches: list[int] | None = None,
     inputs: list[str] | None = None,
     devices: list[str] | None = None,
+    threads: list[str] | None = None,
 ) -> list[Cell]:
     """The suite's cells in a stable order, narrowed or overridden by command-line filters.
 
-    Order: entry, batch (ascending), then mode, phase, input and device in their canonical
-    order, so the same suite always yields the same list (sharding and rounds rely on it).
+    Order: entry, threads (as listed), batch (ascending), then mode, phase, input and device
+    in their canonical order, so the same suite always yields the same list (sharding and
+    rounds rely on it).
     """
     overrides = {"batches": batches, "modes": modes, "phases": phases,
-                 "inputs": inputs, "devices": devices}
+                 "inputs": inputs, "devices": devices, "threads": threads}
     for key, value in overrides.items():
         if value is not None:
             overrides[key] = check_axis(key, value, f"{key} override")
@@ -307,14 +329,16 @@ def expand(
     for entry in entries:
         workload = get_workload(entry.case)
         axes = {k: overrides[k] if overrides[k] is not None else getattr(entry, k) for k in AXES}
-        for batch in sorted(set(axes["batches"])):
-            for mode in _in_order(axes["modes"], MODES):
-                for phase in _in_order(axes["phases"], PHASES):
-                    for input_style in _in_order(axes["inputs"], INPUT_STYLES):
-                        for device in _in_order(axes["devices"], DEVICES):
-                            cell = Cell(workload.case, workload.config_string, mode, phase,
-                                        device=device, input=input_style, batch=batch)
-                            cells[cell] = None
+        for threads in axes["threads"]:
+            for batch in sorted(set(axes["batches"])):
+                for mode in _in_order(axes["modes"], MODES):
+                    for phase in _in_order(axes["phases"], PHASES):
+                        for input_style in _in_order(axes["inputs"], INPUT_STYLES):
+                            for device in _in_order(axes["devices"], DEVICES):
+                                cell = Cell(workload.case, workload.config_string, mode, phase,
+                                            device=device, input=input_style, batch=batch,
+                                            threads=threads)
+                                cells[cell] = None
     return list(cells)
 
 
@@ -407,7 +431,8 @@ def probe_selection(order: list[tuple[int, Cell]], how: str) -> set[tuple[int, C
 
     The probes measure properties of a mode and a network, not of a batch size, and cost
     seconds each (tens for MobileNet training), so by default ("once") they run for the
-    smallest batch of each case, config, mode, phase, input and device, in the first round.
+    smallest batch of each case, config, mode, phase, input and device (whatever its threads),
+    in the first round.
     """
     if how == "none":
         return set()

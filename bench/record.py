@@ -19,6 +19,7 @@ SCHEMA_VERSION = 1
 PHASES = ("infer", "train")
 DEVICES = ("cpu", "gpu")
 INPUT_STYLES = ("resident", "feed")
+ALL_THREADS = "all"  # a threads value: every CPU the run may use
 STATUSES = ("ok", "skipped", "error", "timeout", "crashed")
 FAILED_STATUSES = ("error", "timeout", "crashed")
 
@@ -38,12 +39,21 @@ class Cell:
     device: str = "cpu"  # "cpu" | "gpu"
     input: str = "resident"  # "resident" | "feed"
     batch: int = 1
+    # CPUs (and intra-op threads) the worker gets: "1", "2", ... or "all" (bench.placement).
+    threads: str = ALL_THREADS
 
     @property
     def key(self) -> str:
         """A stable, human-readable identity used to pool rounds and match baselines."""
         case = f"{self.case}[{self.config}]" if self.config else self.case
-        return f"{case}/{self.mode}/{self.phase}/{self.device}/{self.input}/b{self.batch}"
+        return (f"{case}/{self.mode}/{self.phase}/{self.device}/{self.input}/b{self.batch}"
+                f"/t{self.threads}")
+
+    @property
+    def group_key(self) -> str:
+        """The comparison group: every field but the mode (speed-ups are taken within one)."""
+        return Cell(self.case, self.config, "-", self.phase, self.device, self.input,
+                    self.batch, self.threads).key
 
     @property
     def case_spec(self) -> str:
@@ -80,6 +90,13 @@ class Record:
     threads: dict[str, int] = field(default_factory=dict)  # intra_op / inter_op
     debug: dict[str, Any] = field(default_factory=dict)  # debuggability probes (dbg_*)
     wall_s: float | None = None  # wall time of the whole worker for this cell
+    # Paired speed-up (bench.paired): this mode's and eager's step times, alternating step by
+    # step inside this worker after the isolated measurement, so the worker's state cancels.
+    paired_s: list[float] = field(default_factory=list)
+    paired_eager_s: list[float] = field(default_factory=list)
+    cpus: list[int] = field(default_factory=list)  # the CPU set the worker was pinned to
+    # Other processes' CPU use while this worker sampled (bench.placement.LoadMeter).
+    load: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -120,11 +137,14 @@ def validate_record(data: Any) -> None:
         raise SchemaError(f"cell batch must be a positive integer, got {cell.get('batch')!r}")
     if data.get("status") not in STATUSES:
         raise SchemaError(f"status {data.get('status')!r} is not one of {', '.join(STATUSES)}")
-    samples = data.get("samples_s", [])
-    if not isinstance(samples, list) or not all(
-        isinstance(s, (int, float)) and s >= 0 for s in samples
-    ):
-        raise SchemaError("samples_s must be a list of non-negative numbers")
-    for name in ("setup_s", "graph_nodes", "threads", "debug", "extra"):
+    if not isinstance(cell.get("threads", ALL_THREADS), str):
+        raise SchemaError(f"cell threads must be a string, got {cell.get('threads')!r}")
+    for name in ("samples_s", "paired_s", "paired_eager_s"):
+        samples = data.get(name, [])
+        if not isinstance(samples, list) or not all(
+            isinstance(s, (int, float)) and s >= 0 for s in samples
+        ):
+            raise SchemaError(f"{name} must be a list of non-negative numbers")
+    for name in ("setup_s", "graph_nodes", "threads", "debug", "extra", "load"):
         if not isinstance(data.get(name, {}), dict):
             raise SchemaError(f"{name} must be an object")

@@ -20,15 +20,22 @@ from multiprocessing import forkserver
 from pathlib import Path
 
 from bench.errors import UsageError
+from bench.inject import slowdown_for
 from bench.machine import fingerprint, machine_facts
 from bench.modes import not_applicable_reason
+from bench.placement import available_cpus, pin, placement
 from bench.progress import Progress
 from bench.record import Cell, Record
-from bench.store import RunHeader, RunWriter
+from bench.replicates import remeasure_reason
+from bench.store import RunHeader, RunWriter, peak_key
 from bench.worker import CellOptions, calibrate, error_record, run_cell
 
 PRELOAD = ["bench.worker", "bench.modes.runtime", "bench.modes.tf2", "bench.modes.graph", "cases"]
-POLL_S = 0.1
+# How often the runner wakes while a worker runs. The result arrives through a pipe (no
+# polling needed); the wake-ups only check the deadline and, with a memory limit, the worker's
+# resident memory. Rare wake-ups keep the runner from competing for the worker's CPUs.
+POLL_S = 1.0
+MEMORY_POLL_S = 0.1
 
 
 @dataclass
@@ -102,9 +109,10 @@ def run_in_worker(ctx, target, args, log_path: Path, timeout_s: float,
     process.start()
     sender.close()
     deadline = time.monotonic() + timeout_s
+    poll_s = MEMORY_POLL_S if memory_limit_mb else POLL_S
     try:
         while True:
-            if receiver.poll(POLL_S):
+            if receiver.poll(poll_s):
                 try:
                     kind, value = receiver.recv()
                 except (EOFError, OSError):
@@ -165,56 +173,107 @@ def _log_name(cell: Cell, round_index: int) -> str:
 def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOptions,
         out_path: Path, timeout_s: float, memory_limit_mb: float | None = None,
         settings: dict | None = None, show_progress: bool = True,
-        probe: set[tuple[int, Cell]] | None = None) -> RunResult:
+        probe: set[tuple[int, Cell]] | None = None, threads_inter: int = 0,
+        remeasure: int = 0, slowdown: dict | None = None) -> RunResult:
     """Measure every (round, cell) in order, appending each record to `out_path` at once.
 
-    `probe`: the (round, cell) pairs that also run the debuggability probes.
+    `probe`: the (round, cell) pairs that also run the debuggability probes. `remeasure`: at
+    most this many extra workers per cell whose workers disagree (bench.replicates), run after
+    all rounds. `slowdown`: planted regressions (bench.inject), for testing the gate.
     """
     log_dir = out_path.with_suffix("").with_name(out_path.stem + "_logs")
     ctx = worker_context(log_dir / "forkserver.log")
-    devices = sorted({cell.device for _, cell in cells_in_order}) or ["cpu"]
+    machine_cpus = available_cpus()  # taken once: the runner moves itself between CPUs below
+    cells = list(dict.fromkeys(cell for _, cell in cells_in_order))
+    profiles = sorted({(cell.device, cell.threads) for cell in cells}) or [("cpu", "all")]
     facts = machine_facts()
-    peak: dict[str, float] = {}
-    for device in devices:
-        got = run_in_worker(ctx, calibrate, (device, options.threads_intra,
-                                             options.threads_inter),
-                            log_dir / f"calibrate-{device}.log", timeout_s=300)
-        if got.status != "ok":
-            raise RuntimeError(f"calibration on {device} failed: {got.reason or got.value}")
-        if device == "gpu" and not got.value.get("gpus"):
-            raise UsageError("device 'gpu' requested but TensorFlow sees no GPU on this machine "
-                             "(install the 'gpu' extra on a CUDA machine, or use --device cpu)")
-        facts.update({k: v for k, v in got.value.items() if k != "peak_flops"})
-        if got.value.get("peak_flops"):
-            peak[device] = got.value["peak_flops"]
-    facts["fingerprint"] = fingerprint(facts, ",".join(devices))
+    peak = _calibrate(ctx, profiles, threads_inter, machine_cpus, log_dir, "start", facts)
+    facts["fingerprint"] = fingerprint(facts, ",".join(sorted({d for d, _ in profiles})))
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     header = RunHeader(run_id=run_id, suite=suite, started=dt.datetime.now(dt.UTC)
                        .isoformat(timespec="seconds"), machine=facts,
                        options={**(settings or {}), **asdict(options), "timeout_s": timeout_s,
-                                "memory_limit_mb": memory_limit_mb},
+                                "memory_limit_mb": memory_limit_mb,
+                                "injected_slowdown": _slowdown_text(slowdown)},
                        peak_flops=peak)
     writer = RunWriter(out_path, header)
     result = RunResult(out_path)
+    rounds = 1 + max((r for r, _ in cells_in_order), default=0)
     progress = Progress(len(cells_in_order), enabled=show_progress)
+
+    def measure(cell: Cell, round_index: int, probes: bool, note: str = "") -> Record:
+        progress.start(cell, round_index)
+        place = placement(cell.threads, threads_inter, machine_cpus)
+        pin(place.runner_cpus)  # the runner waits on CPUs the worker does not use
+        cell_options = replace(options, probes=probes, cpus=place.cpus,
+                               intra_op=place.intra_op, inter_op=place.inter_op,
+                               slowdown=slowdown_for(cell.mode, cell.phase, slowdown or {}))
+        record = _measure_one(ctx, cell, cell_options, log_dir / _log_name(cell, round_index),
+                              timeout_s, memory_limit_mb)
+        record.run_id, record.round = run_id, round_index
+        if note:
+            record.extra["remeasure"] = note
+        writer.append(record)
+        result.records.append(record)
+        progress.done(record)
+        return record
+
     try:
         for round_index, cell in cells_in_order:
-            progress.start(cell, round_index)
-            cell_options = replace(options, probes=(round_index, cell) in (probe or ()))
-            record = _measure_one(ctx, cell, cell_options, log_dir / _log_name(cell, round_index),
-                                  timeout_s, memory_limit_mb)
-            record.run_id, record.round = run_id, round_index
-            writer.append(record)
-            result.records.append(record)
-            progress.done(record)
+            measure(cell, round_index, (round_index, cell) in (probe or ()))
+        for cell in cells if remeasure else ():
+            for extra in range(remeasure):
+                mine = [r for r in result.records if r.cell == cell]
+                reason = remeasure_reason(mine, rounds)
+                if not reason or any(r.status != "ok" for r in mine):
+                    break
+                progress.total += 1
+                measure(cell, rounds + extra, False, reason)
+        end_peak = _calibrate(ctx, profiles, threads_inter, machine_cpus, log_dir, "end", None)
     except KeyboardInterrupt:
         result.complete = False
         writer.close(complete=False, reason="interrupted by user (SIGINT)", finished=_now())
         progress.finish(interrupted=True)
         raise
-    writer.close(complete=True, finished=_now())
+    finally:
+        pin(machine_cpus)
+    writer.close(complete=True, finished=_now(), peak_flops=end_peak)
     progress.finish()
     return result
+
+
+def _calibrate(ctx, profiles: list[tuple[str, str]], threads_inter: int,
+               machine_cpus: list[int], log_dir: Path, when: str,
+               facts: dict | None) -> dict[str, float]:
+    """Peak FLOP/s per (device, threads) profile, measured on the CPUs its cells get.
+
+    Run at the start and again at the end of a run; readers take the better of the two
+    (bench.store), so a busy moment during one calibration cannot inflate every share of
+    peak. With `facts`, TensorFlow facts go there and a missing GPU is a UsageError.
+    """
+    peak: dict[str, float] = {}
+    for device, threads in profiles:
+        place = placement(threads, threads_inter, machine_cpus)
+        pin(place.runner_cpus)
+        got = run_in_worker(ctx, calibrate, (device, place.cpus, place.intra_op,
+                                             place.inter_op),
+                            log_dir / f"calibrate-{when}-{device}-t{threads}.log", timeout_s=300)
+        if got.status != "ok":
+            raise RuntimeError(f"calibration on {device} failed: {got.reason or got.value}")
+        if device == "gpu" and not got.value.get("gpus"):
+            raise UsageError("device 'gpu' requested but TensorFlow sees no GPU on this machine "
+                             "(install the 'gpu' extra on a CUDA machine, or use --device cpu)")
+        if facts is not None:
+            facts.update({k: v for k, v in got.value.items()
+                          if k not in ("peak_flops", "threads")})
+        if got.value.get("peak_flops"):
+            peak[peak_key(device, threads)] = got.value["peak_flops"]
+    pin(machine_cpus)
+    return peak
+
+
+def _slowdown_text(slowdown: dict | None) -> str:
+    return ",".join(f"{m}{':' + p if p else ''}:{f:g}" for (m, p), f in (slowdown or {}).items())
 
 
 def _measure_one(ctx, cell: Cell, options: CellOptions, log_path: Path, timeout_s: float,

@@ -33,8 +33,20 @@ class RunHeader:
     started: str  # ISO 8601, UTC
     machine: dict[str, Any] = field(default_factory=dict)  # bench.machine facts
     options: dict[str, Any] = field(default_factory=dict)  # the run's settings
-    peak_flops: dict[str, float] = field(default_factory=dict)  # device -> measured FLOP/s
+    # peak_key(device, threads) -> measured FLOP/s; a footer may hold a second measurement
+    # (taken at the end of the run) and loading keeps the better of the two.
+    peak_flops: dict[str, float] = field(default_factory=dict)
     schema: int = SCHEMA_VERSION
+
+
+def peak_key(device: str, threads: str) -> str:
+    """Where a (device, threads) profile's peak FLOP/s is kept: 'cpu/t1', 'cpu/tall'."""
+    return f"{device}/t{threads}"
+
+
+def peak_for(peaks: dict[str, float], device: str, threads: str) -> float | None:
+    """The peak a cell is divided by: its own profile's, or (older runs) the device's."""
+    return peaks.get(peak_key(device, threads)) or peaks.get(device)
 
 
 @dataclass
@@ -67,11 +79,14 @@ class RunWriter:
     def append(self, record: Record) -> None:
         self._write(record.to_json())
 
-    def close(self, complete: bool, reason: str = "", finished: str = "") -> None:
+    def close(self, complete: bool, reason: str = "", finished: str = "",
+              peak_flops: dict[str, float] | None = None) -> None:
         if self._closed:
             return
-        self._write({"kind": "footer", "complete": complete, "reason": reason,
-                     "finished": finished})
+        footer = {"kind": "footer", "complete": complete, "reason": reason, "finished": finished}
+        if peak_flops:
+            footer["peak_flops"] = peak_flops
+        self._write(footer)
         self._file.close()
         self._closed = True
 
@@ -95,6 +110,7 @@ def load_run(path: str | os.PathLike) -> Run:
     problems: list[str] = []
     complete, end_reason = False, "no footer: the run was interrupted or is still running"
     finished = ""
+    end_peaks: dict[str, float] = {}
     with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
@@ -114,6 +130,7 @@ def load_run(path: str | os.PathLike) -> Run:
                     complete = bool(obj.get("complete"))
                     end_reason = str(obj.get("reason", ""))
                     finished = str(obj.get("finished", ""))
+                    end_peaks = obj.get("peak_flops") or {}
                 else:
                     raise SchemaError(f"unexpected line kind {kind!r}")
             except (SchemaError, TypeError, KeyError) as exc:
@@ -121,6 +138,9 @@ def load_run(path: str | os.PathLike) -> Run:
     if header is None:
         raise StoreError(f"{path}:1: not a results file (no valid header line)"
                          + (f"; {problems[0]}" if problems else ""))
+    for key, value in end_peaks.items() if isinstance(end_peaks, dict) else ():
+        if isinstance(value, (int, float)) and value > header.peak_flops.get(key, 0):
+            header.peak_flops[key] = float(value)  # the better of the start and end calibration
     return Run(header, records, complete, str(path), end_reason, problems, finished)
 
 

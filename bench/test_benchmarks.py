@@ -49,6 +49,7 @@ from bench.modes import (
     not_applicable_reason,
 )
 from bench.modes.base import EQUIVALENCE_STEPS, Prepared, tolerance
+from bench.placement import pin, placement
 from bench.plan import Settings
 from bench.record import Cell
 from bench.stats import summarize
@@ -70,11 +71,15 @@ class Runtime:
 
 @pytest.fixture(scope="session")
 def bench_runtime(bench_selection) -> Runtime:
-    from bench.modes.runtime import configure_threads, resolve_threads, tf_facts  # imports TF
+    from bench.modes.runtime import configure_threads, tf_facts  # imports TF
 
-    settings = bench_selection.suite.settings
-    threads = configure_threads(resolve_threads(settings.threads_intra, settings.threads_inter))
-    return Runtime(threads, {**machine_facts(), **tf_facts(), "threads": threads.as_dict()})
+    # TensorFlow's pools are fixed once per process, so one pytest session is one threads
+    # profile (conftest keeps only its cells): pin and size them before TF starts its pools.
+    place = placement(bench_selection.threads, bench_selection.suite.settings.threads_inter)
+    pin(place.cpus)
+    threads = configure_threads(Threads(place.intra_op, place.inter_op))
+    return Runtime(threads, {**machine_facts(), **tf_facts(), "threads": threads.as_dict(),
+                             "cpus": list(place.cpus)})
 
 
 def test_bench(benchmark, bench_cell: Cell, bench_selection, bench_runtime: Runtime) -> None:
@@ -105,7 +110,11 @@ def test_bench(benchmark, bench_cell: Cell, bench_selection, bench_runtime: Runt
         prepared.close()
         _release_tf_state()
 
-    diff = reference_diff(request, measured.pop("outputs"), measured.pop("trained"))
+    reference = load_mode("eager").prepare(request)
+    try:
+        diff = reference_diff(request, reference, measured.pop("outputs"), measured.pop("trained"))
+    finally:
+        reference.close()
     tol = tolerance(cell.mode, cell.phase)
     benchmark.extra_info.update(cell_info(
         cell, bench_selection.suite.name, workload, prepared, measured, diff, tol,

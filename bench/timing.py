@@ -179,3 +179,49 @@ def _relative(value: float, reference: float) -> float:
     if reference == 0:
         return 0.0 if value == 0 else math.inf
     return value / reference - 1.0
+
+
+def measure_paired(
+    step: Callable[[], Any],
+    reference: Callable[[], Any],
+    *,
+    min_pairs: int = 10,
+    max_pairs: int = 100_000,
+    target_rel_ci: float = 0.02,
+    budget_s: float = 1.0,
+    clock: Clock = time.perf_counter,
+) -> tuple[list[float], list[float]]:
+    """Time `step` and `reference` alternately (A B B A A B ...): one pair per iteration.
+
+    Both run in the same process, back to back, so whatever state the process is in (its
+    thread placement, the machine's frequency, a noisy neighbour) hits both alike and cancels
+    in their ratio, as in TorchBench/dynamo's interleaved eager-versus-compiled timing. The
+    order flips every pair so neither always runs second (warm caches, pending frees). Stops
+    once both medians' CIs are within `target_rel_ci` or the budget (sampling time) is spent,
+    after at least `min_pairs` pairs. Returns (step times, reference times).
+    """
+    _check_args(0, min_pairs, max_pairs, target_rel_ci, budget_s)
+    a: list[float] = []
+    b: list[float] = []
+    deadline = clock() + budget_s
+    next_check = min_pairs
+    while len(a) < max_pairs:
+        first, second, out_first, out_second = (
+            (step, reference, a, b) if len(a) % 2 == 0 else (reference, step, b, a))
+        t0 = clock()
+        first()
+        t1 = clock()
+        second()
+        t2 = clock()
+        out_first.append(t1 - t0)
+        out_second.append(t2 - t1)
+        n = len(a)
+        if n < min_pairs:
+            continue
+        if t2 >= deadline:
+            break
+        if n >= next_check:
+            if max(_rel_halfwidth(a), _rel_halfwidth(b)) <= target_rel_ci:
+                break
+            next_check = max(n + 1, math.ceil(n * CHECK_GROWTH))
+    return a, b

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.placement import LoadMeter, pin
 from bench.record import Cell, Record
-from bench.timing import measure
+from bench.timing import measure, measure_paired
 
 # "<mode>:<crash|hang|oom|error>[,...]": deliberate failures for the isolation tests.
 FAULT_ENV = "BENCH_INJECT_FAULT"
@@ -30,37 +31,59 @@ FAULT_ENV = "BENCH_INJECT_FAULT"
 
 @dataclass(frozen=True)
 class CellOptions:
-    """What the runner tells a worker: the measurement settings of bench.plan.Settings."""
+    """What the runner tells a worker: the measurement settings plus this cell's placement."""
 
     warmup: int = 2
     min_samples: int = 10
     target_ci: float = 0.02
     budget_s: float = 10.0
     seed: int = 0
-    threads_intra: int = 0
-    threads_inter: int = 0
     probes: bool = False
+    paired: bool = True  # also alternate this mode's step with eager's (bench.timing)
+    # Placement (bench.placement): CPUs to pin to (() = leave as is) and TF's pool sizes.
+    cpus: tuple[int, ...] = ()
+    intra_op: int = 0  # 0 = bench.modes.base.Threads.default()
+    inter_op: int = 0
+    slowdown: float = 0.0  # planted regression (bench.inject); 0 = none
+
+
+def _threads(options: CellOptions):
+    from bench.modes.base import Threads
+
+    default = Threads.default()
+    return Threads(options.intra_op or default.intra_op, options.inter_op or default.inter_op)
+
+
+def _request(cell: Cell, options: CellOptions):
+    """The workload, its weights and input batch (deterministic from the seed), as a Request."""
+    from bench.modes.base import Request
+    from cases import get_workload
+
+    workload = get_workload(cell.case_spec)
+    images, labels = workload.inputs(cell.batch, options.seed)
+    return Request(workload, workload.weights(options.seed), images, labels, cell.phase,
+                   cell.device, cell.input, _threads(options))
 
 
 def run_cell(cell: Cell, options: CellOptions) -> Record:
     """Measure one cell. Errors raised here are the runner's to record (status `error`)."""
+    from bench.inject import slow_down
     from bench.modes import load_mode, not_applicable_reason
-    from bench.modes.base import EQUIVALENCE_STEPS, NotApplicable, Request, tolerance
-    from bench.modes.runtime import device_peak_memory_mb, resolve_threads
-    from cases import get_workload
+    from bench.modes.base import EQUIVALENCE_STEPS, NotApplicable, tolerance
+    from bench.modes.runtime import configure_threads, device_peak_memory_mb
 
-    _maybe_inject_fault(cell)
     started = time.perf_counter()
+    pinned = pin(options.cpus) if options.cpus else False
+    _maybe_inject_fault(cell)
     reason = not_applicable_reason(cell.mode, cell.phase)
     if reason:
         return Record(cell=cell, status="skipped", reason=reason)
     baseline_mb = _reset_peak_rss()
-    workload = get_workload(cell.case_spec)
-    weights = workload.weights(options.seed)
-    images, labels = workload.inputs(cell.batch, options.seed)
-    threads = resolve_threads(options.threads_intra, options.threads_inter)
-    request = Request(workload, weights, images, labels, cell.phase, cell.device, cell.input,
-                      threads)
+    request = _request(cell, options)
+    # Size TF's eager pools before any op (Sessions get the same sizes through ConfigProto);
+    # what TensorFlow reports back is what the record says.
+    threads = configure_threads(request.threads)
+    workload = request.workload
     training = cell.phase == "train"
     mode = load_mode(cell.mode)
 
@@ -81,8 +104,16 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         outputs += [np.asarray(one_batch()) for _ in range(EQUIVALENCE_STEPS - 1)]
         trained = prepared.read_weights()
 
-    measurement = measure(prepared.step, warmup=options.warmup, min_samples=options.min_samples,
+    step, extra = prepared.step, {}
+    if options.slowdown:
+        step, iterations = slow_down(step, options.slowdown)
+        extra.update(injected_slowdown=options.slowdown, injected_iterations=iterations)
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    meter = LoadMeter(tuple(cpus))
+    meter.start()
+    measurement = measure(step, warmup=options.warmup, min_samples=options.min_samples,
                           target_rel_ci=options.target_ci, budget_s=options.budget_s)
+    load = meter.stop()
     peak_rss_mb = _peak_rss_mb() - baseline_mb
     peak_device_mb = device_peak_memory_mb(cell.device)
     debug = {}
@@ -91,8 +122,20 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
 
         debug = run_probes(cell, workload, request, prepared)
     per_call = prepared.batches_per_call
-    prepared.close()
-    diff = reference_diff(request, outputs, trained if training else None)
+    reference = load_mode("eager").prepare(request)
+    try:
+        diff = reference_diff(request, reference, outputs, trained if training else None)
+        paired_s: list[float] = []
+        paired_eager_s: list[float] = []
+        if options.paired and cell.mode != "eager":
+            mode_s, eager_s = measure_paired(step, reference.step, min_pairs=options.min_samples,
+                                             target_rel_ci=options.target_ci,
+                                             budget_s=options.budget_s)
+            paired_s = [t / per_call for t in mode_s]
+            paired_eager_s = list(eager_s)
+    finally:
+        reference.close()
+        prepared.close()
     tol = tolerance(cell.mode, cell.phase)
 
     flops = 2.0 * workload.macs_per_image * (3.0 if training else 1.0)
@@ -103,35 +146,32 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         first_result_s=first_result_s, peak_rss_mb=peak_rss_mb, peak_device_mb=peak_device_mb,
         graph_nodes=prepared.graph_nodes, max_abs_diff=diff, tolerance=tol,
         equivalent=bool(diff <= tol), macs_per_image=workload.macs_per_image,
-        params=workload.params, flops_per_image=flops, threads=threads.as_dict(), debug=debug,
-        wall_s=time.perf_counter() - started,
-        extra={**prepared.extra, "stopped_by": measurement.stopped_by,
+        params=workload.params, flops_per_image=flops, threads=threads.as_dict(),
+        debug=debug, wall_s=time.perf_counter() - started, paired_s=paired_s,
+        paired_eager_s=paired_eager_s, cpus=cpus if pinned or cpus else [], load=load,
+        extra={**prepared.extra, **extra, "stopped_by": measurement.stopped_by,
                "reached_target": measurement.reached_target, "batches_per_call": per_call},
     )
 
 
-def reference_diff(request, outputs: list[np.ndarray],
+def reference_diff(request, reference, outputs: list[np.ndarray],
                    trained: dict[str, np.ndarray] | None) -> float:
     """Max |difference| from the eager reference on the same weights, bytes and SGD steps.
 
-    Inference compares the first call's logits; training compares the losses of the first
+    `reference` is a fresh eager instance (bench.modes.eager) of the same request. Inference
+    compares the first call's logits; training compares the losses of the first
     EQUIVALENCE_STEPS single-batch steps and every weight (moving statistics included) after.
     """
-    from bench.modes import load_mode
     from bench.modes.base import EQUIVALENCE_STEPS
 
-    reference = load_mode("eager").prepare(request)
-    try:
-        if request.phase != "train":
-            return float(np.max(np.abs(outputs[0] - np.asarray(reference.step()))))
-        losses = [float(reference.step()) for _ in range(EQUIVALENCE_STEPS)]
-        weights = reference.read_weights()
-        return max(
-            max(abs(float(a) - b) for a, b in zip(outputs, losses, strict=True)),
-            max(float(np.max(np.abs(trained[k] - weights[k]))) for k in weights),
-        )
-    finally:
-        reference.close()
+    if request.phase != "train":
+        return float(np.max(np.abs(outputs[0] - np.asarray(reference.step()))))
+    losses = [float(reference.step()) for _ in range(EQUIVALENCE_STEPS)]
+    weights = reference.read_weights()
+    return max(
+        max(abs(float(a) - b) for a, b in zip(outputs, losses, strict=True)),
+        max(float(np.max(np.abs(trained[k] - weights[k]))) for k in weights),
+    )
 
 
 def error_record(cell: Cell, exc: BaseException) -> Record:
@@ -184,16 +224,15 @@ def _maybe_inject_fault(cell: Cell) -> None:
         raise RuntimeError(f"injected error in {cell.key}")
 
 
-def calibrate(device: str, threads_intra: int = 0, threads_inter: int = 0) -> dict:
-    """Once per run: TensorFlow facts and the device's achievable float32 FLOP/s."""
-    from bench.modes.runtime import (
-        configure_threads,
-        measure_peak_flops,
-        resolve_threads,
-        tf_facts,
-    )
+def calibrate(device: str, cpus: tuple[int, ...] = (), intra_op: int = 0,
+              inter_op: int = 0) -> dict:
+    """TensorFlow facts and the device's achievable float32 FLOP/s on these CPUs and pools."""
+    from bench.modes.runtime import configure_threads, measure_peak_flops, tf_facts
 
-    threads = configure_threads(resolve_threads(threads_intra, threads_inter))
+    if cpus:
+        pin(cpus)
+    options = CellOptions(cpus=cpus, intra_op=intra_op, inter_op=inter_op)
+    threads = configure_threads(_threads(options))
     facts = tf_facts()
     facts["threads"] = threads.as_dict()
     if device == "gpu" and not facts["gpus"]:
@@ -206,17 +245,11 @@ def calibrate(device: str, threads_intra: int = 0, threads_inter: int = 0) -> di
 def measure_overhead(cell: Cell, options: CellOptions, steps: int) -> dict:
     """Harness versus bare loop on one cell's real step (see bench.timing.overhead_benchmark)."""
     from bench.modes import load_mode
-    from bench.modes.base import Request
-    from bench.modes.runtime import resolve_threads
     from bench.timing import overhead_benchmark
-    from cases import get_workload
 
-    workload = get_workload(cell.case_spec)
-    images, labels = workload.inputs(cell.batch, options.seed)
-    request = Request(workload, workload.weights(options.seed), images, labels, cell.phase,
-                      cell.device, cell.input,
-                      resolve_threads(options.threads_intra, options.threads_inter))
-    prepared = load_mode(cell.mode).prepare(request)
+    if options.cpus:
+        pin(options.cpus)
+    prepared = load_mode(cell.mode).prepare(_request(cell, options))
     for _ in range(max(options.warmup, 5)):
         prepared.step()
     result = overhead_benchmark(prepared.step, steps, block=max(steps // 20, 10))

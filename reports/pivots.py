@@ -20,7 +20,8 @@ REFERENCE_MODE = "eager"
 # Eager first (the reference), then the TF2 graph modes, then the TF1-style graph modes.
 MODE_ORDER = ("eager", "function", "xla", "keras", "session", "frozen", "optimized")
 # Everything that identifies a comparable group of cells: only the mode differs inside one.
-GROUP_KEYS = ["run_id", "machine", "device", "case", "config", "phase", "input", "batch"]
+GROUP_KEYS = ["run_id", "machine", "device", "case", "config", "phase", "input", "batch",
+              "threads"]
 
 
 def mode_order(modes: Iterable[str]) -> list[str]:
@@ -53,6 +54,8 @@ def cell_label(row: pd.Series | dict[str, Any], with_machine: bool = False) -> s
     """'mobilenet[alpha=0.25] infer b32' (plus machine/device): one line naming a group."""
     case = f"{row['case']}[{row['config']}]" if row["config"] else str(row["case"])
     label = f"{case} {row['phase']} b{row['batch']}"
+    if row.get("threads", "all") != "all":
+        label += f" t{row['threads']}"
     if row.get("input", "resident") != "resident":
         label += f" {row['input']}"
     if with_machine:
@@ -64,16 +67,20 @@ def cell_label(row: pd.Series | dict[str, Any], with_machine: bool = False) -> s
 
 
 def with_speedup(frame: pd.DataFrame, bootstrap: bool = True) -> pd.DataFrame:
-    """Add speed-up over eager (same run, machine, device, case, config, phase, batch).
+    """Add speed-up over eager (same run, machine, device, case, config, phase, batch, threads).
 
-    speedup = images_per_s(mode) / images_per_s(eager), i.e. median eager step time over median
-    mode step time. Its 95% CI is a bootstrap of that ratio of medians from the raw samples
-    (bench.stats.ratio_ci); NaN when either side has no samples (failed, skipped, no eager).
+    Where the cell's workers measured it paired (alternating with eager inside each worker,
+    bench.timing.measure_paired), the speed-up is that: the geometric mean over workers with a
+    t-interval across them (`speedup_paired*` columns, bench.replicates). Otherwise it is
+    images_per_s(mode) / images_per_s(eager) from separate workers, with a bootstrap CI of
+    that ratio of medians from the raw samples (bench.stats.ratio_ci). `speedup_source` says
+    which. NaN when either side has no samples (failed, skipped, no eager).
     """
     frame = frame.copy()
     frame["speedup"] = math.nan
     frame["speedup_low"] = math.nan
     frame["speedup_high"] = math.nan
+    frame["speedup_source"] = ""
     for _, rows in groups(frame):
         eager = rows[(rows["mode"] == REFERENCE_MODE) & (rows["status"] == "ok")]
         if eager.empty or not eager["images_per_s"].iloc[0] > 0:
@@ -82,8 +89,19 @@ def with_speedup(frame: pd.DataFrame, bootstrap: bool = True) -> pd.DataFrame:
         for index, row in rows.iterrows():
             if row["status"] != "ok" or not row["images_per_s"] > 0:
                 continue
+            if row["mode"] == REFERENCE_MODE:
+                frame.at[index, "speedup"] = 1.0
+                continue
+            paired = row.get("speedup_paired", math.nan)
+            if paired is not None and not _isnan(paired):
+                frame.at[index, "speedup"] = paired
+                frame.at[index, "speedup_low"] = row.get("speedup_paired_low", math.nan)
+                frame.at[index, "speedup_high"] = row.get("speedup_paired_high", math.nan)
+                frame.at[index, "speedup_source"] = "paired"
+                continue
             frame.at[index, "speedup"] = row["images_per_s"] / ref["images_per_s"]
-            if row["mode"] == REFERENCE_MODE or not bootstrap:
+            frame.at[index, "speedup_source"] = "separate workers"
+            if not bootstrap:
                 continue
             low, high = _speedup_ci(ref, row)
             frame.at[index, "speedup_low"] = low

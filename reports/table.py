@@ -23,31 +23,43 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import UsageError
+from bench.placement import OTHER_LOAD_WARN
 from bench.record import Record
+from bench.replicates import (
+    SPEEDUP_OUTLIER,
+    THROUGHPUT_OUTLIER,
+    summarize_replicates,
+    worker_speedup,
+    worker_throughput,
+)
 from bench.stats import summarize
-from bench.store import Run, StoreError, load_run
+from bench.store import Run, StoreError, load_run, peak_for
 
 # Status severity: a pooled cell takes the worst status of its rounds.
 _SEVERITY = {"ok": 0, "skipped": 1, "error": 2, "timeout": 3, "crashed": 4}
 
 # The flat columns, in order; per-stage and debug columns follow, then run identity.
 BASE_COLUMNS = [
-    "case", "config", "mode", "phase", "device", "input", "batch", "status", "reason",
-    "images_per_s", "ci_low", "ci_high", "cv", "p50_ms", "p90_ms", "p99_ms", "samples",
-    "outliers", "setup_s", "first_result_s", "peak_rss_mb", "peak_device_mb", "gflops",
-    "peak_fraction", "graph_nodes", "max_abs_diff", "tolerance", "equivalent", "macs", "params",
+    "case", "config", "mode", "phase", "device", "input", "batch", "threads", "status",
+    "reason", "images_per_s", "ci_low", "ci_high", "workers", "excluded_workers", "worker_cv",
+    "speedup_paired", "speedup_paired_low", "speedup_paired_high", "cv", "p50_ms", "p90_ms",
+    "p99_ms", "samples", "outliers", "setup_s", "first_result_s", "peak_rss_mb",
+    "peak_device_mb", "gflops", "peak_fraction", "graph_nodes", "max_abs_diff", "tolerance",
+    "equivalent", "macs", "params", "other_load",
 ]
 TAIL_COLUMNS = [
     "run_id", "machine", "suite", "key", "rounds", "median_s", "mean_s", "ci_rel_halfwidth",
-    "images_per_step", "flops_per_image", "wall_s", "path",
+    "ci_between", "peak_share_raw", "cpus", "images_per_step", "flops_per_image", "wall_s",
+    "path",
 ]
 # Raw per-cell data kept for plots and bootstrap CIs; never printed or written to CSV.
 RAW_COLUMNS = ["samples_s"]
 
 # What a terminal shows by default: enough to choose a mode, narrow enough for 120 columns.
 DEFAULT_COLUMNS = [
-    "case", "config", "mode", "phase", "device", "batch", "status", "images_per_s", "ci_low",
-    "ci_high", "cv", "p50_ms", "p99_ms", "setup_s", "peak_rss_mb", "equivalent", "reason",
+    "case", "config", "mode", "phase", "device", "batch", "threads", "status", "images_per_s",
+    "ci_low", "ci_high", "workers", "speedup_paired", "p50_ms", "p99_ms", "setup_s",
+    "peak_rss_mb", "equivalent", "reason",
 ]
 
 # Graph stages in order of preference: the graph the mode actually runs is the last one made.
@@ -185,6 +197,7 @@ def pool_records(records: Sequence[Record]) -> dict[str, Any]:
             debug.setdefault(key, value)
         for key, value in r.graph_nodes.items():
             graph_nodes.setdefault(key, value)
+    loads = [r.load.get("other_cores") for r in records if r.status == "ok" and r.load]
     diffs = [r.max_abs_diff for r in records if r.max_abs_diff is not None]
     verdicts = [r.equivalent for r in records if r.equivalent is not None]
     return {
@@ -207,6 +220,11 @@ def pool_records(records: Sequence[Record]) -> dict[str, Any]:
         "flops_per_image": _first(r.flops_per_image for r in records),
         "wall_s": _sum_or_none(r.wall_s for r in records),
         "debug": debug,
+        # One value per worker process: the replicates the cell's CI comes from.
+        "worker_ips": [v for v in map(worker_throughput, records) if v] if ok else [],
+        "worker_speedups": [v for v in map(worker_speedup, records) if v] if ok else [],
+        "other_load": max((v for v in loads if v is not None), default=None),
+        "cpus": next((r.cpus for r in records if r.cpus), []),
     }
 
 
@@ -282,6 +300,10 @@ def _row(pooled: dict[str, Any], run: Run) -> dict[str, Any]:
         "images_per_step": pooled["images_per_step"],
     }
     row.update(_sample_columns(pooled["samples_s"], pooled["images_per_step"]))
+    row.update(_replicate_columns(pooled["worker_ips"], pooled["worker_speedups"]))
+    row["threads"] = cell.threads
+    row["cpus"] = ",".join(map(str, pooled["cpus"]))
+    row["other_load"] = _num(pooled["other_load"])
     stages = pooled["setup_stages"] if ok else {}
     row["setup_s"] = sum(stages.values()) if stages else math.nan
     for stage, seconds in pooled["setup_stages"].items():
@@ -300,8 +322,12 @@ def _row(pooled: dict[str, Any], run: Run) -> dict[str, Any]:
     flops = _num(pooled["flops_per_image"])
     row["flops_per_image"] = flops
     row["gflops"] = flops * row["images_per_s"] / 1e9
-    peak = run.header.peak_flops.get(cell.device) if run.header.peak_flops else None
-    row["peak_fraction"] = row["gflops"] * 1e9 / peak if peak else math.nan
+    peak = peak_for(run.header.peak_flops or {}, cell.device, cell.threads)
+    share = row["gflops"] * 1e9 / peak if peak else math.nan
+    # Above 100% of a measured peak is a calibration problem (a busy moment during it), not a
+    # result: kept in peak_share_raw for the warning, never shown as a share.
+    row["peak_share_raw"] = share
+    row["peak_fraction"] = share if share <= 1.0 else math.nan
     for key, value in pooled["debug"].items():
         row[key if key.startswith("dbg_") else f"dbg_{key}"] = _compact(value)
     return row
@@ -321,6 +347,44 @@ def _sample_columns(samples: list[float], images_per_step: int) -> dict[str, Any
         "samples": s.n, "outliers": s.outliers, "median_s": s.median_s, "mean_s": s.mean_s,
         "ci_rel_halfwidth": s.ci_rel_halfwidth, "samples_s": np.asarray(samples, dtype=float),
     }
+
+
+def _replicate_columns(worker_ips: list[float], speedups: list[float]) -> dict[str, Any]:
+    """Throughput and its CI from the spread *between* workers, and the paired speed-up.
+
+    With two or more workers the headline images/s is the geometric mean of the workers'
+    own medians (outliers left out, bench.replicates) and its CI a t-interval across them;
+    with one worker the pooled-sample columns (a CI within one process) stand.
+    """
+    out: dict[str, Any] = {"workers": len(worker_ips), "excluded_workers": 0,
+                           "worker_cv": math.nan, "ci_between": math.nan}
+    ips = summarize_replicates(worker_ips, THROUGHPUT_OUTLIER)
+    if ips.n >= 2:
+        out.update(images_per_s=ips.center, ci_low=ips.low, ci_high=ips.high, workers=ips.n,
+                   excluded_workers=ips.excluded, worker_cv=ips.cv,
+                   ci_between=ips.rel_halfwidth)
+    paired = summarize_replicates(speedups, SPEEDUP_OUTLIER)
+    out.update(speedup_paired=paired.center, speedup_paired_low=paired.low,
+               speedup_paired_high=paired.high, paired_workers=paired.n)
+    return out
+
+
+def load_warnings(frame: pd.DataFrame) -> list[str]:
+    """Cells measured while other processes used their CPUs, and impossible shares of peak."""
+    lines = []
+    if "other_load" in frame.columns:
+        busy = frame[frame["other_load"] >= OTHER_LOAD_WARN]
+        if len(busy):
+            worst = busy.loc[busy["other_load"].idxmax()]
+            lines.append(f"{len(busy)} cell(s) were measured while other processes used "
+                         f">= {OTHER_LOAD_WARN:.0%} of a core on their CPUs (worst: "
+                         f"{worst['key']}, {worst['other_load']:.0%}); rerun on a quiet machine")
+    if "peak_share_raw" in frame.columns:
+        over = frame[frame["peak_share_raw"] > 1.0]
+        if len(over):
+            lines.append(f"{len(over)} cell(s) exceed 100% of the measured FLOP/s peak: the "
+                         "peak calibration ran slow (a busy machine?); share of peak not shown")
+    return lines
 
 
 def _graph_size(nodes: dict[str, int]) -> int | None:

@@ -114,13 +114,13 @@ def test_series_are_per_cell_and_machine_with_steps(tmp_path):
     history = build_history(tmp_path, [0.005] * 5 + [0.0065] * 5)
     entries = load_history(history).entries
     throughput = {s.key: s for s in series(entries, "images_per_s")}
-    function = throughput["cnn/function/infer/cpu/resident/b4"]
+    function = throughput["cnn/function/infer/cpu/resident/b4/tall"]
     assert len(function.entries) == 10
     assert [s.index for s in function.steps] == [5]
     assert function.entries[5].commit == "c0000005"
-    assert throughput["cnn/eager/infer/cpu/resident/b4"].steps == []
+    assert throughput["cnn/eager/infer/cpu/resident/b4/tall"].steps == []
     speedups = series(entries, "speedup")
-    assert [s.key for s in speedups] == ["cnn/function/infer/cpu/resident/b4"]
+    assert [s.key for s in speedups] == ["cnn/function/infer/cpu/resident/b4/tall"]
     assert [s.index for s in speedups[0].steps] == [5]
 
 

@@ -78,7 +78,14 @@ def test_good_suite_loads_with_defaults_applied(tmp_path):
         ("[settings]\nwarmup = 'two'\n[[case]]\nspec = 'cnn'", "warmup"),
         ("[settings]\nmin_samples = true\n[[case]]\nspec = 'cnn'", "min_samples"),
         ("[settings]\nmemory_limit_mb = 0\n[[case]]\nspec = 'cnn'", "memory_limit_mb"),
-        ("[settings]\nthreads_intra = -1\n[[case]]\nspec = 'cnn'", "threads_intra"),
+        ("[settings]\nthreads_inter = -1\n[[case]]\nspec = 'cnn'", "threads_inter"),
+        ("[settings]\npaired = 1\n[[case]]\nspec = 'cnn'", "paired"),
+        ("[settings]\nremeasure = 99\n[[case]]\nspec = 'cnn'", "remeasure"),
+        ("[[case]]\nspec = 'cnn'\nthreads = [0]", "threads"),
+        ("[[case]]\nspec = 'cnn'\nthreads = [99999]", "threads"),
+        ("[[case]]\nspec = 'cnn'\nthreads = ['most']", "threads"),
+        ("[[case]]\nspec = 'cnn'\nthreads = [true]", "threads"),
+        ("[[case]]\nspec = 'cnn'\nthreads = []", "threads"),
         ("settings = 3\n[[case]]\nspec = 'cnn'", "[settings]"),
         ("description = 3\n[[case]]\nspec = 'cnn'", "description"),
         ('description = "no cases"', "[[case]]"),
@@ -263,3 +270,12 @@ def test_probes_run_once_per_group_by_default():
     assert all(r == 0 and c.batch == min(suite.entries[0].batches) for r, c in once)
     assert plan.probe_selection(order, "none") == set()
     assert plan.probe_selection(order, "all") == {(0, c) for c in cells}
+
+
+def test_threads_is_a_matrix_axis(tmp_path):
+    suite = load_suite(write(tmp_path, "[defaults]\nthreads = [1, 'all']\nmodes = ['eager']\n"
+                                       "phases = ['infer']\n[[case]]\nspec = 'cnn'"))
+    cells = expand(suite)
+    assert [c.threads for c in cells] == ["1", "all"]
+    assert cells[0].key.endswith("/t1") and cells[1].key.endswith("/tall")
+    assert [c.threads for c in expand(suite, threads=["all"])] == ["all"]

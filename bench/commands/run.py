@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
@@ -50,8 +51,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int)
     p.add_argument("--timeout", type=float, dest="timeout_s", help="seconds per cell worker")
     p.add_argument("--memory-limit-mb", type=int, help="kill a worker above this resident MB")
-    p.add_argument("--threads", type=int, dest="threads_intra", help="intra-op threads")
-    p.add_argument("--inter-threads", type=int, dest="threads_inter", help="inter-op threads")
+    p.add_argument("--threads", type=_csv(), dest="threads", metavar="T[,T]",
+                   help="CPUs per worker, each a matrix value: e.g. 1,all (pinned; TF's "
+                        "intra-op pool sized to match; default: the suite's, normally all)")
+    p.add_argument("--inter-threads", type=int, dest="threads_inter",
+                   help="inter-op threads (default: min(threads, 2))")
+    p.add_argument("--remeasure", type=int,
+                   help="extra workers per cell whose workers disagree (default: suite's, 2)")
+    p.add_argument("--no-paired", dest="paired", action="store_false", default=None,
+                   help="skip the paired (alternating with eager) speed-up measurement")
     p.add_argument("--shard", help="i/n: run only the i-th of n disjoint parts of the matrix")
     p.add_argument("--probes", choices=("once", "all", "none"),
                    help="debuggability probes (dbg_* columns): 'once' per case, config, mode "
@@ -69,13 +77,14 @@ def main(args: argparse.Namespace) -> int:
 
     suite = plan.load_suite(args.suite)
     cells = plan.expand(suite, cases=args.cases, modes=args.modes, phases=args.phases,
-                        batches=args.batches, inputs=args.inputs, devices=args.devices)
+                        batches=args.batches, inputs=args.inputs, devices=args.devices,
+                        threads=args.threads)
     if args.shard:
         index, count = plan.parse_shard(args.shard)
         cells = plan.shard(cells, index, count)
     overrides = {k: getattr(args, k) for k in ("rounds", "budget_s", "target_ci", "min_samples",
                                                "warmup", "timeout_s", "memory_limit_mb",
-                                               "threads_intra", "threads_inter", "probes")
+                                               "threads_inter", "probes", "remeasure", "paired")
                  if getattr(args, k) is not None}
     settings = plan.make_settings({**dataclasses.asdict(suite.settings), **overrides},
                                   where="command-line options")
@@ -84,36 +93,13 @@ def main(args: argparse.Namespace) -> int:
     if args.report and (not args.report.lower().endswith((".html", ".htm"))
                         or not Path(args.report).resolve().parent.is_dir()):
         raise UsageError(f"--report {args.report}: give an .html file in an existing directory")
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--out {out_dir} exists and is not a directory")
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     shard_tag = f"-shard{args.shard.replace('/', 'of')}" if args.shard else ""
-    out_path = out_dir / f"{suite.name}{shard_tag}-{stamp}.jsonl"
-    n = 1
-    while out_path.exists():  # never overwrite an earlier run
-        n += 1
-        out_path = out_dir / f"{suite.name}{shard_tag}-{stamp}-{n}.jsonl"
-
-    from bench.runner import run
-    from bench.worker import CellOptions
-
-    options = CellOptions(warmup=settings.warmup, min_samples=settings.min_samples,
-                          target_ci=settings.target_ci, budget_s=settings.budget_s,
-                          seed=settings.seed, threads_intra=settings.threads_intra,
-                          threads_inter=settings.threads_inter)
-    order = plan.rounds_order(cells, settings.rounds)
-    probe = plan.probe_selection(order, settings.probes)
-    print(f"running {len(cells)} cells x {settings.rounds} round(s) of suite '{suite.name}' "
-          f"-> {out_path}", file=sys.stderr)
     try:
-        result = run(order, suite=suite.name, options=options, out_path=out_path,
-                     timeout_s=settings.timeout_s, memory_limit_mb=settings.memory_limit_mb,
-                     settings=dataclasses.asdict(settings), show_progress=not args.quiet,
-                     probe=probe)
-    except KeyboardInterrupt:
-        print(f"interrupted: finished cells are kept in {out_path} (marked incomplete)",
-              file=sys.stderr)
+        out_path, result = execute(cells, suite.name + shard_tag, settings, Path(args.out),
+                                   show_progress=not args.quiet)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: finished cells are kept in {exc.args[0] if exc.args else args.out} "
+              "(marked incomplete)", file=sys.stderr)
         return 130
 
     from reports.table import default_columns, format_table, load_runs, records_frame
@@ -128,3 +114,45 @@ def main(args: argparse.Namespace) -> int:
         written = write_report(runs, Path(args.report))
         print(f"report: {written}", file=sys.stderr)
     return 1 if result.failed else 0
+
+
+def execute(cells: list, name: str, settings, out_dir: Path, *, show_progress: bool = True,
+            probes: str | None = None, rounds: int | None = None):
+    """Run `cells` with `settings` into a new run file in `out_dir`: (path, RunResult).
+
+    Shared by `run`, `gate` and `gate-check`. A KeyboardInterrupt is re-raised with the run
+    file's path as its argument (the file keeps the finished cells, marked incomplete).
+    """
+    from bench import plan
+    from bench.inject import slowdown_from_env
+    from bench.runner import run
+    from bench.worker import CellOptions
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} exists and is not a directory")
+    slowdown = slowdown_from_env()
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_path = out_dir / f"{name}-{stamp}.jsonl"
+    n = 1
+    while out_path.exists():  # never overwrite an earlier run
+        n += 1
+        out_path = out_dir / f"{name}-{stamp}-{n}.jsonl"
+    options = CellOptions(warmup=settings.warmup, min_samples=settings.min_samples,
+                          target_ci=settings.target_ci, budget_s=settings.budget_s,
+                          seed=settings.seed, paired=settings.paired)
+    rounds = rounds or settings.rounds
+    order = plan.rounds_order(cells, rounds)
+    probe = plan.probe_selection(order, probes or settings.probes)
+    planted = f" (planted slowdown: {os.environ.get('BENCH_INJECT_SLOWDOWN')})" if slowdown else ""
+    print(f"running {len(cells)} cells x {rounds} round(s) of suite '{name}' -> {out_path}"
+          f"{planted}", file=sys.stderr)
+    try:
+        result = run(order, suite=name, options=options, out_path=out_path,
+                     timeout_s=settings.timeout_s, memory_limit_mb=settings.memory_limit_mb,
+                     settings={**dataclasses.asdict(settings), "rounds": rounds},
+                     show_progress=show_progress, probe=probe,
+                     threads_inter=settings.threads_inter, remeasure=settings.remeasure,
+                     slowdown=slowdown)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(out_path) from None
+    return out_path, result

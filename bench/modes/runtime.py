@@ -81,12 +81,6 @@ def stage(timings: dict[str, float], name: str) -> Iterator[None]:
 quiet_python_logging()
 
 
-def resolve_threads(intra: int, inter: int) -> Threads:
-    """0 means the suite's default: all cores for intra-op, 2 inter-op pools."""
-    default = Threads.default()
-    return Threads(intra or default.intra_op, inter or default.inter_op)
-
-
 def device_peak_memory_mb(device: str) -> float | None:
     """TensorFlow's own peak allocation on the GPU; None on the CPU (RSS covers it)."""
     if device != "gpu":
@@ -97,7 +91,7 @@ def device_peak_memory_mb(device: str) -> float | None:
         return None
 
 
-def measure_peak_flops(device: str, size: int = 2048, repeats: int = 10) -> float:
+def measure_peak_flops(device: str, size: int = 2048, repeats: int = 5) -> float:
     """Achievable float32 FLOP/s: the best of several large matrix products on the device.
 
     A dense matmul is the most efficient kernel TF has, so it is the honest ceiling against

@@ -77,7 +77,7 @@ def run_probes(cell: Any, workload: Any, request: Any, prepared: Any) -> dict[st
     return run_all(cell, workload, request, prepared)
 
 
-def probe_cell(cell: Any, seed: int = 0, threads_intra: int = 0, threads_inter: int = 0) -> Any:
+def probe_cell(cell: Any, seed: int = 0) -> Any:
     """Worker target for `bench debug`: prepare the cell as the runner does, then probe it.
 
     Returns a Record with status ok, `debug` filled and no timing samples, or a skipped
@@ -85,7 +85,7 @@ def probe_cell(cell: Any, seed: int = 0, threads_intra: int = 0, threads_inter: 
     """
     from bench.probes.core import probe_record
 
-    return probe_record(cell, seed, threads_intra, threads_inter)
+    return probe_record(cell, seed)
 
 
 __all__ = ["KEYS", "probe_cell", "run_probes"]

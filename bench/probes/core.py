@@ -54,11 +54,11 @@ def run_all(cell: Any, workload: Any, request: Any, prepared: Any) -> dict[str, 
     return ordered
 
 
-def probe_record(cell: Any, seed: int = 0, threads_intra: int = 0, threads_inter: int = 0):
+def probe_record(cell: Any, seed: int = 0):
     """Prepare the cell as bench.worker does (prepare, first step, warm-up), then probe it."""
     from bench.modes import load_mode, not_applicable_reason
-    from bench.modes.base import NotApplicable, Request
-    from bench.modes.runtime import resolve_threads
+    from bench.modes.base import NotApplicable, Request, Threads
+    from bench.placement import pin, placement
     from bench.record import Record
     from cases import get_workload
 
@@ -69,7 +69,9 @@ def probe_record(cell: Any, seed: int = 0, threads_intra: int = 0, threads_inter
     workload = get_workload(cell.case_spec)
     weights = workload.weights(seed)
     images, labels = workload.inputs(cell.batch, seed)
-    threads = resolve_threads(threads_intra, threads_inter)
+    place = placement(cell.threads)
+    pin(place.cpus)
+    threads = Threads(place.intra_op, place.inter_op)
     request = Request(workload, weights, images, labels, cell.phase, cell.device, cell.input,
                       threads)
     t0 = time.perf_counter()
