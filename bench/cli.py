@@ -2,8 +2,10 @@
 
 Every command module exposes `add_parser(subparsers)` (which sets `func` on its parser) and
 returns an exit code from that function: 0 fine, 1 some cells failed or regressed, 2 bad usage
-or input. A `UsageError` anywhere becomes one readable line on stderr and exit code 2; no
-traceback wall for mistakes a user can make.
+or input, 3 results could not be written (disk full, I/O error; what was written is kept),
+128 + N stopped by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP). A `UsageError` anywhere
+becomes one readable line on stderr and exit code 2; no traceback wall for mistakes a user
+can make.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import argparse
 import importlib
 import sys
 
-from bench.errors import UsageError
+from bench import signals
+from bench.errors import WRITE_FAILED, UsageError
+from bench.store import StoreWriteError
 
 # Modules that register a subcommand. Importing them must not import TensorFlow.
 COMMAND_MODULES = (
@@ -58,10 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with signals.stop_on_signals():
+            return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except StoreWriteError as exc:
+        print(f"error: {exc.strerror}", file=sys.stderr)
+        return WRITE_FAILED
+    except KeyboardInterrupt as exc:
+        print(signals.reason(exc), file=sys.stderr)
+        return signals.exit_code(exc)

@@ -77,20 +77,23 @@ def main(args: argparse.Namespace) -> int:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_path = None
     if args.out:
-        out_dir = Path(args.out)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise UsageError(f"--out {out_dir} exists and is not a directory")
-        out_path = out_dir / f"debug-{stamp}.jsonl"
-        n = 1
-        while out_path.exists():
-            n += 1
-            out_path = out_dir / f"debug-{stamp}-{n}.jsonl"
+        from bench.paths import writable_dir
+        from bench.store import claim_run_file
+
+        out_path = claim_run_file(writable_dir(args.out, "--out"), f"debug-{stamp}")
         log_dir = out_path.with_name(out_path.stem + "_logs")
     else:
         import tempfile
 
         log_dir = Path(tempfile.mkdtemp(prefix="bench-debug-"))
-    records = probe_cells(cells, log_dir, args.timeout_s)
+    try:
+        records = probe_cells(cells, log_dir, args.timeout_s)
+    except BaseException:
+        if out_path is not None:
+            from bench.store import release_claim
+
+            release_claim(out_path)  # nothing recorded: leave no empty run file behind
+        raise
 
     from bench.probes.scorecard import format_scorecard
 

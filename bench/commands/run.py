@@ -1,8 +1,12 @@
 """`python -m bench run`: measure a suite's matrix and print the table.
 
 With no arguments it runs the standard suite on the CPU. Every option narrows or overrides the
-suite; everything is validated before any cell runs. Exit codes: 0 every cell ok or skipped,
-1 some cells failed, 2 bad usage or input, 130 interrupted (the partial run is kept).
+suite; everything is validated before any cell runs, including that --out and --report can be
+written. The run file is claimed (created empty, exclusively) before calibration, so two runs
+started in the same second never share a name or a log folder. Exit codes: 0 every cell ok or
+skipped, 1 some cells failed, 2 bad usage or input, 3 the run file could not be written (disk
+full; the records written so far are kept), 130 interrupted by SIGINT, 143 by SIGTERM (the
+partial run is kept).
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from bench.errors import UsageError
+from bench import signals
+from bench.errors import WRITE_FAILED, UsageError
+from bench.paths import writable_dir, writable_file
+from bench.store import StoreWriteError, claim_run_file, release_claim
 
 
 def _csv(kind=str):
@@ -81,19 +88,13 @@ def main(args: argparse.Namespace) -> int:
                                   where="command-line options")
     if not cells:
         raise UsageError("the selection leaves no cells to run")
-    if args.report and (not args.report.lower().endswith((".html", ".htm"))
-                        or not Path(args.report).resolve().parent.is_dir()):
-        raise UsageError(f"--report {args.report}: give an .html file in an existing directory")
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--out {out_dir} exists and is not a directory")
+    if args.report and not args.report.lower().endswith((".html", ".htm")):
+        raise UsageError(f"--report {args.report}: give an .html file")
+    if args.report:  # before the run: an unwritable report must not spoil a good run
+        writable_file(args.report, "--report")
+    out_dir = writable_dir(args.out, "--out")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     shard_tag = f"-shard{args.shard.replace('/', 'of')}" if args.shard else ""
-    out_path = out_dir / f"{suite.name}{shard_tag}-{stamp}.jsonl"
-    n = 1
-    while out_path.exists():  # never overwrite an earlier run
-        n += 1
-        out_path = out_dir / f"{suite.name}{shard_tag}-{stamp}-{n}.jsonl"
 
     from bench.runner import run
     from bench.worker import CellOptions
@@ -104,6 +105,7 @@ def main(args: argparse.Namespace) -> int:
                           threads_inter=settings.threads_inter)
     order = plan.rounds_order(cells, settings.rounds)
     probe = plan.probe_selection(order, settings.probes)
+    out_path = claim_run_file(out_dir, f"{suite.name}{shard_tag}-{stamp}")
     print(f"running {len(cells)} cells x {settings.rounds} round(s) of suite '{suite.name}' "
           f"-> {out_path}", file=sys.stderr)
     try:
@@ -111,10 +113,21 @@ def main(args: argparse.Namespace) -> int:
                      timeout_s=settings.timeout_s, memory_limit_mb=settings.memory_limit_mb,
                      settings=dataclasses.asdict(settings), show_progress=not args.quiet,
                      probe=probe)
-    except KeyboardInterrupt:
-        print(f"interrupted: finished cells are kept in {out_path} (marked incomplete)",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM/SIGHUP via bench.signals
+        if release_claim(out_path):
+            print(f"{signals.reason(exc)} before any cell finished: nothing was recorded "
+                  f"(the empty run file {out_path} was removed)", file=sys.stderr)
+        else:
+            print(f"{signals.reason(exc)}: finished cells are kept in {out_path} "
+                  "(marked incomplete)", file=sys.stderr)
+        return signals.exit_code(exc)
+    except StoreWriteError as exc:
+        print(f"error: {exc.strerror}; the records written before are kept in {out_path} "
+              "(the run is incomplete)", file=sys.stderr)
+        return WRITE_FAILED
+    except BaseException:
+        release_claim(out_path)  # e.g. calibration failed: leave no empty run file behind
+        raise
 
     from reports.table import default_columns, format_table, load_runs, records_frame
 
