@@ -46,11 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, batch: int) -> list:
     """Validated cells, case by case, modes in canonical order. Raises UsageError."""
     from bench.modes import MODES
+    from bench.plan import MAX_BATCH
     from bench.record import Cell
     from cases import ConfigError, get_workload
 
-    if batch < 1:
-        raise UsageError(f"--batch must be a positive integer, got {batch}")
+    if not 1 <= batch <= MAX_BATCH:
+        raise UsageError(f"--batch must be an integer from 1 to {MAX_BATCH}, got {batch}")
     unknown = [m for m in modes or [] if m not in MODES]
     if unknown:
         raise UsageError(f"unknown mode {unknown[0]!r}; accepted modes: {', '.join(MODES)}")
