@@ -4,6 +4,7 @@ These start real runner processes (`python -m bench run`) on a tiny suite, list 
 descendants through /proc while it works, stop it, and check every one of them is gone.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,6 +52,11 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def snapshot(pid: int) -> dict[int, str | None]:
+    """The descendants of `pid` with their start times, to recognise them later."""
+    return {p: _start_time(p) for p in descendants(pid)}
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -72,14 +78,20 @@ def _records(out: Path) -> int:
     return sum(f.read_text().count('"kind": "record"') for f in out.glob("*.jsonl"))
 
 
-def _cleanup(process: subprocess.Popen, pids: set[int]) -> None:
-    """Whatever the test found, leave nothing running on the shared machine."""
-    for pid in pids | {process.pid}:
-        if _alive(pid):
-            try:
+def _start_time(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _cleanup(process: subprocess.Popen, pids: dict[int, str | None]) -> None:
+    """Whatever the test found, leave nothing it started running on the shared machine
+    (a pid is only killed if it is still the same process: same start time)."""
+    for pid, started in pids.items():
+        if _alive(pid) and started is not None and _start_time(pid) == started:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     if process.poll() is None:
         process.kill()
     process.communicate(timeout=30)
@@ -89,12 +101,12 @@ def test_sigterm_writes_an_incomplete_footer_and_stops_every_process(tmp_path):
     suite = _suite(tmp_path, ["session", "eager", "function"], budget=2.0, batches=(1, 2))
     out = tmp_path / "out"
     process = _start(suite, out)
-    started: set[int] = set()
+    started: dict[int, str | None] = {}
     try:
         assert _wait_until(lambda: _records(out) >= 1, 120), "no record was written"
         # A worker is measuring the next cell: runner -> forkserver -> worker, resource tracker.
         assert _wait_until(lambda: len(descendants(process.pid)) >= 3, 30)
-        started = descendants(process.pid)
+        started = snapshot(process.pid)
         process.send_signal(signal.SIGTERM)  # what CI systems and `timeout` send
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 143, stderr
@@ -112,12 +124,12 @@ def test_sigkill_of_the_runner_takes_a_hanging_worker_with_it(tmp_path):
     suite = _suite(tmp_path, ["session", "function"], extra="timeout_s = 300")
     out = tmp_path / "out"
     process = _start(suite, out, env={"BENCH_INJECT_FAULT": "function:hang"})
-    started: set[int] = set()
+    started: dict[int, str | None] = {}
     try:
         assert _wait_until(lambda: _records(out) >= 1, 120), "no record was written"
         assert _wait_until(lambda: len(descendants(process.pid)) >= 3, 30)
         time.sleep(0.5)  # let the hanging worker get past its start-up
-        started = descendants(process.pid)
+        started = snapshot(process.pid)
         process.kill()  # SIGKILL: the runner cannot clean up anything itself
         process.communicate(timeout=30)
         assert _wait_until(lambda: not any(_alive(p) for p in started), 10), \
@@ -130,11 +142,11 @@ def test_sigterm_before_any_cell_names_no_phantom_file(tmp_path):
     suite = _suite(tmp_path, ["eager"])
     out = tmp_path / "out"
     process = _start(suite, out)
-    started: set[int] = set()
+    started: dict[int, str | None] = {}
     try:
         # The run file is claimed (empty) before calibration; stop the run while it is empty.
         assert _wait_until(lambda: any(out.glob("*.jsonl")), 60)
-        started = descendants(process.pid)
+        started = snapshot(process.pid)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
         if _records(out):
