@@ -11,12 +11,16 @@ can make.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
 from bench import signals
 from bench.errors import WRITE_FAILED, UsageError
 from bench.store import StoreWriteError
+
+# A full disk, quota or read-only file system while writing a report, baseline or page.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
 
 # Modules that register a subcommand. Importing them must not import TensorFlow.
 COMMAND_MODULES = (
@@ -69,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except StoreWriteError as exc:
         print(f"error: {exc.strerror}", file=sys.stderr)
+        return WRITE_FAILED
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        print(f"error: cannot write {exc.filename or 'a file'}: {exc.strerror}", file=sys.stderr)
         return WRITE_FAILED
     except KeyboardInterrupt as exc:
         print(signals.reason(exc), file=sys.stderr)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from bench.compare import REFERENCE_MODE, PooledCell, eager_key, pool_cells, round_speedups
 from bench.stats import mann_whitney_u, ratio_ci, summarize
-from bench.store import Run
+from bench.store import Run, append_whole
 
 DEFAULT_HISTORY = Path(__file__).resolve().parents[1] / "reports" / "history" / "history.jsonl"
 HISTORY_SCHEMA = 1
@@ -160,10 +160,11 @@ def append_run(run: Run, path: str | os.PathLike = DEFAULT_HISTORY,
     lines = "".join(json.dumps(e.to_json(), allow_nan=False, default=_plain) + "\n"
                     for e in entries)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(lines)  # one write: an interrupted append cuts at most the last line short
-        f.flush()
-        os.fsync(f.fileno())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:  # one write, or none: a full disk leaves the history as it was
+        append_whole(fd, lines.encode("utf-8"), os.fstat(fd).st_size, path)
+    finally:
+        os.close(fd)
     return len(entries)
 
 

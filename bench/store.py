@@ -107,20 +107,16 @@ class RunWriter:
             self._closed = True
             raise FileExistsError(f"{self.path}: already holds data; a run never overwrites one")
         self._size = 0
-        self._write({"kind": "header", **header.__dict__})
+        try:
+            self._write({"kind": "header", **header.__dict__})
+        except BaseException:
+            os.close(self._fd)
+            self._closed = True
+            raise
 
     def _write(self, obj: dict[str, Any]) -> None:
         data = (json.dumps(obj, allow_nan=False, default=_jsonable) + "\n").encode("utf-8")
-        try:
-            written = os.write(self._fd, data)
-            if written != len(data):
-                raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
-            os.fsync(self._fd)
-        except OSError as exc:
-            with contextlib.suppress(OSError):  # drop the torn line, keep the whole ones
-                os.ftruncate(self._fd, self._size)
-            raise StoreWriteError(exc.errno, f"cannot write to {self.path}: "
-                                             f"{exc.strerror or exc}") from exc
+        append_whole(self._fd, data, self._size, self.path)
         self._size += len(data)
 
     def append(self, record: Record) -> None:
@@ -135,6 +131,24 @@ class RunWriter:
         finally:
             os.close(self._fd)
             self._closed = True
+
+
+def append_whole(fd: int, data: bytes, size: int, path: Path) -> None:
+    """Append `data` to a file of `size` bytes in one write, fsynced, or not at all.
+
+    On a failed or short write (disk full, I/O error) the file is cut back to `size`, so it
+    still ends with a complete line, and StoreWriteError says what happened.
+    """
+    try:
+        written = os.write(fd, data)
+        if written != len(data):
+            raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+        os.fsync(fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise StoreWriteError(exc.errno, f"cannot write to {path}: "
+                                         f"{exc.strerror or exc}") from exc
 
 
 def _jsonable(value: Any) -> Any:

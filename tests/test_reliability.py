@@ -207,6 +207,20 @@ def test_disk_full_during_a_run_is_one_message_and_exit_code_3(tmp_path, monkeyp
     assert [r.cell.mode for r in load_run(file).records] == ["eager"]
 
 
+def test_disk_full_during_history_append_leaves_the_history_as_it_was(tmp_path, monkeypatch,
+                                                                    capsys):
+    history = tmp_path / "history.jsonl"
+    assert _cli(capsys, "history", "append", _run_file(tmp_path / "a.jsonl"),
+                "--history", history)[0] == 0
+    before = history.read_bytes()
+    second = _run_file(tmp_path / "b.jsonl", run_id="b")
+    _fail_writes_after(monkeypatch, 0, short=True)
+    code, _, err = _cli(capsys, "history", "append", second, "--history", history)
+    monkeypatch.undo()
+    assert code == WRITE_FAILED and "short write" in err and "Traceback" not in err
+    assert history.read_bytes() == before
+
+
 # --------------------------------------------------------------------------- 5. unwritable paths
 
 
