@@ -87,6 +87,8 @@ def run_report(args: argparse.Namespace) -> int:
 
     if not 0 < args.threshold < 1 or not 0 < args.alpha < 1:
         raise UsageError("--threshold and --alpha must be between 0 and 1")
+    if args.output.suffix.lower() not in (".html", ".htm"):  # never over a run or history file
+        raise UsageError(f"-o {args.output}: the trends page is HTML; give a name ending in .html")
     writable_file(args.output, "-o")
     try:
         out = write_trends(args.history, args.output, args.threshold, args.alpha)
