@@ -2,17 +2,25 @@
 
 Every command module exposes `add_parser(subparsers)` (which sets `func` on its parser) and
 returns an exit code from that function: 0 fine, 1 some cells failed or regressed, 2 bad usage
-or input. A `UsageError` anywhere becomes one readable line on stderr and exit code 2; no
-traceback wall for mistakes a user can make.
+or input, 3 results could not be written (disk full, I/O error; what was written is kept),
+128 + N stopped by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP). A `UsageError` anywhere
+becomes one readable line on stderr and exit code 2; no traceback wall for mistakes a user
+can make.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
-from bench.errors import UsageError
+from bench import signals
+from bench.errors import WRITE_FAILED, UsageError
+from bench.store import StoreWriteError
+
+# A full disk, quota or read-only file system while writing a report, baseline or page.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
 
 # Modules that register a subcommand. Importing them must not import TensorFlow.
 COMMAND_MODULES = (
@@ -60,10 +68,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with signals.stop_on_signals():
+            return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except StoreWriteError as exc:
+        print(f"error: {exc.strerror}", file=sys.stderr)
+        return WRITE_FAILED
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        print(f"error: cannot write {exc.filename or 'a file'}: {exc.strerror}", file=sys.stderr)
+        return WRITE_FAILED
+    except KeyboardInterrupt as exc:
+        print(signals.reason(exc), file=sys.stderr)
+        return signals.exit_code(exc)

@@ -3,3 +3,7 @@
 
 class UsageError(Exception):
     """A mistake in what the user asked for: a bad option, case, mode, suite file or path."""
+
+
+# Exit code when a results file cannot be written (disk full, I/O error); what was written stays.
+WRITE_FAILED = 3

@@ -6,6 +6,11 @@ step between commits can be tested on more than one number per run. Each line al
 commit, the run's date and the machine fingerprint (absolute throughput is only comparable
 within one machine, so trends are series per (machine, cell)).
 
+A history file is recognised by its lines: every line is a JSON object with
+`"kind": "history"`. A file whose first line is anything else (a run file, a report, any text)
+is refused by both `append_run` and `load_history`, so appending never writes into a file that
+is not a history. A line cut short at the end (an interrupted append) is skipped, not refused.
+
 Step detection (`detect_steps`) is deliberately simple and documented there.
 """
 
@@ -24,7 +29,7 @@ import pandas as pd
 
 from bench.compare import REFERENCE_MODE, PooledCell, eager_key, pool_cells, round_speedups
 from bench.stats import mann_whitney_u, ratio_ci, summarize
-from bench.store import Run
+from bench.store import Run, append_whole
 
 DEFAULT_HISTORY = Path(__file__).resolve().parents[1] / "reports" / "history" / "history.jsonl"
 HISTORY_SCHEMA = 1
@@ -147,6 +152,7 @@ def append_run(run: Run, path: str | os.PathLike = DEFAULT_HISTORY,
     """Append a run's entries; returns how many. A run already in the history is not added
     twice (0 is returned), so re-running a CI step is harmless."""
     path = Path(path)
+    check_history_file(path)
     run_id = run.header.run_id
     if run_id and path.is_file() and any(e.run_id == run_id for e in load_history(path).entries):
         return 0
@@ -154,11 +160,37 @@ def append_run(run: Run, path: str | os.PathLike = DEFAULT_HISTORY,
     lines = "".join(json.dumps(e.to_json(), allow_nan=False, default=_plain) + "\n"
                     for e in entries)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(lines)  # one write: an interrupted append cuts at most the last line short
-        f.flush()
-        os.fsync(f.fileno())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:  # one write, or none: a full disk leaves the history as it was
+        append_whole(fd, lines.encode("utf-8"), os.fstat(fd).st_size, path)
+    finally:
+        os.close(fd)
     return len(entries)
+
+
+def check_history_file(path: str | os.PathLike) -> None:
+    """Raise HistoryError unless `path` is missing, empty, or starts with a history line."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise HistoryError(f"{path}: is not a file; give a history file (.jsonl)")
+    if not path.is_file():
+        return
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            first = next((line for line in f if line.strip()), "")
+    except OSError as exc:
+        raise HistoryError(f"{path}: cannot read the history file ({exc.strerror})") from exc
+    if not first:
+        return
+    try:
+        data = json.loads(first)
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict) or data.get("kind") != "history":
+        what = "a run file" if isinstance(data, dict) and data.get("kind") == "header" else \
+            "not a history file"
+        raise HistoryError(f"{path}: {what} (its first line is not a history line); give a "
+                           "history file written by `bench history append` or a new path")
 
 
 def _plain(value: Any) -> Any:
@@ -172,9 +204,10 @@ def load_history(path: str | os.PathLike = DEFAULT_HISTORY) -> History:
     path = Path(path)
     if not path.is_file():
         raise HistoryError(f"{path}: no such history file")
+    check_history_file(path)
     entries: list[HistoryEntry] = []
     problems: list[str] = []
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue

@@ -104,15 +104,30 @@ class Settings:
     remeasure: int = 2
 
 
+# Ceilings far above any real run, so a typo (--rounds 100000000, --budget 1e300) is one clear
+# error before anything is allocated or run, not an exhausted memory or a run that never ends.
+MAX_WARMUP = 10_000
+MAX_MIN_SAMPLES = 100_000
+MAX_BUDGET_S = 3600.0
+MAX_ROUNDS = 100
+MAX_TIMEOUT_S = 86_400.0
+MAX_MEMORY_MB = 1_048_576
+MAX_BATCH = 4096
+
 # Settings field -> (type, check, what is accepted).
 _SETTING_RULES: dict[str, tuple[type, Any, str]] = {
-    "warmup": (int, lambda v: v >= 0, "an integer >= 0"),
-    "min_samples": (int, lambda v: v >= 1, "an integer >= 1"),
+    "warmup": (int, lambda v: 0 <= v <= MAX_WARMUP, f"an integer from 0 to {MAX_WARMUP}"),
+    "min_samples": (int, lambda v: 1 <= v <= MAX_MIN_SAMPLES,
+                    f"an integer from 1 to {MAX_MIN_SAMPLES}"),
     "target_ci": (float, lambda v: 0 < v < 1, "a number between 0 and 1 exclusive, e.g. 0.02"),
-    "budget_s": (float, lambda v: v > 0, "a positive number of seconds"),
-    "rounds": (int, lambda v: v >= 1, "an integer >= 1"),
-    "timeout_s": (float, lambda v: v > 0, "a positive number of seconds"),
-    "memory_limit_mb": (int, lambda v: v >= 1, "a positive integer (MB); omit for no limit"),
+    "budget_s": (float, lambda v: 0 < v <= MAX_BUDGET_S,
+                 f"a positive number of seconds, at most {MAX_BUDGET_S:g}"),
+    "rounds": (int, lambda v: 1 <= v <= MAX_ROUNDS, f"an integer from 1 to {MAX_ROUNDS}"),
+    "timeout_s": (float, lambda v: 0 < v <= MAX_TIMEOUT_S,
+                  f"a positive number of seconds, at most {MAX_TIMEOUT_S:g} (a day)"),
+    "memory_limit_mb": (int, lambda v: 1 <= v <= MAX_MEMORY_MB,
+                        f"a positive integer (MB), at most {MAX_MEMORY_MB} (1 TiB); "
+                        "omit for no limit"),
     "seed": (int, lambda v: v >= 0, "an integer >= 0"),
     "threads_inter": (int, lambda v: 0 <= v <= 256, "an integer from 0 to 256 (0 = auto)"),
     "probes": (str, lambda v: v in PROBE_POLICIES, "one of " + ", ".join(PROBE_POLICIES)),
@@ -233,12 +248,13 @@ def make_settings(values: dict[str, Any], where: str = "settings") -> Settings:
 def check_axis(key: str, value: Any, where: str) -> list[Any]:
     """Validate one axis list (batches, modes, phases, inputs, devices); returns a copy."""
     if key == "batches":
-        accepted = "a non-empty list of positive integers, e.g. [1, 32]"
+        accepted = f"a non-empty list of integers from 1 to {MAX_BATCH}, e.g. [1, 32]"
         if not isinstance(value, list) or not value:
             raise SuiteError(f"{where}: expected {accepted}, got {value!r}")
         for batch in value:
-            if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-                raise SuiteError(f"{where}: {batch!r} is not a positive integer batch size; "
+            if isinstance(batch, bool) or not isinstance(batch, int) \
+                    or not 1 <= batch <= MAX_BATCH:
+                raise SuiteError(f"{where}: {batch!r} is not a valid batch size; "
                                  f"expected {accepted}")
         return list(value)
     if key == "threads":
@@ -413,8 +429,8 @@ def rounds_order(cells: list[Cell], rounds: int) -> list[tuple[int, Cell]]:
     Rotating the start means a slow patch of a shared machine lands on different cells in each
     round instead of always on the same modes; rounds are pooled per cell afterwards.
     """
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise UsageError(f"rounds: expected an integer >= 1, got {rounds!r}")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
+        raise UsageError(f"rounds: expected an integer from 1 to {MAX_ROUNDS}, got {rounds!r}")
     order: list[tuple[int, Cell]] = []
     for r in range(rounds):
         offset = r * len(cells) // rounds

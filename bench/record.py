@@ -11,6 +11,7 @@ Bump `SCHEMA_VERSION` when a field changes meaning; `validate_record` rejects wh
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,8 +91,9 @@ class Record:
     threads: dict[str, int] = field(default_factory=dict)  # intra_op / inter_op
     debug: dict[str, Any] = field(default_factory=dict)  # debuggability probes (dbg_*)
     wall_s: float | None = None  # wall time of the whole worker for this cell
-    # Paired speed-up (bench.paired): this mode's and eager's step times, alternating step by
-    # step inside this worker after the isolated measurement, so the worker's state cancels.
+    # Paired speed-up (bench.timing.measure_paired): this mode's and eager's step times,
+    # alternating step by step inside this worker after its own measurement, so the worker's
+    # state cancels in their ratio.
     paired_s: list[float] = field(default_factory=list)
     paired_eager_s: list[float] = field(default_factory=list)
     cpus: list[int] = field(default_factory=list)  # the CPU set the worker was pinned to
@@ -116,6 +118,86 @@ class Record:
 _CELL_FIELDS = {f.name: f.type for f in dataclasses.fields(Cell)}
 
 
+def _number(value: Any) -> bool:
+    """A real, finite number (JSON's Infinity/NaN and booleans are not measurements)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _optional(check):
+    return lambda v: v is None or check(v)
+
+
+def _list_of(check):
+    return lambda v: isinstance(v, list) and all(check(x) for x in v)
+
+
+def _dict_of(check):
+    return lambda v: isinstance(v, dict) and all(check(x) for x in v.values())
+
+
+def _positive(value: Any) -> bool:
+    return _number(value) and value > 0
+
+
+def _non_negative(value: Any) -> bool:
+    return _number(value) and value >= 0
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _name(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+# Field -> (check, what it must be). Checked only when present, so older and newer records (with
+# optional fields such as `cpus` or `paired_s`) load alike; what is present must be usable by
+# every report, or the record is skipped with a warning instead of crashing a table later.
+RECORD_FIELD_TYPES: dict[str, tuple[Any, str]] = {
+    "reason": (lambda v: isinstance(v, str), "a string"),
+    "run_id": (lambda v: isinstance(v, str), "a string"),
+    "round": (_count, "an integer >= 0"),
+    "samples_s": (_list_of(_positive), "a list of positive, finite numbers (seconds)"),
+    "warmup_s": (_list_of(_non_negative), "a list of non-negative, finite numbers"),
+    "images_per_step": (_count, "an integer >= 0"),
+    "setup_s": (_dict_of(_non_negative), "an object of non-negative numbers (seconds)"),
+    "first_result_s": (_optional(_non_negative), "a non-negative number or null"),
+    "peak_rss_mb": (_optional(_number), "a number or null"),
+    "peak_device_mb": (_optional(_number), "a number or null"),
+    "graph_nodes": (_dict_of(_count), "an object of integers >= 0"),
+    "max_abs_diff": (_optional(lambda v: _number(v) and v >= 0),
+                     "a non-negative finite number or null"),
+    "tolerance": (_optional(_non_negative), "a non-negative number or null"),
+    "equivalent": (lambda v: v is None or isinstance(v, bool), "true, false or null"),
+    "macs_per_image": (_optional(_count), "an integer >= 0 or null"),
+    "params": (_optional(_count), "an integer >= 0 or null"),
+    "flops_per_image": (_optional(_non_negative), "a non-negative number or null"),
+    "threads": (_dict_of(_count), "an object of integers >= 0"),
+    "debug": (lambda v: isinstance(v, dict), "an object"),
+    "wall_s": (_optional(_non_negative), "a non-negative number or null"),
+    "extra": (lambda v: isinstance(v, dict), "an object"),
+    # Optional fields of newer writers.
+    "cpus": (_list_of(_count), "a list of CPU numbers"),
+    "load": (lambda v: isinstance(v, dict), "an object"),
+    "paired_s": (_list_of(_non_negative), "a list of non-negative, finite numbers"),
+    "paired_eager_s": (_list_of(_non_negative), "a list of non-negative, finite numbers"),
+    "excluded": (lambda v: isinstance(v, str), "a string"),
+}
+
+CELL_FIELD_TYPES: dict[str, tuple[Any, str]] = {
+    "case": (_name, "a non-empty string"),
+    "config": (lambda v: isinstance(v, str), "a string"),
+    "mode": (_name, "a non-empty string"),
+    "phase": (lambda v: v in PHASES, f"one of {', '.join(PHASES)}"),
+    "device": (lambda v: v in DEVICES, f"one of {', '.join(DEVICES)}"),
+    "input": (lambda v: v in INPUT_STYLES, f"one of {', '.join(INPUT_STYLES)}"),
+    "batch": (lambda v: _count(v) and v >= 1, "a positive integer"),
+    "threads": (_name, "a non-empty string such as '1' or 'all'"),
+}
+
+
 def validate_record(data: Any) -> None:
     """Raise SchemaError naming the first thing wrong with a JSON record."""
     if not isinstance(data, dict):
@@ -127,24 +209,24 @@ def validate_record(data: Any) -> None:
     cell = data.get("cell")
     if not isinstance(cell, dict):
         raise SchemaError("record has no 'cell' object")
-    missing = [name for name in ("case", "mode", "phase") if not isinstance(cell.get(name), str)]
+    missing = [name for name in ("case", "mode", "phase") if name not in cell]
     if missing:
         raise SchemaError(f"cell is missing {', '.join(missing)}")
     unknown = set(cell) - set(_CELL_FIELDS)
     if unknown:
         raise SchemaError(f"cell has unknown fields {sorted(unknown)}")
-    if not isinstance(cell.get("batch", 1), int) or cell.get("batch", 1) < 1:
-        raise SchemaError(f"cell batch must be a positive integer, got {cell.get('batch')!r}")
+    _check_fields(cell, CELL_FIELD_TYPES, "cell ")
     if data.get("status") not in STATUSES:
         raise SchemaError(f"status {data.get('status')!r} is not one of {', '.join(STATUSES)}")
-    if not isinstance(cell.get("threads", ALL_THREADS), str):
-        raise SchemaError(f"cell threads must be a string, got {cell.get('threads')!r}")
-    for name in ("samples_s", "paired_s", "paired_eager_s"):
-        samples = data.get(name, [])
-        if not isinstance(samples, list) or not all(
-            isinstance(s, (int, float)) and s >= 0 for s in samples
-        ):
-            raise SchemaError(f"{name} must be a list of non-negative numbers")
-    for name in ("setup_s", "graph_nodes", "threads", "debug", "extra", "load"):
-        if not isinstance(data.get(name, {}), dict):
-            raise SchemaError(f"{name} must be an object")
+    _check_fields(data, RECORD_FIELD_TYPES, "")
+
+
+def _check_fields(data: dict[str, Any], table: dict[str, tuple[Any, str]], prefix: str) -> None:
+    for name, (ok, expected) in table.items():
+        if name in data and not ok(data[name]):
+            raise SchemaError(f"{prefix}{name} must be {expected}, got {_short(data[name])}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -68,6 +68,9 @@ def worker_context(log_path: Path) -> mp.context.BaseContext:
 
 
 def _child(target, args, conn, log_path: str) -> None:
+    from bench.signals import die_with_runner
+
+    die_with_runner()  # no worker outlives its runner, whatever kills the runner
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -230,9 +233,10 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
                 progress.total += 1
                 measure(cell, rounds + extra, False, reason)
         end_peak = _calibrate(ctx, profiles, threads_inter, machine_cpus, log_dir, "end", None)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via bench.signals
         result.complete = False
-        writer.close(complete=False, reason="interrupted by user (SIGINT)", finished=_now())
+        writer.close(complete=False, reason=getattr(exc, "reason", "interrupted by user (SIGINT)"),
+                     finished=_now())
         progress.finish(interrupted=True)
         raise
     finally:

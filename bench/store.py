@@ -7,13 +7,19 @@ Layout of a run file (one JSON object per line):
     {"kind": "footer", "complete": true|false, "finished": ..., "reason": ...}
 
 A run killed hard has no footer and loads as incomplete. Nothing is ever rewritten in place:
-a writer refuses an existing file. Loading is forgiving where it can be: a corrupt or truncated
-line is reported with file and line number and every readable record is still returned.
+a run's file is claimed atomically when the run starts (`claim_run_file`), and a writer accepts
+only that claimed, still empty file. Each line goes out in one `os.write`; a short or failed
+write (disk full) is cut back to the last complete line, so earlier records stay readable.
+Loading is forgiving where it can be: a corrupt, truncated or mistyped line is reported with
+file and line number and every readable record is still returned.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +30,41 @@ from bench.record import SCHEMA_VERSION, Record, SchemaError
 
 class StoreError(ValueError):
     """A results file that cannot be used at all (missing, empty, not a run)."""
+
+
+class StoreWriteError(OSError):
+    """A line could not be written (disk full, I/O error); the file ends at the last whole line."""
+
+
+def claim_run_file(directory: str | os.PathLike, stem: str, suffix: str = ".jsonl") -> Path:
+    """Create `directory/stem.jsonl` exclusively (O_EXCL) and return it, empty.
+
+    Two runs started in the same second both get a file of their own: on a clash the next
+    name `stem-2`, `stem-3`, ... is tried. The claim happens before any work, so nothing a run
+    measures can be lost to a name taken meanwhile.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = directory / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"{directory}: no free run file name for {stem}")
+
+
+def release_claim(path: str | os.PathLike) -> bool:
+    """Remove a claimed run file that is still empty (nothing measured); True if removed."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            path.unlink()
+            return True
+    except OSError:
+        pass
+    return False
 
 
 @dataclass
@@ -61,20 +102,34 @@ class Run:
 
 
 class RunWriter:
-    """Writes one run file, flushing and fsyncing after every line."""
+    """Writes one run file, one `os.write` and fsync per line.
+
+    The file must be new or a claimed, still empty file (`claim_run_file`); anything with
+    content is refused, so an earlier run is never overwritten. A failed or short write raises
+    StoreWriteError after truncating the file back to its last complete line.
+    """
 
     def __init__(self, path: str | os.PathLike, header: RunHeader):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # "x": never overwrite an earlier run.
-        self._file = open(self.path, "x", encoding="utf-8")  # noqa: SIM115
-        self._write({"kind": "header", **header.__dict__})
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._closed = False
+        if os.fstat(self._fd).st_size:
+            os.close(self._fd)
+            self._closed = True
+            raise FileExistsError(f"{self.path}: already holds data; a run never overwrites one")
+        self._size = 0
+        try:
+            self._write({"kind": "header", **header.__dict__})
+        except BaseException:
+            os.close(self._fd)
+            self._closed = True
+            raise
 
     def _write(self, obj: dict[str, Any]) -> None:
-        self._file.write(json.dumps(obj, allow_nan=False, default=_jsonable) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        data = (json.dumps(obj, allow_nan=False, default=_jsonable) + "\n").encode("utf-8")
+        append_whole(self._fd, data, self._size, self.path)
+        self._size += len(data)
 
     def append(self, record: Record) -> None:
         self._write(record.to_json())
@@ -86,9 +141,29 @@ class RunWriter:
         footer = {"kind": "footer", "complete": complete, "reason": reason, "finished": finished}
         if peak_flops:
             footer["peak_flops"] = peak_flops
-        self._write(footer)
-        self._file.close()
-        self._closed = True
+        try:
+            self._write(footer)
+        finally:
+            os.close(self._fd)
+            self._closed = True
+
+
+def append_whole(fd: int, data: bytes, size: int, path: Path) -> None:
+    """Append `data` to a file of `size` bytes in one write, fsynced, or not at all.
+
+    On a failed or short write (disk full, I/O error) the file is cut back to `size`, so it
+    still ends with a complete line, and StoreWriteError says what happened.
+    """
+    try:
+        written = os.write(fd, data)
+        if written != len(data):
+            raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+        os.fsync(fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise StoreWriteError(exc.errno, f"cannot write to {path}: "
+                                         f"{exc.strerror or exc}") from exc
 
 
 def _jsonable(value: Any) -> Any:
@@ -111,7 +186,8 @@ def load_run(path: str | os.PathLike) -> Run:
     complete, end_reason = False, "no footer: the run was interrupted or is still running"
     finished = ""
     end_peaks: dict[str, float] = {}
-    with open(path, encoding="utf-8", errors="replace") as f:
+    # utf-8-sig: a byte-order mark (some Windows editors add one) is not part of the header.
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -133,7 +209,7 @@ def load_run(path: str | os.PathLike) -> Run:
                     end_peaks = obj.get("peak_flops") or {}
                 else:
                     raise SchemaError(f"unexpected line kind {kind!r}")
-            except (SchemaError, TypeError, KeyError) as exc:
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 problems.append(f"{path}:{number}: {exc}; line skipped")
     if header is None:
         raise StoreError(f"{path}:1: not a results file (no valid header line)"
@@ -144,9 +220,21 @@ def load_run(path: str | os.PathLike) -> Run:
     return Run(header, records, complete, str(path), end_reason, problems, finished)
 
 
+_HEADER_TYPES = {"run_id": str, "suite": str, "started": str, "machine": dict,
+                 "options": dict, "peak_flops": dict}
+
+
 def _parse_header(obj: dict[str, Any]) -> RunHeader:
     if obj.get("schema") != SCHEMA_VERSION:
         raise SchemaError(f"unsupported schema version {obj.get('schema')!r}")
+    for name, kind in _HEADER_TYPES.items():
+        if name in obj and not isinstance(obj[name], kind):
+            what = "an object" if kind is dict else "a string"
+            raise SchemaError(f"bad header: {name} must be {what}, got {obj[name]!r:.60}")
+    for device, value in (obj.get("peak_flops") or {}).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or value < 0:
+            raise SchemaError(f"bad header: peak_flops[{device!r}] must be a non-negative number")
     fields = set(RunHeader.__dataclass_fields__)
     try:
         return RunHeader(**{k: v for k, v in obj.items() if k in fields})

@@ -23,6 +23,12 @@ from cases.spec import config_string
 
 POOLS = ("max", "avg", "none")
 PADDINGS = ("SAME", "VALID")
+# Ceilings: far above any sensible benchmark, low enough that a typo is an error naming the
+# limit instead of an overflow or an out-of-memory deep inside TensorFlow.
+MAX_SIZE = 1024  # input_size, kernel, strides, pool sizes
+MAX_VALUES = {"channels": 64, "classes": 100_000}
+MAX_UNITS = 16_384  # filters per conv layer, units per dense layer
+MAX_LAYERS = 32
 
 
 @dataclass(frozen=True)
@@ -72,12 +78,17 @@ def validate(c: CnnConfig) -> None:
         "classes": c.classes,
     }
     for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"cnn: {key} must be a positive integer, got {value}")
-    if not c.conv_filters or min(c.conv_filters) < 1:
-        raise ConfigError("cnn: conv_filters must be one or more positive integers, e.g. 32/64")
-    if c.fc_units and min(c.fc_units) < 1:
-        raise ConfigError("cnn: fc_units must be positive integers, e.g. 128 or 256/128")
+        ceiling = MAX_VALUES.get(key, MAX_SIZE)
+        if not 1 <= value <= ceiling:
+            raise ConfigError(f"cnn: {key} must be an integer between 1 and {ceiling}, "
+                              f"got {value}")
+    if not c.conv_filters or not all(1 <= f <= MAX_UNITS for f in c.conv_filters) \
+            or len(c.conv_filters) > MAX_LAYERS:
+        raise ConfigError(f"cnn: conv_filters must be 1 to {MAX_LAYERS} integers between 1 and "
+                          f"{MAX_UNITS}, e.g. 32/64")
+    if not all(1 <= u <= MAX_UNITS for u in c.fc_units) or len(c.fc_units) > MAX_LAYERS:
+        raise ConfigError(f"cnn: fc_units must be up to {MAX_LAYERS} integers between 1 and "
+                          f"{MAX_UNITS}, e.g. 128 or 256/128")
     if c.padding not in PADDINGS:
         raise ConfigError(f"cnn: padding {c.padding!r} is not one of {', '.join(PADDINGS)}")
     if c.pool not in POOLS:

@@ -38,6 +38,12 @@ BLOCKS = (
 )
 STEM_FILTERS = 32
 MIN_RESOLUTION = 32
+# Ceilings: far above any sensible benchmark, low enough that a typo (alpha=1e308) is an error
+# naming the limit instead of an overflow or an out-of-memory deep inside TensorFlow.
+MAX_ALPHA = 4.0
+MAX_RESOLUTION = 1024
+MAX_DEPTH_MULTIPLIER = 16
+MAX_CLASSES = 100_000
 
 
 @dataclass(frozen=True)
@@ -49,9 +55,9 @@ class MobileNetConfig:
 
 
 def validate(c: MobileNetConfig) -> None:
-    if not c.alpha > 0:
-        raise ConfigError(f"mobilenet: alpha must be > 0 (the paper uses 0.25, 0.5, 0.75, 1.0), "
-                          f"got {c.alpha}")
+    if not 0 < c.alpha <= MAX_ALPHA:  # also false for nan
+        raise ConfigError(f"mobilenet: alpha must be > 0 and <= {MAX_ALPHA:g} (the paper uses "
+                          f"0.25, 0.5, 0.75, 1.0), got {c.alpha}")
     if int(STEM_FILTERS * c.alpha) < 1:
         raise ConfigError(f"mobilenet: alpha={c.alpha} leaves the first layer with no channels; "
                           f"use alpha >= {1 / STEM_FILTERS:.4f}")
@@ -60,10 +66,15 @@ def validate(c: MobileNetConfig) -> None:
             f"mobilenet: resolution {c.resolution} is too small for the network's five stride-2 "
             f"layers (total stride 32); use resolution >= {MIN_RESOLUTION} (paper: 128-224)"
         )
-    if c.depth_multiplier < 1:
-        raise ConfigError(f"mobilenet: depth_multiplier must be >= 1, got {c.depth_multiplier}")
-    if c.classes < 1:
-        raise ConfigError(f"mobilenet: classes must be >= 1, got {c.classes}")
+    if c.resolution > MAX_RESOLUTION:
+        raise ConfigError(f"mobilenet: resolution must be <= {MAX_RESOLUTION} "
+                          f"(paper: 128-224), got {c.resolution}")
+    if not 1 <= c.depth_multiplier <= MAX_DEPTH_MULTIPLIER:
+        raise ConfigError(f"mobilenet: depth_multiplier must be between 1 and "
+                          f"{MAX_DEPTH_MULTIPLIER}, got {c.depth_multiplier}")
+    if not 1 <= c.classes <= MAX_CLASSES:
+        raise ConfigError(f"mobilenet: classes must be between 1 and {MAX_CLASSES}, "
+                          f"got {c.classes}")
 
 
 def _bn_specs(prefix: str, channels: int) -> dict[str, ParamSpec]:

@@ -8,6 +8,7 @@ Pure Python: listing and validating cases never imports TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any
 
@@ -41,23 +42,38 @@ def build_config(config_type: type, overrides: dict[str, Any], case: str) -> Any
 
 
 def _convert(raw: Any, hint: Any, where: str) -> Any:
+    if isinstance(raw, bool) and hint is not bool:  # TOML `true` is an int to Python; not here
+        raise ConfigError(f"{where}: {str(raw).lower()} is a boolean; expected {_kind(hint)}")
     if not isinstance(raw, str):  # from a TOML table: already typed
         if typing.get_origin(hint) is tuple and isinstance(raw, list):
             return tuple(_convert(v, int, where) for v in raw)
         if hint is float and isinstance(raw, int):
-            return float(raw)
+            raw = float(raw)
         if isinstance(raw, hint if isinstance(hint, type) else tuple):
-            return raw
+            return _finite(raw, where)
         raw = str(raw)
     try:
         if typing.get_origin(hint) is tuple:
             return tuple(int(v) for v in raw.split("/") if v != "")
         if hint is bool:
             return raw.lower() in ("1", "true", "yes")
-        return hint(raw)
-    except ValueError:
-        kind = "integers separated by '/'" if typing.get_origin(hint) is tuple else hint.__name__
-        raise ConfigError(f"{where}: {raw!r} is not a valid {kind}") from None
+        value = hint(raw)
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{where}: {raw!r} is not a valid {_kind(hint)}") from None
+    return _finite(value, where)
+
+
+def _kind(hint: Any) -> str:
+    if typing.get_origin(hint) is tuple:
+        return "integers separated by '/'"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _finite(value: Any, where: str) -> Any:
+    """inf and nan parse as floats but are no size; each config's validate sets the ceilings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: {value!r} is not a finite number")
+    return value
 
 
 def config_string(config: Any) -> str:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.errors import UsageError
+from bench.history import HistoryError, check_history_file
+from bench.paths import writable_file
 from bench.store import Run
 from reports.table import load_runs, run_warnings
 
@@ -45,14 +47,20 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"{output}: the report is HTML; give an output name ending in .html")
-    if not output.parent.is_dir():
-        raise UsageError(f"{output.parent}: output directory does not exist")
+    writable_file(output, "-o")
+    for path in csv_paths(output).values():
+        writable_file(path, "-o")
+    if args.history and not Path(args.history).is_file():
+        raise UsageError(f"--history {args.history}: no such history file")
+    if args.history:
+        try:
+            check_history_file(args.history)
+        except HistoryError as exc:
+            raise UsageError(f"--history {exc}") from None
     runs = load_runs(args.runs)
     baseline = load_runs(args.baseline) if args.baseline else None
     for line in run_warnings(runs + (baseline or [])):
         print(f"warning: {line}", file=sys.stderr)
-    if args.history and not Path(args.history).is_file():
-        raise UsageError(f"--history {args.history}: no such history file")
     print(write_report(runs, output, baseline, history=args.history))
     return 0
 

@@ -92,7 +92,23 @@ def load_runs(paths: Iterable[str | os.PathLike]) -> list[Run]:
         runs.extend(_load_one(file) for file in files)
     if not runs:
         raise UsageError("no run files given")
-    return runs
+    return _unique(runs)
+
+
+def _unique(runs: list[Run]) -> list[Run]:
+    """One copy of each run: the same run given twice (or a copy of it, such as a baseline)
+    would count every cell twice. The dropped copy is named in the kept run's problems."""
+    kept: dict[str, Run] = {}
+    unique: list[Run] = []
+    for run in runs:
+        first = kept.get(run.header.run_id) if run.header.run_id else None
+        if first is None:
+            kept[run.header.run_id] = run
+            unique.append(run)
+        else:
+            first.problems.append(f"{run.path}: run {run.header.run_id} was already given "
+                                  f"({first.path}); loaded once")
+    return unique
 
 
 def _run_files_in(directory: Path) -> list[Path]:

@@ -243,7 +243,7 @@ def test_rounds_order_rotates_each_round():
 
 def test_make_settings_checks_command_line_overrides():
     assert plan.make_settings({"rounds": 3, "budget_s": 1}).budget_s == 1.0
-    with pytest.raises(SuiteError, match="--rounds rounds: expected an integer >= 1"):
+    with pytest.raises(SuiteError, match="--rounds rounds: expected an integer from 1 to 100"):
         plan.make_settings({"rounds": 0}, "--rounds")
 
 

@@ -2,8 +2,9 @@
 
 A baseline is a verbatim copy of a run file in reports/baselines/<name>.jsonl, committed with
 the code, so `compare` gates against numbers anyone can inspect. Recording again under the same
-name refreshes it; the file is replaced atomically (temp file, then os.replace), so an
-interrupted refresh leaves the old baseline intact and never a half-written one.
+name refreshes it (only a run file is ever replaced, and only by a run file without unreadable
+lines); the file is replaced atomically (temp file, then os.replace), so an interrupted refresh
+leaves the old baseline intact and never a half-written one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import pandas as pd
 
 from bench.compare import BASELINE_DIR, run_fingerprint
 from bench.errors import UsageError
+from bench.paths import writable_dir
 from bench.store import Run, StoreError, load_run
 from reports.table import format_table
 
@@ -56,7 +59,18 @@ def run_record(args: argparse.Namespace) -> int:
     source = Path(args.run)
     if not source.is_file():
         raise UsageError(f"{source}: no such run file (baseline record takes one .jsonl file)")
+    from reports.pytest_benchmark import is_pytest_benchmark_json
+
+    if is_pytest_benchmark_json(source):
+        raise UsageError(f"{source}: is a pytest-benchmark JSON file; a baseline is a copy of a "
+                         "run file (.jsonl) written by `python -m bench run`; record one of "
+                         "those, or give this file to `bench compare` directly as BASELINE")
     run = _load(source)
+    for line in run.problems:
+        print(f"warning: {line}", file=sys.stderr)
+    if run.problems:
+        raise UsageError(f"{source}: {len(run.problems)} unreadable line(s) (above); a baseline "
+                         "must be a clean run file")
     if not run.records:
         raise UsageError(f"{source}: the run has no records; nothing to use as a baseline")
     if not run.complete and not args.allow_incomplete:
@@ -65,14 +79,27 @@ def run_record(args: argparse.Namespace) -> int:
     name = args.name or default_name(run)
     if not _NAME.match(name):
         raise UsageError(f"baseline name {name!r}: use letters, digits, '.', '_' and '-' only")
-    target = Path(args.dir) / f"{name}.jsonl"
+    target = writable_dir(args.dir, "--dir") / f"{name}.jsonl"
     existed = target.exists()
+    if existed:
+        _check_replaceable(target)
     write_atomically(target, source.read_bytes())
     cells = len({record.cell.key for record in run.records})
     verb = "refreshed" if existed else "recorded"
     print(f"{verb} baseline {name}: {target} ({cells} cells, {len(run.records)} records, "
           f"run {run.header.run_id})")
     return 0
+
+
+def _check_replaceable(target: Path) -> None:
+    """Refresh only what is a run file: anything else at that name is someone's data."""
+    try:
+        load_run(target)
+    except (StoreError, OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{target}: exists and is not a run file ({exc}); refusing to replace "
+                         "it; choose another --name or move the file away") from None
+    if target.is_symlink() or not target.is_file():
+        raise UsageError(f"{target}: exists and is not a regular file; refusing to replace it")
 
 
 def default_name(run: Run) -> str:

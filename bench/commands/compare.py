@@ -1,8 +1,9 @@
 """`python -m bench compare BASELINE CURRENT`: the regression gate for CI.
 
 Prints one row per cell and metric, then what regressed. Exit code 0 when nothing regressed,
-1 when something did, 2 for unusable input. BASELINE and CURRENT are run files (.jsonl),
-directories of them, or (BASELINE only) the name of a recorded baseline in reports/baselines.
+1 when something did, 2 for unusable input (including two runs with no cell in common).
+BASELINE and CURRENT are run files (.jsonl), directories of them, or (BASELINE only) the name of
+a recorded baseline in reports/baselines.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 
 from bench.compare import BASELINE_DIR, SPEED_METRICS, CompareResult, compare_runs, format_value
 from bench.errors import UsageError
+from bench.store import Run
 from reports.table import format_table, load_runs, run_warnings
 
 ABSOLUTE = {"auto": None, "always": True, "never": False}
@@ -57,9 +59,21 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {side}: {line}", file=sys.stderr)
         if not any(run.records for run in runs):
             raise UsageError(f"{side} {getattr(args, side)}: no records to compare")
+    check_comparable(baseline, current)
     result = compare_runs(baseline, current, args.threshold, args.alpha, ABSOLUTE[args.absolute])
     sys.stdout.write(render(result, args.format, args.all))
     return 1 if result.regressed else 0
+
+
+def check_comparable(baseline: list[Run], current: list[Run]) -> None:
+    """UsageError when no cell is in both: every cell would be 'new' or 'missing', and a gate
+    must not call two unrelated runs a regression (or a pass)."""
+    keys = [{r.cell.key for run in runs for r in run.records} for runs in (baseline, current)]
+    if not keys[0] & keys[1]:
+        raise UsageError(
+            f"nothing to compare: the baseline ({len(keys[0])} cells, e.g. {min(keys[0])}) and "
+            f"the current run ({len(keys[1])} cells, e.g. {min(keys[1])}) have no cell in "
+            "common; compare runs of the same suite and cases")
 
 
 def resolve_baseline(name: str, folder: Path) -> str:

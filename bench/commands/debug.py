@@ -46,11 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, batch: int) -> list:
     """Validated cells, case by case, modes in canonical order. Raises UsageError."""
     from bench.modes import MODES
+    from bench.plan import MAX_BATCH
     from bench.record import Cell
     from cases import ConfigError, get_workload
 
-    if batch < 1:
-        raise UsageError(f"--batch must be a positive integer, got {batch}")
+    if not 1 <= batch <= MAX_BATCH:
+        raise UsageError(f"--batch must be an integer from 1 to {MAX_BATCH}, got {batch}")
     unknown = [m for m in modes or [] if m not in MODES]
     if unknown:
         raise UsageError(f"unknown mode {unknown[0]!r}; accepted modes: {', '.join(MODES)}")
@@ -77,20 +78,23 @@ def main(args: argparse.Namespace) -> int:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_path = None
     if args.out:
-        out_dir = Path(args.out)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise UsageError(f"--out {out_dir} exists and is not a directory")
-        out_path = out_dir / f"debug-{stamp}.jsonl"
-        n = 1
-        while out_path.exists():
-            n += 1
-            out_path = out_dir / f"debug-{stamp}-{n}.jsonl"
+        from bench.paths import writable_dir
+        from bench.store import claim_run_file
+
+        out_path = claim_run_file(writable_dir(args.out, "--out"), f"debug-{stamp}")
         log_dir = out_path.with_name(out_path.stem + "_logs")
     else:
         import tempfile
 
         log_dir = Path(tempfile.mkdtemp(prefix="bench-debug-"))
-    records = probe_cells(cells, log_dir, args.timeout_s)
+    try:
+        records = probe_cells(cells, log_dir, args.timeout_s)
+    except BaseException:
+        if out_path is not None:
+            from bench.store import release_claim
+
+            release_claim(out_path)  # nothing recorded: leave no empty run file behind
+        raise
 
     from bench.probes.scorecard import format_scorecard
 

@@ -1,7 +1,8 @@
 """`python -m bench history append RUN` and `history report`: trends over commits.
 
-`append` adds one run's per-cell summary to the append-only history file (a run already there
-is skipped, so re-running a CI step is harmless); `report` writes the trends page.
+`append` adds one run's per-cell summary (a run file, or pytest-benchmark JSON) to the
+append-only history file (a run already there is skipped, so re-running a CI step is harmless;
+a file that is not a history is refused, see bench/history.py); `report` writes the trends page.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import sys
 from pathlib import Path
 
 from bench.errors import UsageError
-from bench.history import DEFAULT_HISTORY, HistoryError, append_run
+from bench.history import DEFAULT_HISTORY, HistoryError, append_run, check_history_file
+from bench.paths import writable_file
 from bench.store import StoreError, load_run
 
 
@@ -24,7 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action")
 
     append = actions.add_parser("append", help="append a run's per-cell summary")
-    append.add_argument("run", metavar="RUN", help="the run file (.jsonl)")
+    append.add_argument("run", metavar="RUN",
+                        help="the run file (.jsonl) or pytest-benchmark JSON")
     append.add_argument("--history", type=Path, default=DEFAULT_HISTORY,
                         help=f"history file (default: {DEFAULT_HISTORY})")
     append.add_argument("--commit", help="commit the run measured (default: from its header)")
@@ -48,8 +51,18 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def run_append(args: argparse.Namespace) -> int:
+    writable_file(args.history, "--history")
     try:
-        run = load_run(args.run)
+        check_history_file(args.history)  # before anything: never append to a non-history
+    except HistoryError as exc:
+        raise UsageError(str(exc)) from exc
+    from reports.pytest_benchmark import is_pytest_benchmark_json, load_pytest_benchmark
+
+    try:
+        if is_pytest_benchmark_json(args.run):  # `pytest bench/ --benchmark-json`: a run too
+            run = load_pytest_benchmark(args.run)
+        else:
+            run = load_run(args.run)
     except StoreError as exc:
         raise UsageError(str(exc)) from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -74,6 +87,9 @@ def run_report(args: argparse.Namespace) -> int:
 
     if not 0 < args.threshold < 1 or not 0 < args.alpha < 1:
         raise UsageError("--threshold and --alpha must be between 0 and 1")
+    if args.output.suffix.lower() not in (".html", ".htm"):  # never over a run or history file
+        raise UsageError(f"-o {args.output}: the trends page is HTML; give a name ending in .html")
+    writable_file(args.output, "-o")
     try:
         out = write_trends(args.history, args.output, args.threshold, args.alpha)
     except HistoryError as exc:

@@ -1,8 +1,12 @@
 """`python -m bench run`: measure a suite's matrix and print the table.
 
 With no arguments it runs the standard suite on the CPU. Every option narrows or overrides the
-suite; everything is validated before any cell runs. Exit codes: 0 every cell ok or skipped,
-1 some cells failed, 2 bad usage or input, 130 interrupted (the partial run is kept).
+suite; everything is validated before any cell runs, including that --out and --report can be
+written. The run file is claimed (created empty, exclusively) before calibration, so two runs
+started in the same second never share a name or a log folder. Exit codes: 0 every cell ok or
+skipped, 1 some cells failed, 2 bad usage or input, 3 the run file could not be written (disk
+full; the records written so far are kept), 130 interrupted by SIGINT, 143 by SIGTERM (the
+partial run is kept).
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import os
 import sys
 from pathlib import Path
 
-from bench.errors import UsageError
+from bench import signals
+from bench.errors import WRITE_FAILED, UsageError
+from bench.paths import writable_dir, writable_file
+from bench.store import StoreWriteError, claim_run_file, release_claim
 
 
 def _csv(kind=str):
@@ -90,17 +97,27 @@ def main(args: argparse.Namespace) -> int:
                                   where="command-line options")
     if not cells:
         raise UsageError("the selection leaves no cells to run")
-    if args.report and (not args.report.lower().endswith((".html", ".htm"))
-                        or not Path(args.report).resolve().parent.is_dir()):
-        raise UsageError(f"--report {args.report}: give an .html file in an existing directory")
+    if args.report and not args.report.lower().endswith((".html", ".htm")):
+        raise UsageError(f"--report {args.report}: give an .html file")
+    if args.report:  # before the run: an unwritable report must not spoil a good run
+        writable_file(args.report, "--report")
     shard_tag = f"-shard{args.shard.replace('/', 'of')}" if args.shard else ""
     try:
-        out_path, result = execute(cells, suite.name + shard_tag, settings, Path(args.out),
+        out_path, result = execute(cells, suite.name + shard_tag, settings, args.out,
                                    show_progress=not args.quiet)
-    except KeyboardInterrupt as exc:
-        print(f"interrupted: finished cells are kept in {exc.args[0] if exc.args else args.out} "
-              "(marked incomplete)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM/SIGHUP via bench.signals
+        out_path = getattr(exc, "run_path", args.out)
+        if getattr(exc, "nothing_recorded", False):
+            print(f"{signals.reason(exc)} before any cell finished: nothing was recorded "
+                  f"(the empty run file {out_path} was removed)", file=sys.stderr)
+        else:
+            print(f"{signals.reason(exc)}: finished cells are kept in {out_path} "
+                  "(marked incomplete)", file=sys.stderr)
+        return signals.exit_code(exc)
+    except StoreWriteError as exc:
+        print(f"error: {exc.strerror}; the records written before are kept in "
+              f"{getattr(exc, 'run_path', args.out)} (the run is incomplete)", file=sys.stderr)
+        return WRITE_FAILED
 
     from reports.table import default_columns, format_table, load_runs, records_frame
 
@@ -116,27 +133,23 @@ def main(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
-def execute(cells: list, name: str, settings, out_dir: Path, *, show_progress: bool = True,
-            probes: str | None = None, rounds: int | None = None):
+def execute(cells: list, name: str, settings, out_dir: str | Path, *,
+            show_progress: bool = True, probes: str | None = None, rounds: int | None = None):
     """Run `cells` with `settings` into a new run file in `out_dir`: (path, RunResult).
 
-    Shared by `run`, `gate` and `gate-check`. A KeyboardInterrupt is re-raised with the run
-    file's path as its argument (the file keeps the finished cells, marked incomplete).
+    Shared by `run`, `gate` and `gate-check`. The run file is claimed before calibration.
+    An interruption (KeyboardInterrupt, bench.signals) or a failed write (StoreWriteError) is
+    re-raised with `run_path` set, and `nothing_recorded` when the claimed file was removed.
     """
     from bench import plan
     from bench.inject import slowdown_from_env
     from bench.runner import run
     from bench.worker import CellOptions
 
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--out {out_dir} exists and is not a directory")
+    out_dir = writable_dir(out_dir, "--out")
     slowdown = slowdown_from_env()
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_path = out_dir / f"{name}-{stamp}.jsonl"
-    n = 1
-    while out_path.exists():  # never overwrite an earlier run
-        n += 1
-        out_path = out_dir / f"{name}-{stamp}-{n}.jsonl"
+    out_path = claim_run_file(out_dir, f"{name}-{stamp}")
     options = CellOptions(warmup=settings.warmup, min_samples=settings.min_samples,
                           target_ci=settings.target_ci, budget_s=settings.budget_s,
                           seed=settings.seed, paired=settings.paired)
@@ -153,6 +166,11 @@ def execute(cells: list, name: str, settings, out_dir: Path, *, show_progress: b
                      show_progress=show_progress, probe=probe,
                      threads_inter=settings.threads_inter, remeasure=settings.remeasure,
                      slowdown=slowdown)
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(out_path) from None
+    except (KeyboardInterrupt, StoreWriteError) as exc:
+        exc.run_path = out_path
+        exc.nothing_recorded = release_claim(out_path)
+        raise
+    except BaseException:
+        release_claim(out_path)  # e.g. calibration failed: leave no empty run file behind
+        raise
     return out_path, result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 
 from bench.errors import UsageError
 from bench.store import Run
@@ -41,11 +42,13 @@ def _target_share(frame, run: Run) -> tuple[int, int, float]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from reports.table import load_runs, records_frame
+    from reports.table import load_runs, records_frame, run_warnings
 
     if args.tolerance <= 0:
         raise UsageError("--tolerance must be positive")
     run_a, run_b = (load_runs([p])[0] for p in (args.run_a, args.run_b))
+    for line in run_warnings([run_a, run_b]):
+        print(f"warning: {line}", file=sys.stderr)
     frames = [records_frame([run]).set_index("key") for run in (run_a, run_b)]
     for name, run, frame in (("A", run_a, frames[0]), ("B", run_b, frames[1])):
         hit, ok, target = _target_share(frame, run)
