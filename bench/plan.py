@@ -100,6 +100,7 @@ class Settings:
     # Paired speed-up: after its own measurement a worker alternates its step with eager's
     # for another budget_s (bench.paired); off halves the sampling time of non-eager cells.
     paired: bool = True
+    paired_budget_s: float = 0.0  # sampling seconds of the paired measurement; 0 = budget_s
     # Extra workers per cell when its workers disagree (a slow worker is re-measured).
     remeasure: int = 2
 
@@ -132,6 +133,7 @@ _SETTING_RULES: dict[str, tuple[type, Any, str]] = {
     "threads_inter": (int, lambda v: 0 <= v <= 256, "an integer from 0 to 256 (0 = auto)"),
     "probes": (str, lambda v: v in PROBE_POLICIES, "one of " + ", ".join(PROBE_POLICIES)),
     "paired": (bool, lambda v: True, "true or false"),
+    "paired_budget_s": (float, lambda v: 0 <= v <= 3600, "seconds from 0 to 3600 (0 = budget_s)"),
     "remeasure": (int, lambda v: 0 <= v <= 10, "an integer from 0 to 10"),
 }
 

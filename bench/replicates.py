@@ -27,11 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 
 CONFIDENCE = 0.95
-# A worker whose value is further than this from the median of the cell's other workers is an
-# outlier (about 3 standard deviations of per-worker medians on the 2-vCPU VMs, 2-5% CV);
-# paired ratios vary about half as much across workers.
-THROUGHPUT_OUTLIER = 0.10
-SPEEDUP_OUTLIER = 0.06
+# A worker whose value is further than this from the median of the cell's workers is an
+# outlier. Measured on the 2-vCPU VMs this suite runs on: a pure-Python loop pinned alone to
+# one CPU of an idle VM runs at a speed that varies 11% (CV) between 1-second windows and
+# 0.6-1.0x over 30 s, so workers of one cell landing 10-20% apart is the machine, not the
+# code; 25% is beyond that. Paired ratios cancel most of it (same process, same moment).
+THROUGHPUT_OUTLIER = 0.25
+SPEEDUP_OUTLIER = 0.15
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class CellOptions:
     seed: int = 0
     probes: bool = False
     paired: bool = True  # also alternate this mode's step with eager's (bench.timing)
+    paired_budget_s: float = 0.0  # 0 = budget_s
     # Placement (bench.placement): CPUs to pin to (() = leave as is) and TF's pool sizes.
     cpus: tuple[int, ...] = ()
     intra_op: int = 0  # 0 = bench.modes.base.Threads.default()
@@ -130,7 +131,8 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         if options.paired and cell.mode != "eager":
             mode_s, eager_s = measure_paired(step, reference.step, min_pairs=options.min_samples,
                                              target_rel_ci=options.target_ci,
-                                             budget_s=options.budget_s)
+                                             budget_s=options.paired_budget_s
+                                             or options.budget_s)
             paired_s = [t / per_call for t in mode_s]
             paired_eager_s = list(eager_s)
     finally:

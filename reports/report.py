@@ -35,7 +35,13 @@ from reports.pivots import (
     scorecard,
     with_speedup,
 )
-from reports.table import machine_label, printable_columns, records_frame, run_warnings
+from reports.table import (
+    load_warnings,
+    machine_label,
+    printable_columns,
+    records_frame,
+    run_warnings,
+)
 from reports.versus_baseline import BaselineView, baseline_view
 
 TITLE = "TensorFlow execution modes: benchmark report"
@@ -173,11 +179,15 @@ def report_warnings(runs: Sequence[Run], frame: pd.DataFrame) -> list[str]:
         eager = cells[cells["mode"] == REFERENCE_MODE]
         if (eager["status"] != "ok").all() and (cells["status"] == "ok").any():
             lines.append(f"no ok eager cell for {cell_label(key, multi)}: no speed-ups there")
-    noisy = frame[frame["ci_rel_halfwidth"] > NOISY_CI]
+    # The CI a rerun can expect: between workers where a cell has several, else within one.
+    spread = frame["ci_between"].fillna(frame["ci_rel_halfwidth"]) \
+        if "ci_between" in frame else frame["ci_rel_halfwidth"]
+    noisy = frame[spread > NOISY_CI]
     if len(noisy):
-        lines.append(f"{len(noisy)} cell(s) are noisy (median CI wider than ±{NOISY_CI:.0%}); "
-                     "differences smaller than that are not meaningful there")
-    return lines
+        lines.append(f"{len(noisy)} cell(s) are noisy (CI wider than ±{NOISY_CI:.0%}, between "
+                     "workers where there are several); differences smaller than that are not "
+                     "meaningful there")
+    return lines + load_warnings(frame)
 
 
 def _listed(rows: pd.DataFrame, line) -> list[str]:

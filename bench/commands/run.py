@@ -119,11 +119,19 @@ def main(args: argparse.Namespace) -> int:
               f"{getattr(exc, 'run_path', args.out)} (the run is incomplete)", file=sys.stderr)
         return WRITE_FAILED
 
-    from reports.table import default_columns, format_table, load_runs, records_frame
+    from reports.table import (
+        default_columns,
+        format_table,
+        load_runs,
+        load_warnings,
+        records_frame,
+    )
 
     runs = load_runs([out_path])
     frame = records_frame(runs)
     print(format_table(frame[default_columns(frame)], args.format))
+    for line in load_warnings(frame):
+        print(f"warning: {line}", file=sys.stderr)
     print(f"\nresults: {out_path}", file=sys.stderr)
     if args.report:
         from reports.command import write_report
@@ -152,7 +160,8 @@ def execute(cells: list, name: str, settings, out_dir: str | Path, *,
     out_path = claim_run_file(out_dir, f"{name}-{stamp}")
     options = CellOptions(warmup=settings.warmup, min_samples=settings.min_samples,
                           target_ci=settings.target_ci, budget_s=settings.budget_s,
-                          seed=settings.seed, paired=settings.paired)
+                          seed=settings.seed, paired=settings.paired,
+                          paired_budget_s=settings.paired_budget_s)
     rounds = rounds or settings.rounds
     order = plan.rounds_order(cells, rounds)
     probe = plan.probe_selection(order, probes or settings.probes)

@@ -14,6 +14,7 @@ from reports.table import (
     default_columns,
     format_table,
     load_runs,
+    load_warnings,
     printable_columns,
     records_frame,
     run_warnings,
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     for line in run_warnings(runs):
         print(f"warning: {line}", file=sys.stderr)
     frame = records_frame(runs)
+    for line in load_warnings(frame):
+        print(f"warning: {line}", file=sys.stderr)
     if args.columns:
         columns = [c.strip() for c in args.columns.split(",") if c.strip()]
     elif args.all_columns:

@@ -1,0 +1,66 @@
+"""`bench gate` end to end on a tiny suite: a planted slowdown is confirmed, noise is not."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SMALL_CNN
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _suite(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(
+        'description = "gate test"\n[settings]\nbudget_s = 0.1\npaired_budget_s = 0.2\n'
+        "min_samples = 5\nwarmup = 1\nrounds = 3\nremeasure = 0\nprobes = \"none\"\n"
+        '[defaults]\nmodes = ["eager", "function"]\nphases = ["infer"]\nthreads = [1]\n'
+        f'[[case]]\nspec = "{SMALL_CNN}"\nbatches = [4]\n')
+    return path
+
+
+def _bench(args, env=None):
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, timeout=600,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+                          capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    pytest.importorskip("tensorflow")
+    tmp = tmp_path_factory.mktemp("gate")
+    suite = _suite(tmp)
+    out = tmp / "base"
+    result = _bench(["run", "--suite", str(suite), "--out", str(out), "--quiet"])
+    assert result.returncode == 0, result.stderr
+    return suite, next(out.glob("*.jsonl")), tmp
+
+
+def test_a_planted_slowdown_is_confirmed_and_fails_the_gate(baseline):
+    suite, base, tmp = baseline
+    result = _bench(["gate", "--suite", str(suite), "--baseline", str(base), "--threshold",
+                     "0.2", "--out", str(tmp / "slow"), "--quiet", "--probes", "none"],
+                    env={"BENCH_INJECT_SLOWDOWN": "function:infer:1.5"})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "confirming 1 flagged cell" in result.stdout
+    assert "gate: FAIL: 1 confirmed failure" in result.stdout
+    assert "function/infer" in result.stdout.split("gate: FAIL")[1]
+    assert len(list((tmp / "slow").glob("*.jsonl"))) == 2  # the run and its confirmation
+
+
+def test_identical_code_passes_the_gate(baseline):
+    suite, base, tmp = baseline
+    result = _bench(["gate", "--suite", str(suite), "--baseline", str(base), "--threshold",
+                     "0.5", "--out", str(tmp / "same"), "--quiet", "--probes", "none"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "gate: pass: 0 confirmed failure" in result.stdout
+
+
+def test_gate_rejects_bad_options(baseline):
+    suite, base, tmp = baseline
+    result = _bench(["gate", "--suite", str(suite), "--baseline", str(base),
+                     "--threshold", "2"])
+    assert result.returncode == 2 and "--threshold" in result.stderr
+    assert "Traceback" not in result.stderr
