@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "bench.commands.stability",
     "bench.commands.gate",
     "bench.commands.gatecheck",
+    "bench.commands.noise",
     "reports.command",
 )
 

@@ -5,10 +5,10 @@ statistically significant on the raw samples (asv and pyperf do the same), so no
 fails a build and a tiny but real slow-down does not either. Three kinds of metric:
 
 - ``images_per_s``: absolute throughput. Each worker process (round) is one replicate, its
-  median one value, and the two sides' worker values are compared with Welch's t-test on
-  their logarithms (bench.replicates): thousands of steps from a handful of processes are a
-  handful of observations, not thousands. It depends on the machine, so it gates only when
-  both sides carry the same machine fingerprint (or the caller insists).
+  median one value, and the two sides' worker values are compared with Student's t-test
+  (pooled variance) on their logarithms (bench.replicates): thousands of steps from a handful
+  of processes are a handful of observations, not thousands. It depends on the machine, so
+  it gates only when both sides carry the same machine fingerprint (or the caller insists).
 - ``speedup_vs_eager``: the mode over eager measured *paired*, alternating step by step inside
   each worker, so the worker's and the machine's state cancel; one ratio per worker, compared
   the same way. Runs without paired data fall back to per-round ratios of separate workers
@@ -359,7 +359,7 @@ def _replicate_row(key: str, metric: str, b_values: list[float], c_values: list[
         return None
     change, p_value = compare_replicates(b_used, c_used)
     b_center = float(np.exp(np.mean(np.log(b_used))))
-    test = f"welch t on log {what}, {len(b_used)} vs {len(c_used)} workers"
+    test = f"t-test on log {what}, {len(b_used)} vs {len(c_used)} workers"
     return _row(key, metric, b_center, b_center * (1 + change),
                 rules.speed_verdict(change, p_value), change, p_value, gated, test)
 

@@ -121,31 +121,40 @@ def loadavg() -> float | None:
 
 
 class LoadMeter:
-    """CPU time other processes used on `cpus` between `start()` and `stop()`.
+    """CPU time other processes used on `cpus` while this process measured.
 
     other = busy time of the CPUs (from /proc/stat) minus this process's own CPU time (the
-    worker is pinned there, so its threads only ever run on those CPUs). Resolution is the
-    kernel tick (10 ms), so short windows read as 0 or one tick: treat < 0.05 cores as none.
+    worker is pinned there, so its threads only ever run on those CPUs). Windows accumulate:
+    `start()`/`stop()` around each timed phase (the isolated and the paired measurement), then
+    `result()`. Resolution is the kernel tick (10 ms), so windows under a second read coarse.
     """
 
     def __init__(self, cpus: tuple[int, ...] | list[int]):
         self.cpus = tuple(cpus)
         self._start: tuple[float, float | None, float] | None = None
+        self._wall = self._other = 0.0
+        self._known = True
 
     def start(self) -> None:
         self._start = (time.perf_counter(), _cpu_busy_s(self.cpus), _own_cpu_s())
 
-    def stop(self) -> dict[str, float]:
-        """{'other_cores': average cores others used on our CPUs, 'loadavg': 1-min average}."""
+    def stop(self) -> None:
         if self._start is None:
-            return {}
+            return
         wall0, busy0, own0 = self._start
-        wall = time.perf_counter() - wall0
-        busy1, own1 = _cpu_busy_s(self.cpus), _own_cpu_s()
-        result: dict[str, float] = {"window_s": round(wall, 3)}
-        if busy0 is not None and busy1 is not None and wall > 0:
-            other = max(0.0, (busy1 - busy0) - (own1 - own0))
-            result["other_cores"] = round(other / wall, 3)
+        self._start = None
+        busy1 = _cpu_busy_s(self.cpus)
+        self._wall += time.perf_counter() - wall0
+        if busy0 is None or busy1 is None:
+            self._known = False
+            return
+        self._other += max(0.0, (busy1 - busy0) - (_own_cpu_s() - own0))
+
+    def result(self) -> dict[str, float]:
+        """{'other_cores': average cores others used on our CPUs, 'window_s', 'loadavg'}."""
+        result: dict[str, float] = {"window_s": round(self._wall, 3)}
+        if self._known and self._wall > 0:
+            result["other_cores"] = round(self._other / self._wall, 3)
         average = loadavg()
         if average is not None:
             result["loadavg"] = average

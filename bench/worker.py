@@ -1,13 +1,17 @@
 """Runs one cell inside its own worker process and turns what happened into a Record.
 
 Order of work, so that each number means one thing:
+0. pin the process to its CPUs and size TensorFlow's pools (bench.placement), before any op;
 1. build the workload, weights and input batch (deterministic from the seed);
 2. `mode.prepare` (setup stages timed by the mode), then the first call (its own stage:
    trace/compile-on-first-call lands here), which gives time to first result;
 3. the equivalence steps (the first call plus two more for training), outputs kept aside;
-4. steady-state measurement (bench.timing.measure; warm-up excluded);
-5. peak memory read *before* the eager reference is computed, so it is the cell's own;
-6. the eager reference and the comparison (a wrong answer has no speed: the record says so).
+4. steady-state measurement of the mode alone (bench.timing.measure; warm-up excluded);
+5. peak memory read *before* the eager reference is built, so it is the cell's own;
+6. the eager reference and the comparison (a wrong answer has no speed: the record says so);
+7. the paired measurement: the mode's step and eager's alternating in this process
+   (bench.timing.measure_paired), the speed-up that cancels the process's state.
+The CPU time other processes took from this worker's CPUs during 4 and 7 is recorded too.
 
 This module imports no TensorFlow itself; the modes it loads do, inside the worker process.
 """
@@ -74,7 +78,8 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
     from bench.modes.runtime import configure_threads, device_peak_memory_mb
 
     started = time.perf_counter()
-    pinned = pin(options.cpus) if options.cpus else False
+    if options.cpus:
+        pin(options.cpus)  # before TensorFlow starts a thread: its pools inherit the CPU set
     _maybe_inject_fault(cell)
     reason = not_applicable_reason(cell.mode, cell.phase)
     if reason:
@@ -114,7 +119,7 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
     meter.start()
     measurement = measure(step, warmup=options.warmup, min_samples=options.min_samples,
                           target_rel_ci=options.target_ci, budget_s=options.budget_s)
-    load = meter.stop()
+    meter.stop()
     peak_rss_mb = _peak_rss_mb() - baseline_mb
     peak_device_mb = device_peak_memory_mb(cell.device)
     debug = {}
@@ -129,10 +134,12 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         paired_s: list[float] = []
         paired_eager_s: list[float] = []
         if options.paired and cell.mode != "eager":
+            meter.start()
             mode_s, eager_s = measure_paired(step, reference.step, min_pairs=options.min_samples,
                                              target_rel_ci=options.target_ci,
                                              budget_s=options.paired_budget_s
                                              or options.budget_s)
+            meter.stop()
             paired_s = [t / per_call for t in mode_s]
             paired_eager_s = list(eager_s)
     finally:
@@ -150,7 +157,7 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         equivalent=bool(diff <= tol), macs_per_image=workload.macs_per_image,
         params=workload.params, flops_per_image=flops, threads=threads.as_dict(),
         debug=debug, wall_s=time.perf_counter() - started, paired_s=paired_s,
-        paired_eager_s=paired_eager_s, cpus=cpus if pinned or cpus else [], load=load,
+        paired_eager_s=paired_eager_s, cpus=cpus, load=meter.result(),
         extra={**prepared.extra, **extra, "stopped_by": measurement.stopped_by,
                "reached_target": measurement.reached_target, "batches_per_call": per_call},
     )

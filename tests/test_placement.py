@@ -47,7 +47,8 @@ def test_load_meter_sees_our_own_work_as_ours():
     end = time.perf_counter() + 0.3
     while time.perf_counter() < end:
         pass
-    load = meter.stop()
+    meter.stop()
+    load = meter.result()
     assert load["window_s"] >= 0.3
     assert 0 <= load.get("other_cores", 0) <= len(available_cpus())
 
@@ -113,3 +114,18 @@ def test_a_worker_is_pinned_and_sized(tmp_path):
     assert "other_cores" in record.load or not os.path.exists("/proc/stat")
     assert record.paired_s and len(record.paired_s) == len(record.paired_eager_s)
     assert record.equivalent
+
+
+def test_noise_command_reports_the_machine_spread():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    ok = subprocess.run([sys.executable, "-m", "bench", "noise", "--seconds", "1.5",
+                         "--window", "0.5"], cwd=root, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "CV" in ok.stdout and "slowest/fastest" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "bench", "noise", "--window", "0"], cwd=root,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
