@@ -31,9 +31,12 @@ CONFIDENCE = 0.95
 # outlier. Measured on the 2-vCPU VMs this suite runs on: a pure-Python loop pinned alone to
 # one CPU of an idle VM runs at a speed that varies 11% (CV) between 1-second windows and
 # 0.6-1.0x over 30 s, so workers of one cell landing 10-20% apart is the machine, not the
-# code; 25% is beyond that. Paired ratios cancel most of it (same process, same moment).
+# code; 25% is beyond that.
+# Paired ratios are never left out: the machine's state cancels in them, and what remains far
+# off is a real mode of the workload (Keras training here runs at one of two speeds, 23 or 45
+# ms per batch, for a worker's whole life); dropping the minority mode biased the baseline.
 THROUGHPUT_OUTLIER = 0.25
-SPEEDUP_OUTLIER = 0.15
+SPEEDUP_OUTLIER = math.inf
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,7 @@ def test_shipped_suites_load_and_expand(name):
 
 def test_shipped_suite_sizes_and_settings():
     counts = {name: len(expand(load_suite(name))) for name in SHIPPED}
-    assert counts == {"smoke": 28, "quick": 28, "standard": 112, "full": 756}
+    assert counts == {"smoke": 28, "quick": 21, "standard": 224, "full": 756}
     smoke = load_suite("smoke").settings
     assert (smoke.budget_s, smoke.min_samples, smoke.warmup) == (0.3, 5, 1)
     assert {c.case_spec for c in expand(load_suite("smoke"))} == {
@@ -175,11 +175,13 @@ def test_overrides_narrow_the_matrix():
     cells = expand(suite, modes=["eager", "xla"], phases=["infer"], batches=[4])
     assert {(c.mode, c.phase, c.batch) for c in cells} == {("eager", "infer", 4),
                                                           ("xla", "infer", 4)}
-    assert len(cells) == 4 * 2
+    assert len(cells) == 4 * 2 * 2  # 4 case configs, 2 modes, 2 threads profiles
+    assert {c.threads for c in cells} == {"1", "all"}
     cnn_only = expand(suite, cases=["cnn"])
     assert {c.case_spec for c in cnn_only} == {"cnn", "cnn:input_size=32,channels=3"}
     assert set(cnn_only) < set(everything)
-    one = expand(suite, cases=["mobilenet:resolution=128,alpha=0.50"], modes=["function"])
+    one = expand(suite, cases=["mobilenet:resolution=128,alpha=0.50"], modes=["function"],
+                 threads=["all"])
     assert {(c.case_spec, c.batch) for c in one} == {("mobilenet:alpha=0.5,resolution=128", 1),
                                                     ("mobilenet:alpha=0.5,resolution=128", 16)}
     both = expand(suite, devices=["cpu", "gpu"], inputs=["feed", "resident"])
@@ -231,11 +233,12 @@ def test_rounds_order_rotates_each_round():
     cells = expand(load_suite("quick"))
     order = rounds_order(cells, 3)
     assert len(order) == 3 * len(cells)
-    assert [r for r, _ in order] == [0] * 28 + [1] * 28 + [2] * 28
-    starts = [order[r * 28][1] for r in range(3)]
-    assert starts == [cells[0], cells[28 // 3], cells[2 * 28 // 3]]
+    n = len(cells)
+    assert [r for r, _ in order] == [0] * n + [1] * n + [2] * n
+    starts = [order[r * n][1] for r in range(3)]
+    assert starts == [cells[0], cells[n // 3], cells[2 * n // 3]]
     for r in range(3):
-        assert sorted(c.key for _, c in order[r * 28:(r + 1) * 28]) == sorted(c.key for c in cells)
+        assert sorted(c.key for _, c in order[r * n:(r + 1) * n]) == sorted(c.key for c in cells)
     assert rounds_order(cells, 1) == [(0, c) for c in cells]
     with pytest.raises(UsageError):
         rounds_order(cells, 0)

@@ -126,3 +126,46 @@ def test_worker_values_from_records():
     assert worker_throughput(record) == pytest.approx(800, rel=0.01)
     assert worker_speedup(record) == pytest.approx(3.0, rel=0.01)
     assert worker_speedup(_worker(EAGER, 0, 0.03)) is None
+
+
+def test_gate_check_rates_on_synthetic_runs():
+    from bench.commands.gatecheck import gate_rates, supported_threshold
+
+    clean = [[_run([1.0, 1.03, 0.98], seed=s)] for s in (0, 20, 40, 60)]
+    slow = [[_run([1.01, 0.99, 1.02], speedup=3.0 / 1.10, seed=s)] for s in (80, 100, 120)]
+    table = gate_rates({0.0: clean, 0.10: slow}, {CELL.key}, alpha=0.01,
+                       thresholds=(0.05, 0.15))
+    at = table.set_index("threshold")
+    assert at.loc[0.05, "false_alarm"] == 0 and at.loc[0.05, "caught_0.1"] == 1.0
+    assert at.loc[0.15, "caught_0.1"] == 0.0  # a 9% drop in speed-up is under a 15% threshold
+    assert supported_threshold(table, 0.10) == 0.05
+
+
+def _group_run(factors, drift=1.0, seed=0):
+    """Four graph modes of one group, each with 3 workers; `drift` scales every speed-up."""
+    records = []
+    for i, (mode, speedup) in enumerate(factors.items()):
+        cell = Cell("cnn", "", mode, "infer", batch=8, threads="1")
+        for r in range(3):
+            noise = 1 + 0.01 * ((r + i + seed) % 3 - 1)
+            records.append(_worker(cell, r, 0.01, paired=(0.03 / (speedup * drift * noise), 0.03),
+                                   seed=seed + 10 * i + r))
+    header = RunHeader(run_id=f"g{seed}", suite="t", started="2026-01-01T00:00:00+00:00",
+                       machine={"fingerprint": "same"})
+    return Run(header, records, complete=True, path=f"g{seed}.jsonl")
+
+
+def test_a_shift_shared_by_the_group_is_drift_and_one_mode_moving_is_a_regression():
+    speedups = {"session": 3.0, "function": 2.5, "xla": 1.2, "keras": 2.0}
+    base = _group_run(speedups, seed=0)
+    drifted = _group_run(speedups, drift=0.92, seed=1)  # the machine moved every mode by -8%
+    assert compare_runs([base], [drifted], threshold=0.05).regressed  # raw: every mode "slower"
+    assert not compare_runs([base], [drifted], threshold=0.05, shared_threshold=0.15).regressed
+    planted = _group_run({**speedups, "function": 2.5 / 1.10}, drift=0.92, seed=2)
+    result = compare_runs([base], [planted], threshold=0.05, shared_threshold=0.15)
+    failed = result.failures()
+    assert list(failed["key"]) == [Cell("cnn", "", "function", "infer", batch=8,
+                                        threads="1").key]
+    assert "after the group's shared -8" in failed["test"].iloc[0]
+    everything = _group_run(speedups, drift=0.80, seed=3)  # all graph modes 20% slower
+    assert compare_runs([base], [everything], threshold=0.05, shared_threshold=0.15).regressed

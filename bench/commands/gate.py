@@ -5,7 +5,11 @@ The CI regression gate. A cell flagged on speed (or status) is re-measured in fr
 slow patch of a shared machine does not survive while a real regression does. Exact metrics
 (equivalence, graph nodes, probe values) fail at once: they do not depend on speed.
 
-The speed-up threshold holds on the machine type that recorded the baseline (same machine
+A mode's speed-up change is judged against the change its whole group (same case,
+configuration, phase, batch, threads) shares: between a baseline and a later run the machine's
+state moves all of a group's speed-ups together by up to 10% here, a regression moves one
+mode. `--threshold` applies to a mode's own change, `--shared-threshold` to the shared one.
+The thresholds hold on the machine type that recorded the baseline (same machine
 fingerprint). On another machine type speed-ups shift for reasons that are not regressions
 (another CPU, another vector unit), so the wider `--other-machine-threshold` applies and the
 gate says so: record a baseline on that machine to gate it tightly.
@@ -22,7 +26,8 @@ from pathlib import Path
 
 from bench.errors import UsageError
 
-DEFAULT_THRESHOLD = 0.10
+DEFAULT_THRESHOLD = 0.05
+SHARED_THRESHOLD = 0.15
 OTHER_MACHINE_THRESHOLD = 0.60
 
 
@@ -40,6 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--other-machine-threshold", type=float, default=OTHER_MACHINE_THRESHOLD,
                    help="threshold when the baseline was recorded on another machine type "
                         f"(default {OTHER_MACHINE_THRESHOLD})")
+    p.add_argument("--shared-threshold", type=float, default=SHARED_THRESHOLD,
+                   help="threshold for a speed-up shift all modes of a group share (machine "
+                        f"drift moves them together; default {SHARED_THRESHOLD}; 0 = judge "
+                        "raw changes with --threshold)")
     p.add_argument("--alpha", type=float, default=0.01, help="significance level (0.01)")
     p.add_argument("--confirm-rounds", type=int, default=3,
                    help="fresh workers per flagged cell in the confirmation run (default 3; "
@@ -67,6 +76,8 @@ def main(args: argparse.Namespace) -> int:
     for name in ("threshold", "other_machine_threshold", "alpha"):
         if not 0 < getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1")
+    if not 0 <= args.shared_threshold < 1:
+        raise UsageError("--shared-threshold must be between 0 and 1 (0 = off)")
     if args.confirm_rounds < 0:
         raise UsageError("--confirm-rounds must be >= 0")
     baseline = load_runs([resolve_baseline(args.baseline, args.baselines)])
@@ -83,11 +94,13 @@ def main(args: argparse.Namespace) -> int:
     current = load_runs([path])
     same, why = machines_match(baseline, current)
     threshold = args.threshold if same else args.other_machine_threshold
+    shared = (max(args.shared_threshold, threshold) if args.shared_threshold else None)
     if not same:
         print(f"gate: the baseline was recorded on another machine type ({why}): speed-ups "
               f"are gated at {threshold:.0%} instead of {args.threshold:.0%}; record a "
               "baseline on this machine to gate it tightly", file=sys.stderr)
-    first = compare_runs(baseline, current, threshold, args.alpha, gate_absolute=False)
+    first = compare_runs(baseline, current, threshold, args.alpha, gate_absolute=False,
+                         shared_threshold=shared)
     sys.stdout.write(render(first))
 
     second = None
@@ -99,8 +112,11 @@ def main(args: argparse.Namespace) -> int:
         confirm_path, _ = execute(again, f"{suite.name}-confirm", settings, out_dir,
                                   probes="none", rounds=args.confirm_rounds,
                                   show_progress=not args.quiet)
+        # The confirmation run has only the flagged cells: the groups' shared shift is the
+        # first run's (the same machine minutes earlier), so the flagged mode is judged alike.
         second = compare_runs(baseline, load_runs([confirm_path]), threshold, args.alpha,
-                              gate_absolute=False)
+                              gate_absolute=False, shared_threshold=shared,
+                              shift_runs=current)
         for row in second.rows[second.rows["key"].isin(flagged)
                                & second.rows["metric"].isin(first.failures()["metric"])
                                ].to_dict("records"):
