@@ -232,7 +232,11 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
                     break
                 progress.total += 1
                 measure(cell, rounds + extra, False, reason)
-        end_peak = _calibrate(ctx, profiles, threads_inter, machine_cpus, log_dir, "end", None)
+        try:
+            end_peak = _calibrate(ctx, profiles, threads_inter, machine_cpus, log_dir, "end",
+                                  None)
+        except (RuntimeError, UsageError):  # the cells are measured; the start peak stands
+            end_peak = {}
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via bench.signals
         result.complete = False
         writer.close(complete=False, reason=getattr(exc, "reason", "interrupted by user (SIGINT)"),

@@ -8,7 +8,7 @@ slow patch of a shared machine does not survive while a real regression does. Ex
 A mode's speed-up change is judged against the change its whole group (same case,
 configuration, phase, batch, threads) shares: between a baseline and a later run the machine's
 state moves all of a group's speed-ups together by up to 10% here, a regression moves one
-mode. `--threshold` applies to a mode's own change, `--shared-threshold` to the shared one.
+mode. `--threshold` applies to a mode's own change, `--shared-threshold` to its raw change.
 The thresholds hold on the machine type that recorded the baseline (same machine
 fingerprint). On another machine type speed-ups shift for reasons that are not regressions
 (another CPU, another vector unit), so the wider `--other-machine-threshold` applies and the
