@@ -419,7 +419,8 @@ def _shifted_speedup_row(key: str, b: PooledCell, c: PooledCell,
                          rules: _Rules) -> dict[str, Any] | None:
     """The mode's own change (its group's shared shift taken out) against `threshold`, and its
     raw change against `shared_threshold`: a regression if either is beyond its threshold and
-    significant. The row shows the own change and its p-value; `test` says both."""
+    significant. The row shows the measured (raw) change and its p-value, so its numbers read
+    as baseline -> current; `test` gives the mode's own change beside it."""
     shift = rules.shifts.get(c.cell.group_key)
     if shift is None:
         return None
@@ -436,7 +437,7 @@ def _shifted_speedup_row(key: str, b: PooledCell, c: PooledCell,
     test = (f"t-test on log paired worker speed-ups, {len(b_used)} vs {len(c_used)} workers; "
             f"{own:+.1%} (p={p_own:.2g}) after the group's shared {math.expm1(shift):+.1%}, "
             f"{raw:+.1%} (p={p_raw:.2g}) raw")
-    return _row(key, "speedup_vs_eager", b_center, b_center * (1 + raw), verdict, own, p_own,
+    return _row(key, "speedup_vs_eager", b_center, b_center * (1 + raw), verdict, raw, p_raw,
                 True, test)
 
 

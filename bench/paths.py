@@ -21,12 +21,7 @@ def writable_dir(path: str | os.PathLike, what: str) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{what} {path}: exists and is not a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{what} {path}: cannot create the directory "
-                         f"({exc.strerror or exc})") from None
-    _probe(path, what, path)
+    _make_and_probe(path, what, path)
     return path
 
 
@@ -41,13 +36,18 @@ def writable_file(path: str | os.PathLike, what: str) -> Path:
     parent = path.parent
     if parent.exists() and not parent.is_dir():
         raise UsageError(f"{what} {path}: {parent} is not a directory")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{what} {path}: cannot create the directory {parent} "
-                         f"({exc.strerror or exc})") from None
-    _probe(parent, what, path)
+    _make_and_probe(parent, what, path)
     return path
+
+
+def _make_and_probe(directory: Path, what: str, shown: Path) -> None:
+    """Create `directory` if missing, then prove a file can be written in it."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{what} {shown}: cannot create the directory {directory} "
+                         f"({exc.strerror or exc})") from None
+    _probe(directory, what, shown)
 
 
 def _probe(directory: Path, what: str, shown: Path) -> None:
