@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.placement import LoadMeter, pin
+from bench.placement import LoadMeter, available_cpus, pin
 from bench.record import Cell, Record
 from bench.timing import measure, measure_paired
 
@@ -114,7 +114,7 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
     if options.slowdown:
         step, iterations = slow_down(step, options.slowdown)
         extra.update(injected_slowdown=options.slowdown, injected_iterations=iterations)
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    cpus = available_cpus()  # what the pinning left this process
     meter = LoadMeter(tuple(cpus))
     meter.start()
     measurement = measure(step, warmup=options.warmup, min_samples=options.min_samples,

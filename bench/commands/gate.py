@@ -106,7 +106,8 @@ def main(args: argparse.Namespace) -> int:
     second = None
     flagged = needs_confirmation(first)
     if flagged and args.confirm_rounds:
-        again = [c for c in cells if c.key in set(flagged)]
+        wanted = set(flagged)
+        again = [c for c in cells if c.key in wanted]
         print(f"\ngate: confirming {len(again)} flagged cell(s) in fresh workers "
               f"({args.confirm_rounds} each)")
         confirm_path, _ = execute(again, f"{suite.name}-confirm", settings, out_dir,
