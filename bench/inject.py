@@ -79,12 +79,15 @@ def iterations_per_second(clock: Clock = time.perf_counter) -> float:
     return CALIBRATION_ITERATIONS / best if best > 0 else float("inf")
 
 
-def slow_down(step: Callable[[], Any], fraction: float, calls: int = 5,
+def slow_down(step: Callable[[], Any], fraction: float, calls: int = 9,
               clock: Clock = time.perf_counter) -> tuple[Callable[[], Any], int]:
     """`step` followed by busy work worth `fraction` of its median time over `calls` calls.
 
-    Returns the slowed step and the busy iterations it adds per call.
+    One untimed call first, so a cold first call (caches, lazy allocation) cannot inflate the
+    base time and with it the planted fraction. Returns the slowed step and the busy
+    iterations it adds per call.
     """
+    step()
     times = []
     for _ in range(calls):
         start = clock()
