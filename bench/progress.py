@@ -1,28 +1,44 @@
-"""A one-line progress display on stderr: the cell being measured and the time left."""
+"""A one-line progress display on stderr: cells done, time elapsed, the time left (from
+bench.eta's corrected cost model when the runner gives one) and the cell being measured."""
 
 from __future__ import annotations
 
 import sys
 import time
 
-from bench.record import Cell, Record
+from bench.eta import Forecast
+from bench.record import FAILED_STATUSES, Cell, Record
+
+
+def clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
 class Progress:
-    def __init__(self, total: int, enabled: bool = True, stream=None):
+    def __init__(self, total: int, enabled: bool = True, stream=None,
+                 forecast: Forecast | None = None):
         self.total, self.enabled = total, enabled
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.done_count = 0
         self.started = time.monotonic()
         self.failed = 0
+        self.forecast = forecast
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+    def left_s(self) -> float | None:
+        """Estimated seconds left: the forecast's, else the mean cell time so far."""
+        if self.forecast is not None:
+            return self.forecast.remaining_s()
+        if not self.done_count:
+            return None
+        return self.elapsed_s() / self.done_count * (self.total - self.done_count)
 
     def _eta(self) -> str:
-        if not self.done_count:
-            return "?"
-        per = (time.monotonic() - self.started) / self.done_count
-        left = per * (self.total - self.done_count)
-        return f"{int(left // 60)}m{int(left % 60):02d}s"
+        left = self.left_s()
+        return "?" if left is None else clock(left)
 
     def _bar(self) -> str:
         width = 20
@@ -32,14 +48,16 @@ class Progress:
     def start(self, cell: Cell, round_index: int) -> None:
         if not self.enabled or not self.tty:
             return
-        line = (f"[{self._bar()}] {self.done_count}/{self.total} r{round_index} {cell.key} "
-                f"(left ~{self._eta()})")
+        line = (f"[{self._bar()}] {self.done_count}/{self.total} {clock(self.elapsed_s())} "
+                f"elapsed, ~{self._eta()} left  r{round_index} {cell.key}")
         self.stream.write("\r\033[K" + line[:150])
         self.stream.flush()
 
     def done(self, record: Record) -> None:
         self.done_count += 1
-        self.failed += record.status in ("error", "timeout", "crashed")
+        self.failed += record.status in FAILED_STATUSES
+        if self.forecast is not None:
+            self.forecast.done(record)
         if not self.enabled:
             return
         if self.tty:
@@ -48,7 +66,8 @@ class Progress:
             return
         note = f" ({record.reason})" if record.status not in ("ok", "skipped") else ""
         self.stream.write(f"[{self.done_count}/{self.total}] {record.status:7s} "
-                          f"{record.cell.key}{note}  left ~{self._eta()}\n")
+                          f"{record.cell.key}{note}  {clock(self.elapsed_s())} elapsed, "
+                          f"~{self._eta()} left\n")
         self.stream.flush()
 
     def finish(self, interrupted: bool = False) -> None:

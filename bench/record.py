@@ -23,6 +23,11 @@ INPUT_STYLES = ("resident", "feed")
 ALL_THREADS = "all"  # a threads value: every CPU the run may use
 STATUSES = ("ok", "skipped", "error", "timeout", "crashed")
 FAILED_STATUSES = ("error", "timeout", "crashed")
+# Where a cell's time goes, in the order it is spent (Record.time_s). `start` is the runner's
+# share: forking the worker and receiving its result; `lost` is the whole time of a cell that
+# failed (its stages are unknown); `skipped` the runner's time on a not-applicable cell.
+TIME_STAGES = ("start", "inputs", "setup", "first_call", "equivalence", "warmup", "sampling",
+               "probes", "reference", "paired", "teardown", "lost")
 
 
 class SchemaError(ValueError):
@@ -99,6 +104,9 @@ class Record:
     cpus: list[int] = field(default_factory=list)  # the CPU set the worker was pinned to
     # Other processes' CPU use while this worker sampled (bench.placement.LoadMeter).
     load: dict[str, float] = field(default_factory=dict)
+    # Seconds per stage of TIME_STAGES, summing to the cell's time as the runner saw it: what a
+    # longer budget buys and what setup, probes and the eager reference cost.
+    time_s: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -184,6 +192,7 @@ RECORD_FIELD_TYPES: dict[str, tuple[Any, str]] = {
     "paired_s": (_list_of(_non_negative), "a list of non-negative, finite numbers"),
     "paired_eager_s": (_list_of(_non_negative), "a list of non-negative, finite numbers"),
     "excluded": (lambda v: isinstance(v, str), "a string"),
+    "time_s": (_dict_of(_non_negative), "an object of non-negative numbers (seconds)"),
 }
 
 CELL_FIELD_TYPES: dict[str, tuple[Any, str]] = {

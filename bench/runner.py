@@ -20,6 +20,7 @@ from multiprocessing import forkserver
 from pathlib import Path
 
 from bench.errors import UsageError
+from bench.eta import Budget, Forecast, cell_shape, estimate
 from bench.inject import slowdown_for
 from bench.machine import fingerprint, machine_facts
 from bench.modes import not_applicable_reason
@@ -190,7 +191,9 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
     cells = list(dict.fromkeys(cell for _, cell in cells_in_order))
     profiles = sorted({(cell.device, cell.threads) for cell in cells}) or [("cpu", "all")]
     facts = machine_facts()
+    calibration_started = time.perf_counter()
     peak = _calibrate(ctx, profiles, threads_inter, machine_cpus, log_dir, "start", facts)
+    calibration_s = time.perf_counter() - calibration_started
     facts["fingerprint"] = fingerprint(facts, ",".join(sorted({d for d, _ in profiles})))
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     header = RunHeader(run_id=run_id, suite=suite, started=dt.datetime.now(dt.UTC)
@@ -202,9 +205,16 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
     writer = RunWriter(out_path, header)
     result = RunResult(out_path)
     rounds = 1 + max((r for r, _ in cells_in_order), default=0)
-    progress = Progress(len(cells_in_order), enabled=show_progress)
+    forecast = Forecast([(cell, estimate(cell_shape(cell, peak, (r, cell) in (probe or ())),
+                                         Budget.of(options)))
+                         for r, cell in cells_in_order],
+                        tail_s=calibration_s)  # the closing calibration repeats the opening one
+    progress = Progress(len(cells_in_order), enabled=show_progress, forecast=forecast)
 
     def measure(cell: Cell, round_index: int, probes: bool, note: str = "") -> Record:
+        # What the display promised when this cell started: how good the ETA is, from the file.
+        promised = {"elapsed_s": round(progress.elapsed_s(), 2),
+                    "left_s": round(progress.left_s() or 0.0, 2)}
         progress.start(cell, round_index)
         place = placement(cell.threads, threads_inter, machine_cpus)
         pin(place.runner_cpus)  # the runner waits on CPUs the worker does not use
@@ -214,6 +224,7 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
         record = _measure_one(ctx, cell, cell_options, log_dir / _log_name(cell, round_index),
                               timeout_s, memory_limit_mb)
         record.run_id, record.round = run_id, round_index
+        record.extra["eta"] = promised
         if note:
             record.extra["remeasure"] = note
         writer.append(record)
@@ -245,7 +256,8 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
         raise
     finally:
         pin(machine_cpus)
-    writer.close(complete=True, finished=_now(), peak_flops=end_peak)
+    writer.close(complete=True, finished=_now(), peak_flops=end_peak,
+                 elapsed_s=round(progress.elapsed_s(), 2))
     progress.finish()
     return result
 
@@ -289,13 +301,20 @@ def _measure_one(ctx, cell: Cell, options: CellOptions, log_path: Path, timeout_
     reason = not_applicable_reason(cell.mode, cell.phase)
     if reason:
         return Record(cell=cell, status="skipped", reason=reason)
+    started = time.perf_counter()
     got = run_in_worker(ctx, run_cell, (cell, options), log_path, timeout_s, memory_limit_mb)
+    elapsed = time.perf_counter() - started
     if got.status == "ok":
-        return got.value
+        record = got.value
+        # The worker accounted for its own stages; the rest is forking it and the result's trip.
+        record.time_s = {"start": max(elapsed - sum(record.time_s.values()), 0.0),
+                         **record.time_s}
+        return record
     if got.status == "error":
         record = error_record(cell, got.value)
     else:
         record = Record(cell=cell, status=got.status, reason=got.reason)
+    record.time_s = {"lost": elapsed}
     record.extra["log"] = str(log_path)
     return record
 

@@ -99,6 +99,7 @@ class Run:
     end_reason: str = ""
     problems: list[str] = field(default_factory=list)  # "file:line: what is wrong"
     finished: str = ""  # ISO 8601 from the footer; "" when the run never finished
+    elapsed_s: float | None = None  # footer: seconds from the first cell's start to the end
 
 
 class RunWriter:
@@ -135,12 +136,14 @@ class RunWriter:
         self._write(record.to_json())
 
     def close(self, complete: bool, reason: str = "", finished: str = "",
-              peak_flops: dict[str, float] | None = None) -> None:
+              peak_flops: dict[str, float] | None = None, elapsed_s: float | None = None) -> None:
         if self._closed:
             return
         footer = {"kind": "footer", "complete": complete, "reason": reason, "finished": finished}
         if peak_flops:
             footer["peak_flops"] = peak_flops
+        if elapsed_s is not None:
+            footer["elapsed_s"] = elapsed_s  # from the first cell's start (the ETA's clock)
         try:
             self._write(footer)
         finally:
@@ -185,6 +188,7 @@ def load_run(path: str | os.PathLike) -> Run:
     problems: list[str] = []
     complete, end_reason = False, "no footer: the run was interrupted or is still running"
     finished = ""
+    elapsed_s: float | None = None
     end_peaks: dict[str, float] = {}
     # utf-8-sig: a byte-order mark (some Windows editors add one) is not part of the header.
     with open(path, encoding="utf-8-sig", errors="replace") as f:
@@ -207,6 +211,10 @@ def load_run(path: str | os.PathLike) -> Run:
                     end_reason = str(obj.get("reason", ""))
                     finished = str(obj.get("finished", ""))
                     end_peaks = obj.get("peak_flops") or {}
+                    value = obj.get("elapsed_s")
+                    if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                            and math.isfinite(value) and value >= 0:
+                        elapsed_s = float(value)
                 else:
                     raise SchemaError(f"unexpected line kind {kind!r}")
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -217,7 +225,7 @@ def load_run(path: str | os.PathLike) -> Run:
     for key, value in end_peaks.items() if isinstance(end_peaks, dict) else ():
         if isinstance(value, (int, float)) and value > header.peak_flops.get(key, 0):
             header.peak_flops[key] = float(value)  # the better of the start and end calibration
-    return Run(header, records, complete, str(path), end_reason, problems, finished)
+    return Run(header, records, complete, str(path), end_reason, problems, finished, elapsed_s)
 
 
 _HEADER_TYPES = {"run_id": str, "suite": str, "started": str, "machine": dict,

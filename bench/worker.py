@@ -78,6 +78,7 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
     from bench.modes.runtime import configure_threads, device_peak_memory_mb
 
     started = time.perf_counter()
+    laps = Laps(started)
     if options.cpus:
         pin(options.cpus)  # before TensorFlow starts a thread: its pools inherit the CPU set
     _maybe_inject_fault(cell)
@@ -93,22 +94,23 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
     training = cell.phase == "train"
     mode = load_mode(cell.mode)
 
-    t0 = time.perf_counter()
+    t0 = laps.lap("inputs")
     try:
         prepared = mode.prepare(request)
     except NotApplicable as exc:
         return Record(cell=cell, status="skipped", reason=str(exc))
     one_batch = prepared.single_step or prepared.step
-    t1 = time.perf_counter()
+    t1 = laps.lap("setup")
     first = one_batch()
     first_result_s = time.perf_counter() - t0
     setup = dict(prepared.setup_s)
-    setup["first_call"] = time.perf_counter() - t1
+    setup["first_call"] = laps.lap("first_call") - t1
 
     outputs = [np.asarray(first)]
     if training:
         outputs += [np.asarray(one_batch()) for _ in range(EQUIVALENCE_STEPS - 1)]
         trained = prepared.read_weights()
+    laps.lap("equivalence")
 
     step, extra = prepared.step, {}
     if options.slowdown:
@@ -120,6 +122,7 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
     measurement = measure(step, warmup=options.warmup, min_samples=options.min_samples,
                           target_rel_ci=options.target_ci, budget_s=options.budget_s)
     meter.stop()
+    laps.split("warmup", "sampling", sum(measurement.warmup_s))
     peak_rss_mb = _peak_rss_mb() - baseline_mb
     peak_device_mb = device_peak_memory_mb(cell.device)
     debug = {}
@@ -127,10 +130,12 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         from bench.probes import run_probes
 
         debug = run_probes(cell, workload, request, prepared)
+        laps.lap("probes")
     per_call = prepared.batches_per_call
     reference = load_mode("eager").prepare(request)
     try:
         diff = reference_diff(request, reference, outputs, trained if training else None)
+        laps.lap("reference")
         paired_s: list[float] = []
         paired_eager_s: list[float] = []
         if options.paired and cell.mode != "eager":
@@ -142,9 +147,11 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
             meter.stop()
             paired_s = [t / per_call for t in mode_s]
             paired_eager_s = list(eager_s)
+            laps.lap("paired")
     finally:
         reference.close()
         prepared.close()
+    laps.lap("teardown")
     tol = tolerance(cell.mode, cell.phase)
 
     flops = 2.0 * workload.macs_per_image * (3.0 if training else 1.0)
@@ -157,10 +164,33 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         equivalent=bool(diff <= tol), macs_per_image=workload.macs_per_image,
         params=workload.params, flops_per_image=flops, threads=threads.as_dict(),
         debug=debug, wall_s=time.perf_counter() - started, paired_s=paired_s,
-        paired_eager_s=paired_eager_s, cpus=cpus, load=meter.result(),
+        paired_eager_s=paired_eager_s, cpus=cpus, load=meter.result(), time_s=laps.stages,
         extra={**prepared.extra, **extra, "stopped_by": measurement.stopped_by,
                "reached_target": measurement.reached_target, "batches_per_call": per_call},
     )
+
+
+class Laps:
+    """Consecutive stage times: each lap charges the time since the previous one to a stage,
+    so the stages of a cell add up to its wall time (Record.time_s)."""
+
+    def __init__(self, started: float):
+        self.last = started
+        self.stages: dict[str, float] = {}
+
+    def lap(self, stage: str) -> float:
+        now = time.perf_counter()
+        self.stages[stage] = self.stages.get(stage, 0.0) + (now - self.last)
+        self.last = now
+        return now
+
+    def split(self, first: str, rest: str, first_s: float) -> None:
+        """One lap shared by two stages: `first_s` of it to `first`, the remainder to `rest`."""
+        now = time.perf_counter()
+        first_s = min(max(first_s, 0.0), now - self.last)
+        self.stages[first] = self.stages.get(first, 0.0) + first_s
+        self.last += first_s
+        self.lap(rest)
 
 
 def reference_diff(request, reference, outputs: list[np.ndarray],

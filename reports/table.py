@@ -32,7 +32,7 @@ from bench.replicates import (
     worker_speedup,
     worker_throughput,
 )
-from bench.stats import summarize
+from bench.stats import median_ci, summarize
 from bench.store import Run, StoreError, load_run, peak_for
 
 # Status severity: a pooled cell takes the worst status of its rounds.
@@ -239,6 +239,10 @@ def pool_records(records: Sequence[Record]) -> dict[str, Any]:
         # One value per worker process: the replicates the cell's CI comes from.
         "worker_ips": [v for v in map(worker_throughput, records) if v] if ok else [],
         "worker_speedups": [v for v in map(worker_speedup, records) if v] if ok else [],
+        # Per-pair ratios (eager / mode, step by step): the within-worker CI of a cell that
+        # ran in one worker.
+        "pair_ratios": [e / m for r in records if ok
+                        for m, e in zip(r.paired_s, r.paired_eager_s, strict=False) if m > 0],
         "other_load": max((v for v in loads if v is not None), default=None),
         "cpus": next((r.cpus for r in records if r.cpus), []),
     }
@@ -316,7 +320,8 @@ def _row(pooled: dict[str, Any], run: Run) -> dict[str, Any]:
         "images_per_step": pooled["images_per_step"],
     }
     row.update(_sample_columns(pooled["samples_s"], pooled["images_per_step"]))
-    row.update(_replicate_columns(pooled["worker_ips"], pooled["worker_speedups"]))
+    row.update(_replicate_columns(pooled["worker_ips"], pooled["worker_speedups"],
+                                  pooled["pair_ratios"]))
     row["threads"] = cell.threads
     row["cpus"] = ",".join(map(str, pooled["cpus"]))
     row["other_load"] = _num(pooled["other_load"])
@@ -365,12 +370,15 @@ def _sample_columns(samples: list[float], images_per_step: int) -> dict[str, Any
     }
 
 
-def _replicate_columns(worker_ips: list[float], speedups: list[float]) -> dict[str, Any]:
+def _replicate_columns(worker_ips: list[float], speedups: list[float],
+                       pair_ratios: list[float]) -> dict[str, Any]:
     """Throughput and its CI from the spread *between* workers, and the paired speed-up.
 
     With two or more workers the headline images/s is the geometric mean of the workers'
     own medians (outliers left out, bench.replicates) and its CI a t-interval across them;
-    with one worker the pooled-sample columns (a CI within one process) stand.
+    with one worker the pooled-sample columns (a CI within one process) stand, and the paired
+    speed-up's CI is the median CI of its per-pair ratios (a CI within that worker: it
+    cannot see the spread between processes, which `--rounds` measures).
     """
     out: dict[str, Any] = {"workers": len(worker_ips), "excluded_workers": 0,
                            "worker_cv": math.nan, "ci_between": math.nan}
@@ -382,6 +390,11 @@ def _replicate_columns(worker_ips: list[float], speedups: list[float]) -> dict[s
     paired = summarize_replicates(speedups, SPEEDUP_OUTLIER)
     out.update(speedup_paired=paired.center, speedup_paired_low=paired.low,
                speedup_paired_high=paired.high, paired_workers=paired.n)
+    if paired.n == 1 and len(pair_ratios) >= 3:
+        low, high = median_ci(pair_ratios)
+        if math.isfinite(low) and math.isfinite(high):
+            out.update(speedup_paired_low=min(low, paired.center),
+                       speedup_paired_high=max(high, paired.center))
     return out
 
 

@@ -74,7 +74,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(default: the suite's setting, normally once)")
     p.add_argument("--out", default="results", help="directory for the run file (results/)")
     p.add_argument("--report", metavar="HTML", help="also write the HTML report here")
-    p.add_argument("--format", choices=("text", "csv", "markdown"), default="text")
+    p.add_argument("--format", choices=("text", "csv", "markdown"),
+                   help="print the full table of cells in this format instead of the verdict "
+                        "(for scripts)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=main)
 
@@ -129,15 +131,25 @@ def main(args: argparse.Namespace) -> int:
 
     runs = load_runs([out_path])
     frame = records_frame(runs)
-    print(format_table(frame[default_columns(frame)], args.format))
-    for line in load_warnings(frame):
-        print(f"warning: {line}", file=sys.stderr)
-    print(f"\nresults: {out_path}", file=sys.stderr)
+    written = None
     if args.report:
         from reports.command import write_report
 
         written = write_report(runs, Path(args.report))
-        print(f"report: {written}", file=sys.stderr)
+    if args.format:
+        print(format_table(frame[default_columns(frame)], args.format))
+    else:
+        from reports.pivots import with_speedup
+        from reports.time_spent import time_line
+        from reports.verdict import verdict_lines, with_labels
+
+        print("\n".join(verdict_lines(with_labels(with_speedup(frame)),
+                                       str(written) if written else None)))
+        print("  " + time_line(runs))
+    for line in load_warnings(frame):
+        print(f"warning: {line}", file=sys.stderr)
+    print(f"\nresults: {out_path}" + (f"\nreport: {written}" if written and args.format else ""),
+          file=sys.stderr)
     return 1 if result.failed else 0
 
 

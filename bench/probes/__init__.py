@@ -69,6 +69,49 @@ KEYS: dict[str, str] = {
                              "norm in the model)",
 }
 
+# Which way is better for a debugging user, per probe: "higher" / "lower" for numbers, True
+# for facts where yes is the working debugging aid. Probes not listed (counts such as graph
+# nodes, names, lists) describe rather than rank: reports show them without colour.
+BETTER: dict[str, str | bool] = {
+    "dbg_python_calls_per_step": "higher",  # a breakpoint in the model fires every step
+    "dbg_intermediates_fraction": "higher",
+    "dbg_shape_error_names_source": True,
+    "dbg_shape_error_names_layer": True,
+    "dbg_nan_error_names_source": True,
+    "dbg_nan_error_names_layer": True,
+    "dbg_nan_detected": True,
+    "dbg_nan_localised": True,
+    "dbg_cold_start_s": "lower",
+    "dbg_traces_to_first_result": "lower",
+    "dbg_new_batch_accepted": True,
+    "dbg_retraces_new_batch": "lower",
+    "dbg_new_shape_s": "lower",
+}
+# The facts that say whether a debugging aid works (the debuggability score counts them).
+AIDS = ("dbg_python_calls_per_step", "dbg_intermediates_fraction",
+        "dbg_shape_error_names_source", "dbg_shape_error_names_layer",
+        "dbg_nan_error_names_source", "dbg_nan_error_names_layer", "dbg_nan_detected",
+        "dbg_nan_localised", "dbg_new_batch_accepted")
+
+
+def debuggability_score(debug: dict[str, Any]) -> tuple[float, int]:
+    """(aids that work, aids probed) over AIDS: a breakpoint that fires, readable
+    intermediates (their fraction), errors and NaN reports that name the source, a new batch
+    size accepted. Timings are left out: they are speed, not whether a debugging aid works."""
+    score, probed = 0.0, 0
+    for key in AIDS:
+        value = debug.get(key)
+        if value is None or isinstance(value, str):
+            continue
+        probed += 1
+        if key == "dbg_python_calls_per_step":
+            score += float(value > 0)
+        elif key == "dbg_intermediates_fraction":
+            score += min(max(float(value), 0.0), 1.0)
+        else:
+            score += float(bool(value))
+    return score, probed
+
 
 def run_probes(cell: Any, workload: Any, request: Any, prepared: Any) -> dict[str, Any]:
     """All probes for one prepared cell: a dict of `dbg_*` keys (see KEYS)."""

@@ -1,0 +1,257 @@
+"""How long the rest of a run will take: a cost model of each cell, corrected by the cells
+already measured in this run.
+
+A run's cells differ by two orders of magnitude (a CNN inference cell takes a second, XLA
+training of a MobileNet half a minute), and the matrix runs case by case, so extrapolating the
+average of the cells done so far is wrong for most of a run. Instead every pending cell gets a
+prior estimate from what it is, split into the three parts of its time that behave differently:
+
+- `fixed`: start, inputs, setup stages, first call, equivalence steps, eager reference and
+  teardown. Grows with the number of layers (tracing, compiling, graph building) per mode;
+- `measure`: warm-up, sampling and the paired measurement. Set by the budgets, or by the
+  minimum sample counts times the step time when steps are slow;
+- `probes`: the debuggability probes, on the cells that run them.
+
+The step time comes from a log-linear model of the case's layers and FLOPs over the profile's
+calibrated peak; the constants (PRIOR) were fitted with `fit_prior` on a standard-suite run on
+this project's 2-vCPU reference machine. Each part is then scaled by what this run measured:
+actual over predicted seconds of the cells done (Record.time_s), shrunk toward 1 while few
+cells are done, and per mode for the fixed part (a compiler that is slow on this machine is
+slow for every case). Pure functions and plain data: no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bench.record import Cell, Record
+
+FIXED_STAGES = ("start", "inputs", "setup", "first_call", "equivalence", "reference",
+                "teardown", "lost")
+MEASURE_STAGES = ("warmup", "sampling", "paired")
+# Seconds of evidence before a correction factor moves far from 1 (shrinkage).
+PRIOR_WEIGHT_S = 10.0
+
+
+@dataclass(frozen=True)
+class ModeCost:
+    """Prior constants of one (mode, phase): fixed = a + b * layers; log(step) = c + d *
+    log(layers) + e * log(flops / peak); probes = p + q * layers."""
+
+    fixed: tuple[float, float]
+    step: tuple[float, float, float]
+    probes: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class CellShape:
+    """What the model needs to know about a cell before it runs."""
+
+    cell: Cell
+    layers: int
+    flops_per_step: float  # forward (x3 for training) FLOPs of one batch
+    peak_flops: float | None  # calibrated peak of the cell's profile
+    probes: bool
+    applicable: bool = True
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The measurement settings that bound a cell's sampling time."""
+
+    warmup: int
+    min_samples: int
+    budget_s: float
+    paired_budget_s: float
+    paired: bool
+
+    @classmethod
+    def of(cls, options) -> Budget:
+        """From the worker's CellOptions."""
+        return cls(options.warmup, options.min_samples, options.budget_s,
+                   options.paired_budget_s or options.budget_s, options.paired)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    fixed_s: float = 0.0
+    measure_s: float = 0.0
+    probes_s: float = 0.0
+
+    @property
+    def total_s(self) -> float:
+        return self.fixed_s + self.measure_s + self.probes_s
+
+
+# Fraction of a budget a measurement uses when its steps are fast: it stops as soon as the
+# median's CI reaches the target, often well before the budget.
+BUDGET_USE = 0.55
+# Batches one measured call of a mode runs (Model.fit runs several per call).
+BATCHES_PER_CALL = {("keras", "train"): 8}
+DEFAULT_COST = ModeCost((1.0, 0.1), (-6.0, 1.0, 1.0), (2.0, 0.2))
+# fit_prior on the standard suite run of 2026-11-30 (2-vCPU Xeon, budget 1.5 s, paired 1.0 s,
+# min 10 samples; 224 cells): its total predicted in-sample within 3%.
+PRIOR: dict[tuple[str, str], ModeCost] = {
+    ('eager', 'infer'): ModeCost((0.125, 0.0115), (-5.043, 1.07, 0.304), (0.0, 0.0274)),
+    ('eager', 'train'): ModeCost((0.0, 0.0886), (-4.313, 1.376, 0.323), (0.0, 0.0785)),
+    ('frozen', 'infer'): ModeCost((0.019, 0.053), (-2.351, 0.48, 0.665), (0.0, 0.1586)),
+    ('function', 'infer'): ModeCost((0.616, 0.0232), (-3.707, 0.578, 0.461), (0.104, 0.0822)),
+    ('function', 'train'): ModeCost((0.247, 0.1374), (-2.969, 0.867, 0.56), (0.0, 0.3486)),
+    ('keras', 'infer'): ModeCost((0.003, 0.0533), (-3.491, 0.576, 0.474), (0.008, 0.1221)),
+    ('keras', 'train'): ModeCost((0.0, 0.1793), (-2.525, 0.63, 0.377), (0.0, 0.5876)),
+    ('optimized', 'infer'): ModeCost((0.0, 0.0943), (-2.312, 0.256, 0.628), (0.0, 0.2603)),
+    ('session', 'infer'): ModeCost((0.0, 0.0405), (-3.466, 0.685, 0.583), (0.069, 0.0957)),
+    ('session', 'train'): ModeCost((0.0, 0.1574), (-3.472, 1.084, 0.584), (0.0, 0.6189)),
+    ('xla', 'infer'): ModeCost((0.755, 0.0449), (-3.177, 1.543, 0.699), (0.0, 0.2589)),
+    ('xla', 'train'): ModeCost((0.499, 0.2979), (-3.014, 1.718, 0.717), (0.0, 1.5262)),
+}
+
+
+def step_s(cost: ModeCost, shape: CellShape) -> float:
+    """Predicted seconds of one batch."""
+    c, d, e = cost.step
+    work = max(shape.flops_per_step / (shape.peak_flops or 1e11), 1e-9)
+    return math.exp(c + d * math.log(max(shape.layers, 1)) + e * math.log(work))
+
+
+def estimate(shape: CellShape, budget: Budget,
+             prior: dict[tuple[str, str], ModeCost] | None = None) -> Estimate:
+    """The prior estimate of one cell, before any correction."""
+    if not shape.applicable:
+        return Estimate()
+    cell = shape.cell
+    table = PRIOR if prior is None else prior
+    cost = table.get((cell.mode, cell.phase), DEFAULT_COST)
+    step = step_s(cost, shape)
+    call = step * BATCHES_PER_CALL.get((cell.mode, cell.phase), 1)
+    measure = budget.warmup * call + max(budget.min_samples * call,
+                                         BUDGET_USE * budget.budget_s)
+    if budget.paired and cell.mode != "eager":
+        eager = table.get(("eager", cell.phase), DEFAULT_COST)
+        pair = call + step_s(eager, shape)
+        measure += max(budget.min_samples * pair, BUDGET_USE * budget.paired_budget_s)
+    fixed = cost.fixed[0] + cost.fixed[1] * shape.layers + 2 * call
+    probes = cost.probes[0] + cost.probes[1] * shape.layers if shape.probes else 0.0
+    return Estimate(fixed, measure, probes)
+
+
+def actual(record: Record) -> Estimate:
+    """What a finished cell actually spent, in the model's three parts."""
+    stages = record.time_s
+    return Estimate(sum(stages.get(s, 0.0) for s in FIXED_STAGES),
+                    sum(stages.get(s, 0.0) for s in MEASURE_STAGES),
+                    stages.get("probes", 0.0))
+
+
+@dataclass
+class Corrector:
+    """Scales prior estimates by what this run measured so far (shrunk toward 1)."""
+
+    predicted: dict[str, float]
+    measured: dict[str, float]
+
+    @classmethod
+    def empty(cls) -> Corrector:
+        return cls({}, {})
+
+    def add(self, mode: str, predicted: Estimate, measured: Estimate) -> None:
+        for part in ("fixed", "measure", "probes"):
+            for key in (part, f"{part}:{mode}"):
+                self.predicted[key] = self.predicted.get(key, 0.0) + getattr(predicted,
+                                                                             part + "_s")
+                self.measured[key] = self.measured.get(key, 0.0) + getattr(measured,
+                                                                           part + "_s")
+
+    def factor(self, part: str, mode: str = "") -> float:
+        """Global factor for the part; for `fixed`, a per-mode factor shrunk toward it."""
+        overall = ((self.measured.get(part, 0.0) + PRIOR_WEIGHT_S)
+                   / (self.predicted.get(part, 0.0) + PRIOR_WEIGHT_S))
+        if part != "fixed" or not mode:
+            return overall
+        key = f"{part}:{mode}"
+        return ((self.measured.get(key, 0.0) + PRIOR_WEIGHT_S * overall)
+                / (self.predicted.get(key, 0.0) + PRIOR_WEIGHT_S))
+
+    def corrected(self, mode: str, prior: Estimate) -> float:
+        return (prior.fixed_s * self.factor("fixed", mode)
+                + prior.measure_s * self.factor("measure")
+                + prior.probes_s * self.factor("probes"))
+
+
+def remaining_s(pending: list[tuple[str, Estimate]], corrector: Corrector) -> float:
+    """Corrected seconds left for the pending cells, given as (mode, prior estimate)."""
+    return sum(corrector.corrected(mode, prior) for mode, prior in pending)
+
+
+def cell_shape(cell: Cell, peak_flops: dict[str, float], probes: bool) -> CellShape:
+    """A cell's shape from its case (layers, MACs; no TensorFlow) and its profile's peak."""
+    from bench.modes import not_applicable_reason
+    from bench.store import peak_key
+    from cases import get_workload
+
+    workload = get_workload(cell.case_spec)
+    flops = 2.0 * workload.macs_per_image * cell.batch * (3.0 if cell.phase == "train" else 1.0)
+    return CellShape(cell, len(workload.layer_names), flops,
+                     peak_flops.get(peak_key(cell.device, cell.threads)), probes,
+                     applicable=not not_applicable_reason(cell.mode, cell.phase))
+
+
+class Forecast:
+    """The live estimate of a run: prior estimates of pending cells, corrected as cells end."""
+
+    def __init__(self, priors: list[tuple[Cell, Estimate]], tail_s: float = 0.0):
+        self.pending = list(priors)
+        self.corrector = Corrector.empty()
+        self.tail_s = tail_s  # work after the last cell (the closing calibration)
+
+    def done(self, record: Record) -> None:
+        """Take the finished cell off the pending list and learn from its actual time."""
+        for index, (cell, prior) in enumerate(self.pending):
+            if cell == record.cell:
+                del self.pending[index]
+                if prior.total_s:
+                    self.corrector.add(cell.mode, prior, actual(record))
+                return
+
+    def remaining_s(self) -> float:
+        return self.tail_s + remaining_s([(cell.mode, prior) for cell, prior in self.pending],
+                                         self.corrector)
+
+
+def fit_prior(rows: list[tuple[CellShape, Record]]) -> dict[tuple[str, str], ModeCost]:
+    """Least-squares constants per (mode, phase) from measured records (with time_s) and
+    their shapes. Used to derive PRIOR; kept so the next machine's constants can be refit."""
+    import numpy as np
+
+    groups: dict[tuple[str, str], list[tuple[CellShape, Record]]] = {}
+    for shape, record in rows:
+        if record.status == "ok" and record.samples_s:
+            groups.setdefault((shape.cell.mode, shape.cell.phase), []).append((shape, record))
+    fitted: dict[tuple[str, str], ModeCost] = {}
+    for key, items in groups.items():
+        layers = np.array([max(s.layers, 1) for s, _ in items], dtype=float)
+        work = np.array([max(s.flops_per_step / (s.peak_flops or 1e11), 1e-9)
+                         for s, _ in items])
+        steps = np.array([float(np.median(r.samples_s)) for _, r in items])
+        design = np.column_stack([np.ones_like(layers), np.log(layers), np.log(work)])
+        step = np.linalg.lstsq(design, np.log(steps), rcond=None)[0]
+        lin = np.column_stack([np.ones_like(layers), layers])
+        fixed = np.array([actual(r).fixed_s for _, r in items])
+        fixed_coef = _non_negative_fit(lin, fixed)
+        probed = [(s, r) for s, r in items if s.probes]
+        probes_coef = (0.0, 0.0)
+        if probed:
+            plin = np.column_stack([np.ones(len(probed)), [s.layers for s, _ in probed]])
+            probes_coef = _non_negative_fit(plin, np.array([actual(r).probes_s
+                                                            for _, r in probed]))
+        fitted[key] = ModeCost(fixed=fixed_coef, step=tuple(round(float(v), 3) for v in step),
+                               probes=probes_coef)
+    return fitted
+
+
+def _non_negative_fit(design, target) -> tuple[float, float]:
+    from scipy.optimize import nnls
+
+    coef, _ = nnls(design, target)
+    return (round(float(coef[0]), 3), round(float(coef[1]), 4))

@@ -1,0 +1,207 @@
+"""The first run: time accounting in every record, an ETA from a corrected cost model, and a
+verdict in the terminal, checked on real recorded runs (timing values are never asserted,
+only their structure and bookkeeping)."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import SMALL_CNN
+
+from bench.eta import (
+    Budget,
+    Corrector,
+    Estimate,
+    Forecast,
+    actual,
+    cell_shape,
+    estimate,
+)
+from bench.record import TIME_STAGES, Cell, Record
+from bench.store import load_run
+from bench.worker import Laps
+from reports.pivots import with_speedup
+from reports.table import load_runs, records_frame
+from reports.time_spent import by_mode, by_stage, eta_accuracy, eta_error_at, time_line
+from reports.verdict import verdict_lines, with_labels
+
+ROOT = Path(__file__).resolve().parent.parent
+BUDGET = Budget(warmup=1, min_samples=5, budget_s=0.5, paired_budget_s=0.5, paired=True)
+
+
+def _cell(mode="session", phase="infer", batch=1, case="cnn", config=""):
+    return Cell(case, config, mode, phase, batch=batch, threads="1")
+
+
+def test_laps_add_up_to_the_wall_time():
+    started = time.perf_counter()
+    laps = Laps(started)
+    time.sleep(0.01)
+    laps.lap("inputs")
+    time.sleep(0.02)
+    laps.split("warmup", "sampling", 0.005)
+    laps.lap("inputs")  # a stage met twice accumulates
+    wall = time.perf_counter() - started
+    assert list(laps.stages) == ["inputs", "warmup", "sampling"]
+    assert laps.stages["warmup"] == pytest.approx(0.005)
+    assert sum(laps.stages.values()) == pytest.approx(wall, abs=1e-3)
+
+
+def test_split_never_charges_more_than_the_lap():
+    laps = Laps(time.perf_counter())
+    laps.split("warmup", "sampling", 100.0)
+    assert laps.stages["sampling"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_estimates_grow_with_the_work_a_cell_does():
+    small = estimate(cell_shape(_cell(), {"cpu/t1": 1e11}, probes=False), BUDGET)
+    big = estimate(cell_shape(_cell(batch=64, case="mobilenet", config="alpha=1.0"),
+                              {"cpu/t1": 1e11}, probes=False), BUDGET)
+    probed = estimate(cell_shape(_cell(), {"cpu/t1": 1e11}, probes=True), BUDGET)
+    assert big.total_s > small.total_s > 0
+    assert probed.probes_s > 0 and small.probes_s == 0
+    xla = estimate(cell_shape(_cell("xla", "train", case="mobilenet"), {"cpu/t1": 1e11}, False),
+                   BUDGET)
+    eager = estimate(cell_shape(_cell("eager", "train", case="mobilenet"), {"cpu/t1": 1e11},
+                                False), BUDGET)
+    assert xla.fixed_s > eager.fixed_s  # compiling costs more than nothing
+
+
+def test_not_applicable_cells_cost_nothing():
+    shape = cell_shape(_cell("frozen", "train"), {}, probes=True)
+    assert not shape.applicable and estimate(shape, BUDGET).total_s == 0
+
+
+def test_corrector_learns_the_machine_and_shrinks_early():
+    corrector = Corrector.empty()
+    prior = Estimate(fixed_s=2.0, measure_s=1.0)
+    assert corrector.corrected("xla", prior) == pytest.approx(3.0)  # nothing learned yet
+    for _ in range(200):  # this machine compiles 3x slower and measures 2x slower
+        corrector.add("xla", prior, Estimate(fixed_s=6.0, measure_s=2.0))
+    assert corrector.factor("fixed", "xla") == pytest.approx(3.0, rel=0.05)
+    assert corrector.factor("measure") == pytest.approx(2.0, rel=0.05)
+    # another mode's fixed part moves with the global factor (shrunk toward it)
+    assert corrector.factor("fixed", "eager") == pytest.approx(corrector.factor("fixed"))
+    one = Corrector.empty()
+    one.add("xla", prior, Estimate(fixed_s=60.0, measure_s=1.0))  # one outlier: damped
+    assert one.factor("fixed", "xla") < 60.0 / 2.0
+
+
+def test_forecast_takes_finished_cells_off_and_learns():
+    cells = [_cell("session"), _cell("eager")]
+    forecast = Forecast([(c, Estimate(fixed_s=1.0, measure_s=1.0)) for c in cells], tail_s=5)
+    assert forecast.remaining_s() == pytest.approx(9.0)
+    done = Record(cells[0], "ok", time_s={"setup": 1.0, "sampling": 1.0})
+    forecast.done(done)
+    assert forecast.remaining_s() == pytest.approx(7.0)
+    assert actual(done).fixed_s == 1.0 and actual(done).measure_s == 1.0
+
+
+def test_shape_reads_layers_and_flops_without_tensorflow():
+    code = ("import sys; from bench.eta import cell_shape; from bench.record import Cell; "
+            "s = cell_shape(Cell('mobilenet', 'alpha=0.25,resolution=96', 'xla', 'train', "
+            "batch=4, threads='1'), {'cpu/t1': 1e11}, True); "
+            "assert s.layers > 10 and s.flops_per_step > 0 and s.peak_flops == 1e11; "
+            "assert 'tensorflow' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def _suite(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(
+        'description = "test"\n[settings]\nbudget_s = 0.1\npaired_budget_s = 0.1\n'
+        'min_samples = 3\nwarmup = 1\nprobes = "once"\n[defaults]\n'
+        'modes = ["session", "frozen", "eager"]\nphases = ["infer", "train"]\nthreads = [1]\n'
+        f'[[case]]\nspec = "{SMALL_CNN}"\nbatches = [2]\n')
+    return path
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """A real tiny run through the CLI: its stdout (the verdict) and its run file."""
+    tmp = tmp_path_factory.mktemp("first")
+    out = tmp / "out"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-m", "bench", "run", "--suite",
+                             str(_suite(tmp)), "--out", str(out), "--quiet", "--report",
+                             str(tmp / "r.html")], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return result, load_run(next(out.glob("*.jsonl")))
+
+
+def test_every_record_says_where_its_time_went(recorded):
+    _, run = recorded
+    for record in run.records:
+        assert set(record.time_s) <= set(TIME_STAGES)
+        if record.status == "ok":
+            for stage in ("start", "inputs", "setup", "first_call", "sampling", "reference"):
+                assert record.time_s.get(stage, 0) > 0, (record.cell.key, stage)
+            assert sum(record.time_s.values()) >= record.wall_s  # + the runner's share
+    probed = [r for r in run.records if r.debug]
+    assert probed and all(r.time_s["probes"] > 0 for r in probed)
+    paired = [r for r in run.records if r.paired_s]
+    assert paired and all(r.time_s["paired"] > 0 for r in paired)
+
+
+def test_eta_promises_are_recorded_and_checkable(recorded):
+    _, run = recorded
+    assert run.elapsed_s and run.elapsed_s > 0
+    table = eta_accuracy(run)
+    assert len(table) == len(run.records)
+    assert (table["promised_left_s"] >= 0).all()
+    assert table["actual_left_s"].is_monotonic_decreasing
+    assert eta_error_at(run, 0.1) is not None
+
+
+def test_time_accounting_tables(recorded):
+    _, run = recorded
+    stages = by_stage([run])
+    assert {"sampling", "setup", "reference"} <= set(stages["stage"])
+    assert stages["share"].sum() == pytest.approx(1.0)
+    modes = by_mode([run])
+    assert set(modes["mode"]) == {"session", "frozen", "eager"}
+    assert (modes["total"] >= modes["measuring"]).all()
+    assert time_line([run]).startswith("time: ")
+
+
+def test_the_terminal_verdict_names_the_findings(recorded):
+    result, run = recorded
+    out = result.stdout
+    assert out.startswith("What this run found")
+    assert "infer batch 2:" in out and "train batch 2:" in out
+    assert "first result soonest" in out and "most debuggable" in out
+    assert "failed: none" in out and "disagreed with eager: none" in out
+    assert "report: " in out and "time: " in out
+    assert len(out.strip().splitlines()) <= 14
+
+
+def test_verdict_names_failures_and_disagreements():
+    frame = with_labels(with_speedup(records_frame(load_runs(
+        [ROOT / "reports" / "baselines" / "quick-cpu.jsonl"]))))
+    frame.loc[frame.index[0], "status"] = "crashed"
+    wrong = frame.index[frame["status"] == "ok"][0]
+    frame.loc[wrong, "equivalent"] = False
+    text = "\n".join(verdict_lines(frame, "x.html"))
+    assert f"failed: 1: {frame.loc[frame.index[0], 'key']} (crashed)" in text
+    assert f"disagreed with eager: 1: {frame.loc[wrong, 'key']}" in text
+    assert "fastest" not in text or "x [" in text
+    assert "report: x.html" in text
+
+
+def test_full_table_stays_available_for_scripts(recorded, tmp_path):
+    _, run = recorded
+    frame = records_frame([run])
+    assert isinstance(frame, pd.DataFrame) and not frame.empty
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-m", "bench", "run", "--suite",
+                             str(_suite(tmp_path)), "--mode", "eager", "--phase", "infer",
+                             "--out", str(tmp_path / "o"), "--quiet", "--format", "csv"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith("case,") or "," in result.stdout.splitlines()[0]
+    assert "What this run found" not in result.stdout
