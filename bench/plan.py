@@ -74,7 +74,7 @@ TOP_LEVEL_KEYS = ("description", "settings", "defaults", "case")
 CASE_KEYS = ("spec", "name", "config", *AXES)
 
 
-PROBE_POLICIES = ("once", "all", "none")
+PROBE_POLICIES = ("once", "infer", "all", "none")
 
 
 class SuiteError(UsageError):
@@ -450,7 +450,10 @@ def probe_selection(order: list[tuple[int, Cell]], how: str) -> set[tuple[int, C
     The probes measure properties of a mode and a network, not of a batch size, and cost
     seconds each (tens for MobileNet training), so by default ("once") they run for the
     smallest batch of each case, config, mode, phase, input and device (whatever its threads),
-    in the first round.
+    in the first round. "infer" does the same for inference cells only: training probes cost
+    about five times as much (a fresh train step to build, trace or compile for every fault and
+    the cold start), and on the standard run 172 of the 180 debugging-aid facts were the same
+    in both phases (the 8 others: intermediates of traced training steps, a cheap probe).
     """
     if how == "none":
         return set()
@@ -458,6 +461,8 @@ def probe_selection(order: list[tuple[int, Cell]], how: str) -> set[tuple[int, C
         return {(r, c) for r, c in order if r == min(rr for rr, _ in order)}
     chosen: dict[tuple, tuple[int, Cell]] = {}
     for round_index, cell in sorted(order, key=lambda rc: (rc[0], rc[1].batch)):
+        if how == "infer" and cell.phase != "infer":
+            continue
         group = (cell.case, cell.config, cell.mode, cell.phase, cell.input, cell.device)
         chosen.setdefault(group, (round_index, cell))
     return set(chosen.values())

@@ -10,7 +10,7 @@ from bench.errors import UsageError
 from bench.modes import MODES
 from bench.plan import Settings, SuiteError, expand, load_suite, parse_shard, rounds_order, shard
 
-SHIPPED = ("smoke", "quick", "standard", "full")
+SHIPPED = ("smoke", "quick", "overview", "standard", "full")
 
 GOOD = """
 description = "test"
@@ -143,7 +143,7 @@ def test_shipped_suites_load_and_expand(name):
 
 def test_shipped_suite_sizes_and_settings():
     counts = {name: len(expand(load_suite(name))) for name in SHIPPED}
-    assert counts == {"smoke": 28, "quick": 21, "standard": 224, "full": 756}
+    assert counts == {"smoke": 28, "quick": 21, "overview": 84, "standard": 224, "full": 756}
     smoke = load_suite("smoke").settings
     assert (smoke.budget_s, smoke.min_samples, smoke.warmup) == (0.3, 5, 1)
     assert {c.case_spec for c in expand(load_suite("smoke"))} == {

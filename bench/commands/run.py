@@ -1,6 +1,7 @@
-"""`python -m bench run`: measure a suite's matrix and print the table.
+"""`python -m bench run`: measure a suite's matrix and print what it found.
 
-With no arguments it runs the standard suite on the CPU. Every option narrows or overrides the
+With no arguments it runs the overview suite (about 5 minutes) on the CPU and prints a verdict
+(`--format` prints the full table instead). Every option narrows or overrides the
 suite; everything is validated before any cell runs, including that --out and --report can be
 written. The run file is claimed (created empty, exclusively) before calibration, so two runs
 started in the same second never share a name or a log folder. Exit codes: 0 every cell ok or
@@ -36,10 +37,11 @@ def _csv(kind=str):
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run a benchmark suite (default: standard, on the CPU)",
+    p = sub.add_parser("run", help="run a benchmark suite (default: overview, on the CPU)",
                        description=__doc__.split("\n\n")[1] if __doc__ else None)
-    p.add_argument("--suite", default="standard",
-                   help="suite name in cases/suites (smoke, quick, standard, full) or a .toml path")
+    p.add_argument("--suite", default="overview",
+                   help="suite name in cases/suites (overview, standard, full, quick, smoke) "
+                        "or a .toml path")
     p.add_argument("--case", action="append", dest="cases", metavar="SPEC",
                    help="case spec, repeatable: cnn, 'mobilenet:alpha=0.5,resolution=160'")
     p.add_argument("--mode", "--modes", type=_csv(), dest="modes", metavar="M[,M]",
@@ -68,10 +70,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-paired", dest="paired", action="store_false", default=None,
                    help="skip the paired (alternating with eager) speed-up measurement")
     p.add_argument("--shard", help="i/n: run only the i-th of n disjoint parts of the matrix")
-    p.add_argument("--probes", choices=("once", "all", "none"),
+    p.add_argument("--probes", choices=("once", "infer", "all", "none"),
                    help="debuggability probes (dbg_* columns): 'once' per case, config, mode "
-                        "and phase (smallest batch, first round), 'all' cells, or 'none' "
-                        "(default: the suite's setting, normally once)")
+                        "and phase (smallest batch, first round), 'infer' the same for "
+                        "inference only, 'all' cells, or 'none' (default: the suite's setting)")
     p.add_argument("--out", default="results", help="directory for the run file (results/)")
     p.add_argument("--report", metavar="HTML", help="also write the HTML report here")
     p.add_argument("--format", choices=("text", "csv", "markdown"),
