@@ -30,6 +30,7 @@ from bench.record import Cell, Record
 FIXED_STAGES = ("start", "inputs", "setup", "first_call", "equivalence", "reference",
                 "teardown", "lost")
 MEASURE_STAGES = ("warmup", "sampling", "paired")
+PARTS = ("fixed", "budget", "steps", "probes")
 # Seconds of evidence before a correction factor moves far from 1 (shrinkage).
 PRIOR_WEIGHT_S = 10.0
 
@@ -75,9 +76,19 @@ class Budget:
 
 @dataclass(frozen=True)
 class Estimate:
+    """A cell's seconds in the parts the correction scales separately. Measuring is split in
+    two because the two err differently: time bounded by a budget (fast steps: the sampler
+    stops at the CI target or the budget) and time bounded by the minimum sample count (slow
+    steps: the step-time model's error)."""
+
     fixed_s: float = 0.0
-    measure_s: float = 0.0
+    budget_s: float = 0.0
+    steps_s: float = 0.0
     probes_s: float = 0.0
+
+    @property
+    def measure_s(self) -> float:
+        return self.budget_s + self.steps_s
 
     @property
     def total_s(self) -> float:
@@ -125,23 +136,27 @@ def estimate(shape: CellShape, budget: Budget,
     cost = table.get((cell.mode, cell.phase), DEFAULT_COST)
     step = step_s(cost, shape)
     call = step * BATCHES_PER_CALL.get((cell.mode, cell.phase), 1)
-    measure = budget.warmup * call + max(budget.min_samples * call,
-                                         BUDGET_USE * budget.budget_s)
+    by_budget, by_steps = 0.0, budget.warmup * call
+    loops = [(call, budget.budget_s)]
     if budget.paired and cell.mode != "eager":
         eager = table.get(("eager", cell.phase), DEFAULT_COST)
-        pair = call + step_s(eager, shape)
-        measure += max(budget.min_samples * pair, BUDGET_USE * budget.paired_budget_s)
+        loops.append((call + step_s(eager, shape), budget.paired_budget_s))
+    for one, seconds in loops:
+        if budget.min_samples * one > BUDGET_USE * seconds:
+            by_steps += budget.min_samples * one
+        else:
+            by_budget += BUDGET_USE * seconds
     fixed = cost.fixed[0] + cost.fixed[1] * shape.layers + 2 * call
     probes = cost.probes[0] + cost.probes[1] * shape.layers if shape.probes else 0.0
-    return Estimate(fixed, measure, probes)
+    return Estimate(fixed, by_budget, by_steps, probes)
 
 
 def actual(record: Record) -> Estimate:
     """What a finished cell actually spent, in the model's three parts."""
     stages = record.time_s
-    return Estimate(sum(stages.get(s, 0.0) for s in FIXED_STAGES),
-                    sum(stages.get(s, 0.0) for s in MEASURE_STAGES),
-                    stages.get("probes", 0.0))
+    return Estimate(fixed_s=sum(stages.get(s, 0.0) for s in FIXED_STAGES),
+                    budget_s=sum(stages.get(s, 0.0) for s in MEASURE_STAGES),
+                    probes_s=stages.get("probes", 0.0))
 
 
 @dataclass
@@ -156,12 +171,16 @@ class Corrector:
         return cls({}, {})
 
     def add(self, mode: str, predicted: Estimate, measured: Estimate) -> None:
-        for part in ("fixed", "measure", "probes"):
+        """Learn from one cell. Its measuring time is shared between the budget-bound and
+        step-bound parts in the proportion the prior gave them."""
+        share = predicted.budget_s / predicted.measure_s if predicted.measure_s else 1.0
+        got = {"fixed": measured.fixed_s, "probes": measured.probes_s,
+               "budget": measured.measure_s * share, "steps": measured.measure_s * (1 - share)}
+        for part in PARTS:
             for key in (part, f"{part}:{mode}"):
                 self.predicted[key] = self.predicted.get(key, 0.0) + getattr(predicted,
                                                                              part + "_s")
-                self.measured[key] = self.measured.get(key, 0.0) + getattr(measured,
-                                                                           part + "_s")
+                self.measured[key] = self.measured.get(key, 0.0) + got[part]
 
     def factor(self, part: str, mode: str = "") -> float:
         """Global factor for the part; for `fixed`, a per-mode factor shrunk toward it."""
@@ -174,9 +193,8 @@ class Corrector:
                 / (self.predicted.get(key, 0.0) + PRIOR_WEIGHT_S))
 
     def corrected(self, mode: str, prior: Estimate) -> float:
-        return (prior.fixed_s * self.factor("fixed", mode)
-                + prior.measure_s * self.factor("measure")
-                + prior.probes_s * self.factor("probes"))
+        return sum(getattr(prior, part + "_s") * self.factor(part, mode if part == "fixed"
+                                                             else "") for part in PARTS)
 
 
 def remaining_s(pending: list[tuple[str, Estimate]], corrector: Corrector) -> float:

@@ -78,22 +78,22 @@ def test_not_applicable_cells_cost_nothing():
 
 def test_corrector_learns_the_machine_and_shrinks_early():
     corrector = Corrector.empty()
-    prior = Estimate(fixed_s=2.0, measure_s=1.0)
+    prior = Estimate(fixed_s=2.0, budget_s=1.0)
     assert corrector.corrected("xla", prior) == pytest.approx(3.0)  # nothing learned yet
     for _ in range(200):  # this machine compiles 3x slower and measures 2x slower
-        corrector.add("xla", prior, Estimate(fixed_s=6.0, measure_s=2.0))
+        corrector.add("xla", prior, Estimate(fixed_s=6.0, budget_s=2.0))
     assert corrector.factor("fixed", "xla") == pytest.approx(3.0, rel=0.05)
-    assert corrector.factor("measure") == pytest.approx(2.0, rel=0.05)
+    assert corrector.factor("budget") == pytest.approx(2.0, rel=0.05)
     # another mode's fixed part moves with the global factor (shrunk toward it)
     assert corrector.factor("fixed", "eager") == pytest.approx(corrector.factor("fixed"))
     one = Corrector.empty()
-    one.add("xla", prior, Estimate(fixed_s=60.0, measure_s=1.0))  # one outlier: damped
+    one.add("xla", prior, Estimate(fixed_s=60.0, budget_s=1.0))  # one outlier: damped
     assert one.factor("fixed", "xla") < 60.0 / 2.0
 
 
 def test_forecast_takes_finished_cells_off_and_learns():
     cells = [_cell("session"), _cell("eager")]
-    forecast = Forecast([(c, Estimate(fixed_s=1.0, measure_s=1.0)) for c in cells], tail_s=5)
+    forecast = Forecast([(c, Estimate(fixed_s=1.0, budget_s=1.0)) for c in cells], tail_s=5)
     assert forecast.remaining_s() == pytest.approx(9.0)
     done = Record(cells[0], "ok", time_s={"setup": 1.0, "sampling": 1.0})
     forecast.done(done)
@@ -205,3 +205,13 @@ def test_full_table_stays_available_for_scripts(recorded, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].startswith("case,") or "," in result.stdout.splitlines()[0]
     assert "What this run found" not in result.stdout
+
+
+def test_measuring_is_bounded_by_the_budget_or_by_slow_steps():
+    fast = estimate(cell_shape(_cell("optimized"), {"cpu/t1": 1e11}, False), BUDGET)
+    assert fast.budget_s > 0 and fast.steps_s < fast.budget_s
+    slow_budget = Budget(warmup=1, min_samples=50, budget_s=0.01, paired_budget_s=0.01,
+                         paired=True)
+    slow = estimate(cell_shape(_cell("keras", "train", batch=64, case="mobilenet"),
+                               {"cpu/t1": 1e10}, False), slow_budget)
+    assert slow.budget_s == 0 and slow.steps_s > 0
