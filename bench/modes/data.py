@@ -14,6 +14,8 @@ import tensorflow as tf
 
 from bench.modes.base import Request
 
+PREFETCH = 2  # batches the pipeline prepares ahead of the step
+
 
 def epoch_arrays(request: Request) -> tuple[np.ndarray, np.ndarray]:
     """The epoch's batches stacked: images (n, batch, H, W, C) and labels (n, batch)."""
@@ -37,7 +39,13 @@ def epoch_dataset(request: Request, repeat: bool = False) -> tf.data.Dataset:
     dataset = tf.data.Dataset.from_tensor_slices((images, labels) if training else images)
     if repeat:
         dataset = dataset.repeat()
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    # A fixed prefetch buffer and no autotuning: tf.data's autotune thread intermittently adds
+    # ~20 ms to making or dropping an iterator (measured on this 2-CPU VM: 2-3 ms per epoch
+    # without it, 2 or 21 ms with it), which over epochs of a few batches would be most of
+    # what is measured; over real epochs of thousands of batches it is noise.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(PREFETCH).with_options(options)
 
 
 def batches_per_call(request: Request) -> int:
