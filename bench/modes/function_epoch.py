@@ -84,6 +84,7 @@ def prepare(request: Request) -> Prepared:
         read_weights=read_weights if training else None,
         batches_per_call=request.epoch_batches,
         extra={"mode_impl": "function_epoch"},
-        handles={"concrete_function": concrete, "epoch_function": fn, "dataset": dataset,
-                 "variables": variables},
+        # `function` takes a dataset here, not a batch (bench.probes.context.step_inputs).
+        handles={"concrete_function": concrete, "function": fn, "function_input": "dataset",
+                 "dataset": dataset, "variables": variables},
     )
