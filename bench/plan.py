@@ -54,6 +54,7 @@ except ModuleNotFoundError:  # Python 3.10, which pyproject allows: the same par
 import cases
 from bench.errors import UsageError
 from bench.modes import MODE_INPUTS, MODES, accepts_input
+from bench.modes.base import EPOCH_BATCHES
 from bench.placement import parse_threads
 from bench.record import ALL_THREADS, DEVICES, INPUT_STYLES, PHASES, Cell
 from cases import ConfigError, get_workload
@@ -110,7 +111,7 @@ class Settings:
     # Extra workers per cell when its workers disagree (a slow worker is re-measured).
     remeasure: int = 2
     # Dataset input: distinct batches per epoch; one measured call of such a cell is an epoch.
-    epoch_batches: int = 8
+    epoch_batches: int = EPOCH_BATCHES
 
 
 # Ceilings far above any real run, so a typo (--rounds 100000000, --budget 1e300) is one clear

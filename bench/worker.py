@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.modes.base import EPOCH_BATCHES
 from bench.placement import LoadMeter, available_cpus, pin
 from bench.record import Cell, Record
 from bench.timing import measure, measure_paired
@@ -50,7 +51,7 @@ class CellOptions:
     intra_op: int = 0  # 0 = bench.modes.base.Threads.default()
     inter_op: int = 0
     slowdown: float = 0.0  # planted regression (bench.inject); 0 = none
-    epoch_batches: int = 8  # dataset input: batches per epoch (one measured call)
+    epoch_batches: int = EPOCH_BATCHES  # dataset input: batches per epoch (one measured call)
 
 
 def _threads(options: CellOptions):

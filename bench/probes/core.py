@@ -75,7 +75,7 @@ def probe_record(cell: Any, seed: int = 0):
     pin(place.cpus)
     threads = Threads(place.intra_op, place.inter_op)
     request = Request(workload, weights, images, labels, cell.phase, cell.device, cell.input,
-                      threads)
+                      threads, seed=seed)
     t0 = time.perf_counter()
     try:
         prepared = load_mode(cell.mode).prepare(request)
