@@ -5,7 +5,8 @@ Order of work, so that each number means one thing:
 1. build the workload, weights and input batch (deterministic from the seed);
 2. `mode.prepare` (setup stages timed by the mode), then the first call (its own stage:
    trace/compile-on-first-call lands here), which gives time to first result;
-3. the equivalence steps (the first call plus two more for training), outputs kept aside;
+3. the equivalence steps (the first call plus two more for training; with dataset input the
+   first call is a whole epoch and is the check), outputs kept aside;
 4. steady-state measurement of the mode alone (bench.timing.measure; warm-up excluded);
 5. peak memory read *before* the eager reference is built, so it is the cell's own;
 6. the eager reference and the comparison (a wrong answer has no speed: the record says so);
