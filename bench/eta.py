@@ -66,12 +66,14 @@ class Budget:
     budget_s: float
     paired_budget_s: float
     paired: bool
+    epoch_batches: int = 8  # dataset input: batches in one measured call
 
     @classmethod
     def of(cls, options) -> Budget:
         """From the worker's CellOptions."""
         return cls(options.warmup, options.min_samples, options.budget_s,
-                   options.paired_budget_s or options.budget_s, options.paired)
+                   options.paired_budget_s or options.budget_s, options.paired,
+                   options.epoch_batches)
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,11 @@ class Estimate:
 # Fraction of a budget a measurement uses when its steps are fast: it stops as soon as the
 # median's CI reaches the target, often well before the budget.
 BUDGET_USE = 0.55
-# Batches one measured call of a mode runs (Model.fit runs several per call).
+# Batches one measured call of a mode runs on resident or fed input (Model.fit runs several
+# per call); with dataset input every mode's call is an epoch.
 BATCHES_PER_CALL = {("keras", "train"): 8}
+# Modes without fitted constants of their own, costed like their closest relative.
+RELATIVE = {"function_epoch": "function"}
 DEFAULT_COST = ModeCost((1.0, 0.1), (-6.0, 1.0, 1.0), (2.0, 0.2))
 # fit_prior on the standard suite run of 2026-11-30 (2-vCPU Xeon, budget 1.5 s, paired 1.0 s,
 # min 10 samples; 224 cells): its total predicted in-sample within 3%.
@@ -133,14 +138,18 @@ def estimate(shape: CellShape, budget: Budget,
         return Estimate()
     cell = shape.cell
     table = PRIOR if prior is None else prior
-    cost = table.get((cell.mode, cell.phase), DEFAULT_COST)
+    mode = RELATIVE.get(cell.mode, cell.mode)
+    cost = table.get((mode, cell.phase), DEFAULT_COST)
     step = step_s(cost, shape)
-    call = step * BATCHES_PER_CALL.get((cell.mode, cell.phase), 1)
+    batches = (budget.epoch_batches if cell.input == "dataset"
+               else BATCHES_PER_CALL.get((mode, cell.phase), 1))
+    call = step * batches
     by_budget, by_steps = 0.0, budget.warmup * call
     loops = [(call, budget.budget_s)]
     if budget.paired and cell.mode != "eager":
         eager = table.get(("eager", cell.phase), DEFAULT_COST)
-        loops.append((call + step_s(eager, shape), budget.paired_budget_s))
+        loops.append((call + step_s(eager, shape) * (batches if cell.input == "dataset" else 1),
+                      budget.paired_budget_s))
     for one, seconds in loops:
         if budget.min_samples * one > BUDGET_USE * seconds:
             by_steps += budget.min_samples * one

@@ -10,12 +10,13 @@ Suite file format (TOML; a bare name such as `smoke` means `cases/suites/smoke.t
 
     [settings]             # any Settings field; omitted ones keep their defaults
     budget_s = 2.0
+    epoch_batches = 8      # dataset input: distinct batches per epoch, one measured call
 
     [defaults]             # applied to every [[case]] unless the case overrides the key
     batches = [1, 32]      # default [1]
-    modes = ["session", "frozen", "optimized", "eager", "function", "xla", "keras"]  # default all
+    modes = ["session", "eager", "function", "function_epoch"]  # default: all (bench.modes)
     phases = ["infer", "train"]   # default both
-    inputs = ["resident"]         # "resident" and/or "feed"; default resident
+    inputs = ["resident"]         # "resident", "feed" and/or "dataset"; default resident
     devices = ["cpu"]             # "cpu" and/or "gpu"; default cpu
     threads = [1, "all"]          # CPUs per worker (pinned) and intra-op threads; default all
 
@@ -32,6 +33,11 @@ Suite file format (TOML; a bare name such as `smoke` means `cases/suites/smoke.t
 Cells for (mode, phase) pairs that cannot exist (frozen/optimized training) are kept in the
 matrix on purpose: the runner records them as skipped with the reason, so every table has the
 same shape.
+
+A mode that takes only some input styles (`function_epoch`: dataset only) gets cells for those
+it takes. When the modes are all of them (the default), a mode that takes none of the listed
+inputs is left out; a mode named in a list that takes none of the listed inputs is an error
+(`--mode function_epoch --input feed` asks for nothing that can run).
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ except ModuleNotFoundError:  # Python 3.10, which pyproject allows: the same par
 
 import cases
 from bench.errors import UsageError
-from bench.modes import MODES
+from bench.modes import MODE_INPUTS, MODES, accepts_input
+from bench.modes.base import EPOCH_BATCHES
 from bench.placement import parse_threads
 from bench.record import ALL_THREADS, DEVICES, INPUT_STYLES, PHASES, Cell
 from cases import ConfigError, get_workload
@@ -103,6 +110,8 @@ class Settings:
     paired_budget_s: float = 0.0  # sampling seconds of the paired measurement; 0 = budget_s
     # Extra workers per cell when its workers disagree (a slow worker is re-measured).
     remeasure: int = 2
+    # Dataset input: distinct batches per epoch; one measured call of such a cell is an epoch.
+    epoch_batches: int = EPOCH_BATCHES
 
 
 # Ceilings far above any real run, so a typo (--rounds 100000000, --budget 1e300) is one clear
@@ -114,6 +123,7 @@ MAX_ROUNDS = 100
 MAX_TIMEOUT_S = 86_400.0
 MAX_MEMORY_MB = 1_048_576
 MAX_BATCH = 4096
+MAX_EPOCH_BATCHES = 10_000
 
 # Settings field -> (type, check, what is accepted).
 _SETTING_RULES: dict[str, tuple[type, Any, str]] = {
@@ -135,6 +145,8 @@ _SETTING_RULES: dict[str, tuple[type, Any, str]] = {
     "paired": (bool, lambda v: True, "true or false"),
     "paired_budget_s": (float, lambda v: 0 <= v <= 3600, "seconds from 0 to 3600 (0 = budget_s)"),
     "remeasure": (int, lambda v: 0 <= v <= 10, "an integer from 0 to 10"),
+    "epoch_batches": (int, lambda v: 1 <= v <= MAX_EPOCH_BATCHES,
+                      f"an integer from 1 to {MAX_EPOCH_BATCHES} (batches per dataset epoch)"),
 }
 
 
@@ -347,17 +359,32 @@ def expand(
     for entry in entries:
         workload = get_workload(entry.case)
         axes = {k: overrides[k] if overrides[k] is not None else getattr(entry, k) for k in AXES}
+        _check_inputs(axes["modes"], axes["inputs"], entry.case)
         for threads in axes["threads"]:
             for batch in sorted(set(axes["batches"])):
                 for mode in _in_order(axes["modes"], MODES):
                     for phase in _in_order(axes["phases"], PHASES):
                         for input_style in _in_order(axes["inputs"], INPUT_STYLES):
+                            if not accepts_input(mode, input_style):
+                                continue
                             for device in _in_order(axes["devices"], DEVICES):
                                 cell = Cell(workload.case, workload.config_string, mode, phase,
                                             device=device, input=input_style, batch=batch,
                                             threads=threads)
                                 cells[cell] = None
     return list(cells)
+
+
+def _check_inputs(modes: list[str], inputs: list[str], case: str) -> None:
+    """A mode named in a narrowed list must take at least one of the listed input styles."""
+    if set(modes) >= set(MODES):
+        return  # every mode: those that take none of the inputs are simply left out
+    for mode in modes:
+        if not any(accepts_input(mode, i) for i in inputs):
+            raise SuiteError(
+                f"{case}: mode {mode!r} cannot take input {', '.join(inputs)}; it takes only "
+                f"{', '.join(MODE_INPUTS[mode])} (add it to the inputs, e.g. --input "
+                f"{','.join([*inputs, *MODE_INPUTS[mode]])}, or drop the mode)")
 
 
 def _select_cases(suite: Suite, specs: list[str]) -> list[Entry]:

@@ -19,7 +19,7 @@ SCHEMA_VERSION = 1
 
 PHASES = ("infer", "train")
 DEVICES = ("cpu", "gpu")
-INPUT_STYLES = ("resident", "feed")
+INPUT_STYLES = ("resident", "feed", "dataset")
 ALL_THREADS = "all"  # a threads value: every CPU the run may use
 STATUSES = ("ok", "skipped", "error", "timeout", "crashed")
 FAILED_STATUSES = ("error", "timeout", "crashed")
@@ -40,10 +40,10 @@ class Cell:
 
     case: str  # "cnn", "mobilenet"
     config: str  # canonical override string, e.g. "alpha=0.25,resolution=96" ("" = defaults)
-    mode: str  # "session", "frozen", "optimized", "eager", "function", "xla", "keras"
+    mode: str  # a bench.modes.MODES name: "session", "eager", "function_epoch", ...
     phase: str  # "infer" | "train"
     device: str = "cpu"  # "cpu" | "gpu"
-    input: str = "resident"  # "resident" | "feed"
+    input: str = "resident"  # "resident" | "feed" | "dataset" (one step = one epoch)
     batch: int = 1
     # CPUs (and intra-op threads) the worker gets: "1", "2", ... or "all" (bench.placement).
     threads: str = ALL_THREADS

@@ -8,7 +8,8 @@ cell), in the order bench/worker.py uses so every number means the same thing:
 1. build the workload, weights and input batch from the suite's seed;
 2. `mode.prepare` (its setup stages) and the first call (stage `first_call`: tracing and
    compile-on-first-call land here), giving time to first result;
-3. the equivalence steps (the first call, plus two more when training);
+3. the equivalence steps (the first call, plus two more when training; one epoch with
+   dataset input);
 4. one calibration call sizes the rounds to the suite's budget, then
    `benchmark.pedantic(step, warmup_rounds=W, rounds=R, iterations=1)`: warm-up is explicit,
    so tracing and compilation never count as steady-state time;
@@ -17,7 +18,8 @@ cell), in the order bench/worker.py uses so every number means the same thing:
    fails the test and is left out of the saved JSON (a wrong answer has no speed).
 
 A round is one call of the mode's step. Keras training's call is one Model.fit over several
-batches (`batches_per_call` in extra_info): pytest-benchmark's own table shows per-call times,
+batches, and with dataset input every mode's call is one epoch (`batches_per_call` in
+extra_info): pytest-benchmark's own table shows per-call times,
 while images_per_s (and `bench table`, which divides the raw times) count every batch.
 
 Everything pytest-benchmark has no field for goes to `extra_info` (see `cell_info`), which
@@ -48,7 +50,7 @@ from bench.modes import (
     load_mode,
     not_applicable_reason,
 )
-from bench.modes.base import EQUIVALENCE_STEPS, Prepared, tolerance
+from bench.modes.base import Prepared, equivalence_calls, tolerance
 from bench.placement import pin, placement
 from bench.plan import Settings
 from bench.record import Cell
@@ -92,8 +94,8 @@ def test_bench(benchmark, bench_cell: Cell, bench_selection, bench_runtime: Runt
     workload = get_workload(cell.case_spec)
     images, labels = workload.inputs(cell.batch, settings.seed)
     request = Request(workload, workload.weights(settings.seed), images, labels, cell.phase,
-                      cell.device, cell.input, bench_runtime.threads)
-    training = cell.phase == "train"
+                      cell.device, cell.input, bench_runtime.threads,
+                      epoch_batches=settings.epoch_batches, seed=settings.seed)
 
     baseline_mb = _reset_peak_rss()
     started = time.perf_counter()
@@ -102,7 +104,7 @@ def test_bench(benchmark, bench_cell: Cell, bench_selection, bench_runtime: Runt
     except (NotApplicable, DeviceUnavailable) as exc:
         pytest.skip(str(exc))
     try:
-        measured = _measure(benchmark, prepared, training, settings, bench_selection, started)
+        measured = _measure(benchmark, prepared, request, settings, bench_selection, started)
         measured["peak_rss_mb"] = _peak_rss_mb() - baseline_mb
         measured["debug"], measured["probes"] = _probes(bench_selection.probes, cell, workload,
                                                         request, prepared)
@@ -132,19 +134,20 @@ def group_name(cell: Cell) -> str:
     return f"{case} {cell.phase} {cell.device} {cell.input} b{cell.batch}"
 
 
-def _measure(benchmark, prepared: Prepared, training: bool, settings: Settings, selection,
+def _measure(benchmark, prepared: Prepared, request: Request, settings: Settings, selection,
              started: float) -> dict[str, Any]:
     """First call and equivalence outputs, then the timed rounds; see the module docstring."""
     # Exactly one batch for the first call and the equivalence steps (Keras training's timed
-    # call runs several); the timed rounds call `step`.
+    # call runs several), or one epoch with dataset input; the timed rounds call `step`.
     one_batch = getattr(prepared, "single_step", None) or prepared.step
     t1 = time.perf_counter()
     outputs = [np.asarray(one_batch())]
     first_result_s = time.perf_counter() - started
     setup = {**prepared.setup_s, "first_call": time.perf_counter() - t1}
     trained = None
-    if training:
-        outputs += [np.asarray(one_batch()) for _ in range(EQUIVALENCE_STEPS - 1)]
+    if request.phase == "train":
+        calls = equivalence_calls(request.input, request.phase)
+        outputs += [np.asarray(one_batch()) for _ in range(calls - 1)]
         trained = prepared.read_weights()
 
     t2 = time.perf_counter()

@@ -5,7 +5,8 @@ Order of work, so that each number means one thing:
 1. build the workload, weights and input batch (deterministic from the seed);
 2. `mode.prepare` (setup stages timed by the mode), then the first call (its own stage:
    trace/compile-on-first-call lands here), which gives time to first result;
-3. the equivalence steps (the first call plus two more for training), outputs kept aside;
+3. the equivalence steps (the first call plus two more for training; with dataset input the
+   first call is a whole epoch and is the check), outputs kept aside;
 4. steady-state measurement of the mode alone (bench.timing.measure; warm-up excluded);
 5. peak memory read *before* the eager reference is built, so it is the cell's own;
 6. the eager reference and the comparison (a wrong answer has no speed: the record says so);
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.modes.base import EPOCH_BATCHES
 from bench.placement import LoadMeter, available_cpus, pin
 from bench.record import Cell, Record
 from bench.timing import measure, measure_paired
@@ -50,6 +52,7 @@ class CellOptions:
     intra_op: int = 0  # 0 = bench.modes.base.Threads.default()
     inter_op: int = 0
     slowdown: float = 0.0  # planted regression (bench.inject); 0 = none
+    epoch_batches: int = EPOCH_BATCHES  # dataset input: batches per epoch (one measured call)
 
 
 def _threads(options: CellOptions):
@@ -67,14 +70,15 @@ def _request(cell: Cell, options: CellOptions):
     workload = get_workload(cell.case_spec)
     images, labels = workload.inputs(cell.batch, options.seed)
     return Request(workload, workload.weights(options.seed), images, labels, cell.phase,
-                   cell.device, cell.input, _threads(options))
+                   cell.device, cell.input, _threads(options),
+                   epoch_batches=options.epoch_batches, seed=options.seed)
 
 
 def run_cell(cell: Cell, options: CellOptions) -> Record:
     """Measure one cell. Errors raised here are the runner's to record (status `error`)."""
     from bench.inject import slow_down
     from bench.modes import load_mode, not_applicable_reason
-    from bench.modes.base import EQUIVALENCE_STEPS, NotApplicable, tolerance
+    from bench.modes.base import NotApplicable, equivalence_calls, tolerance
     from bench.modes.runtime import configure_threads, device_peak_memory_mb
 
     started = time.perf_counter()
@@ -108,7 +112,8 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
 
     outputs = [np.asarray(first)]
     if training:
-        outputs += [np.asarray(one_batch()) for _ in range(EQUIVALENCE_STEPS - 1)]
+        calls = equivalence_calls(cell.input, cell.phase)
+        outputs += [np.asarray(one_batch()) for _ in range(calls - 1)]
         trained = prepared.read_weights()
     laps.lap("equivalence")
 
@@ -146,7 +151,7 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
                                              or options.budget_s)
             meter.stop()
             paired_s = [t / per_call for t in mode_s]
-            paired_eager_s = list(eager_s)
+            paired_eager_s = [t / reference.batches_per_call for t in eager_s]
             laps.lap("paired")
     finally:
         reference.close()
@@ -198,14 +203,16 @@ def reference_diff(request, reference, outputs: list[np.ndarray],
     """Max |difference| from the eager reference on the same weights, bytes and SGD steps.
 
     `reference` is a fresh eager instance (bench.modes.eager) of the same request. Inference
-    compares the first call's logits; training compares the losses of the first
-    EQUIVALENCE_STEPS single-batch steps and every weight (moving statistics included) after.
+    compares the first call's logits (every batch's, for a dataset epoch); training compares
+    the losses of the first EQUIVALENCE_STEPS single-batch steps, or of one dataset epoch, and
+    every weight (moving statistics included) after.
     """
-    from bench.modes.base import EQUIVALENCE_STEPS
+    from bench.modes.base import equivalence_calls
 
     if request.phase != "train":
         return float(np.max(np.abs(outputs[0] - np.asarray(reference.step()))))
-    losses = [float(reference.step()) for _ in range(EQUIVALENCE_STEPS)]
+    calls = equivalence_calls(request.input, request.phase)
+    losses = [float(reference.step()) for _ in range(calls)]
     weights = reference.read_weights()
     return max(
         max(abs(float(a) - b) for a, b in zip(outputs, losses, strict=True)),

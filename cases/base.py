@@ -79,9 +79,13 @@ class Workload:
             out[name] = _init(spec, rng)
         return out
 
-    def inputs(self, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """A deterministic batch of images in [0, 1) and integer labels."""
-        rng = np.random.default_rng(10_000 + seed)
+    def inputs(self, batch: int, seed: int = 0, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """A deterministic batch of images in [0, 1) and integer labels.
+
+        `index` numbers the distinct batches of an epoch; batch 0 is the one every
+        single-batch input style uses, so an epoch starts with the same bytes.
+        """
+        rng = np.random.default_rng(10_000 + seed if index == 0 else (10_000 + seed, index))
         images = rng.random((batch, *self.input_shape), dtype=np.float32)
         labels = rng.integers(0, self.classes, size=(batch,), dtype=np.int32)
         return images, labels

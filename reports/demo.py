@@ -16,14 +16,17 @@ import numpy as np
 from bench.record import Cell, Record
 from bench.store import RunHeader, RunWriter
 
-MODES = ("session", "frozen", "optimized", "eager", "function", "xla", "keras")
+MODES = ("session", "frozen", "optimized", "eager", "function", "function_epoch", "xla", "keras")
+DATASET_ONLY = ("function_epoch",)  # bench.modes.MODE_INPUTS
+EPOCH_BATCHES = 8
 GRAPH_ONLY_INFER = ("frozen", "optimized")
 # Relative step time against eager, and the setup stages each mode pays (seconds).
-_SPEED = {"eager": 1.0, "function": 0.62, "xla": 0.45, "keras": 0.70, "session": 0.64,
-          "frozen": 0.60, "optimized": 0.52}
+_SPEED = {"eager": 1.0, "function": 0.62, "function_epoch": 0.58, "xla": 0.45, "keras": 0.70,
+          "session": 0.64, "frozen": 0.60, "optimized": 0.52}
 _SETUP = {
     "eager": {"build": 0.05, "first_call": 0.15},
     "function": {"build": 0.05, "trace": 0.55, "first_call": 0.08},
+    "function_epoch": {"build": 0.07, "trace": 0.70, "first_call": 0.30},
     "xla": {"build": 0.05, "trace": 0.60, "compile": 3.2, "first_call": 0.05},
     "keras": {"build": 0.9, "first_call": 0.45},
     "session": {"build": 0.8, "first_call": 0.10},
@@ -36,6 +39,7 @@ _DEBUG = {  # invented probe results, shaped like the real probes' output
     mode: dict(zip(_PROBES, values, strict=True)) for mode, values in {
         "eager": (True, True, True, True, 6),
         "function": (False, False, True, False, 24),
+        "function_epoch": (False, False, True, False, 27),
         "xla": (False, False, False, False, 41),
         "keras": (False, False, True, True, 35),
         "session": (False, False, False, True, 18),
@@ -56,14 +60,19 @@ ERROR_REASON = ("InternalError: XLA compilation failed: ran out of memory alloca
 
 
 def demo_cells(batches: tuple[int, ...] = (1, 8, 32)) -> list[Cell]:
-    """Both cases, two configs each, all modes, both phases; batch sweep on the default CNN."""
+    """Both cases, two configs each, all modes, both phases; batch sweep on the default CNN,
+    which also gets a dataset-input group (an epoch per call, function_epoch only there)."""
     cells = []
     for case, config, *_ in _WORKLOADS:
         sizes = batches if (case, config) == ("cnn", "") else (32,)
-        for batch in sizes:
-            for phase in ("infer", "train"):
-                for mode in MODES:
-                    cells.append(Cell(case, config, mode, phase, "cpu", "resident", batch))
+        inputs = ("resident", "dataset") if (case, config) == ("cnn", "") else ("resident",)
+        for input_style in inputs:
+            for batch in sizes if input_style == "resident" else (32,):
+                for phase in ("infer", "train"):
+                    for mode in MODES:
+                        if mode in DATASET_ONLY and input_style != "dataset":
+                            continue
+                        cells.append(Cell(case, config, mode, phase, "cpu", input_style, batch))
     return cells
 
 
@@ -96,6 +105,8 @@ def _record(rng: np.random.Generator, run_id: str, round_: int, cell: Cell, ms_p
     step_ms = (ms_per_image * cell.batch + overhead_ms) * _SPEED[cell.mode]
     if cell.phase == "train":
         step_ms *= 3.0
+    if cell.input == "dataset":  # a little input-pipeline cost per batch
+        step_ms *= 1.05
     step = step_ms / 1e3 * rng.lognormal(0.0, 0.04, size=n)
     step[rng.integers(0, n)] *= 1.4  # a GC-pause outlier
     setup = {k: v * rng.uniform(0.9, 1.1) for k, v in _SETUP[cell.mode].items()}
@@ -109,6 +120,7 @@ def _record(rng: np.random.Generator, run_id: str, round_: int, cell: Cell, ms_p
         graph_nodes=_graph_nodes(cell), max_abs_diff=diff, tolerance=tolerance,
         equivalent=diff <= tolerance, threads={"intra_op": 2, "inter_op": 1},
         debug=dict(_DEBUG[cell.mode]), wall_s=sum(setup.values()) + float(step.sum()) + 1.0,
+        extra={"batches_per_call": EPOCH_BATCHES if cell.input == "dataset" else 1},
         **common,
     )
 
@@ -124,7 +136,7 @@ def _graph_nodes(cell: Cell) -> dict[str, int]:
         if cell.mode == "optimized":
             nodes["optimized"] = int(base * 0.45)
         return nodes
-    if cell.mode in ("function", "xla"):
+    if cell.mode in ("function", "function_epoch", "xla"):
         return {"traced": base}
     return {}
 

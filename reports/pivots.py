@@ -18,7 +18,8 @@ from bench.stats import ratio_ci
 
 REFERENCE_MODE = "eager"
 # Eager first (the reference), then the TF2 graph modes, then the TF1-style graph modes.
-MODE_ORDER = ("eager", "function", "xla", "keras", "session", "frozen", "optimized")
+MODE_ORDER = ("eager", "function", "function_epoch", "xla", "keras", "session", "frozen",
+              "optimized")
 # Everything that identifies a comparable group of cells: only the mode differs inside one.
 GROUP_KEYS = ["run_id", "machine", "device", "case", "config", "phase", "input", "batch",
               "threads"]

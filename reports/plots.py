@@ -53,8 +53,9 @@ def _style() -> Iterator[None]:
 
 
 # Okabe-Ito colours (colour-blind safe), assigned so related modes are still told apart.
-_MODE_COLORS = {"eager": "#4d4d4d", "function": "#0072B2", "xla": "#D55E00", "keras": "#009E73",
-                "session": "#CC79A7", "frozen": "#56B4E9", "optimized": "#E69F00"}
+_MODE_COLORS = {"eager": "#4d4d4d", "function": "#0072B2", "function_epoch": "#332288",
+                "xla": "#D55E00", "keras": "#009E73", "session": "#CC79A7",
+                "frozen": "#56B4E9", "optimized": "#E69F00"}
 _SPARE_COLORS = ("#F0E442", "#8c564b", "#7f7f7f", "#17becf")
 
 

@@ -131,7 +131,7 @@ def _record(bench: Any, run_id: str) -> tuple[Record, dict[str, Any]]:
         "images_per_step": cell["batch"] if isinstance(cell["batch"], int) else 0,
         "threads": machine.get("threads") or {},
         "extra": {**mode_extra, **{k: info[k] for k in _EXTRA if k in info},
-                  "pytest_benchmark": summary},
+                  "batches_per_call": per_call, "pytest_benchmark": summary},
         **{field: info[key] for key, field in _FIELDS.items() if info.get(key) is not None},
     }
     return Record.from_json(obj), info

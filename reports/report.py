@@ -352,6 +352,9 @@ def _mode_table(key: dict[str, Any], cells: pd.DataFrame, even: pd.DataFrame) ->
     if show_peak:
         rows.append(metric("share of measured peak FLOP/s",
                            lambda r: h.text(_percent(r["peak_fraction"]), "num")))
+    if key["input"] == "dataset":  # a measured call is an epoch
+        rows.insert(4, metric("seconds per epoch",
+                              lambda r: h.text(h.format_number(r["epoch_s"]), "num")))
     rows.append(metric("agrees with eager", _agreement_cell))
     title = _group_title(key, cells)
     return f"<h4>{h.esc(title)}</h4>" + h.table([""] + modes, rows, row_headers=True,
@@ -361,7 +364,11 @@ def _mode_table(key: dict[str, Any], cells: pd.DataFrame, even: pd.DataFrame) ->
 def _group_title(key: dict[str, Any], cells: pd.DataFrame) -> str:
     config = f" [{key['config']}]" if key["config"] else ""
     title = f"{key['case']}{config} · {key['phase']} · batch {key['batch']}"
-    if key["input"] != "resident":
+    if key["input"] == "dataset":
+        batches = cells["epoch_batches"].dropna()
+        epoch = f" (epoch of {int(batches.iloc[0])} batches)" if len(batches) else ""
+        title += f" · dataset input{epoch}"
+    elif key["input"] != "resident":
         title += f" · {key['input']} input"
     details = []
     macs, params = cells["macs"].dropna(), cells["params"].dropna()

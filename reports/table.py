@@ -45,7 +45,7 @@ BASE_COLUMNS = [
     "speedup_paired", "speedup_paired_low", "speedup_paired_high", "cv", "p50_ms", "p90_ms",
     "p99_ms", "samples", "outliers", "setup_s", "first_result_s", "peak_rss_mb",
     "peak_device_mb", "gflops", "peak_fraction", "graph_nodes", "max_abs_diff", "tolerance",
-    "equivalent", "macs", "params", "other_load",
+    "equivalent", "macs", "params", "other_load", "epoch_batches", "epoch_s",
 ]
 TAIL_COLUMNS = [
     "run_id", "machine", "suite", "key", "rounds", "median_s", "mean_s", "ci_rel_halfwidth",
@@ -245,6 +245,7 @@ def pool_records(records: Sequence[Record]) -> dict[str, Any]:
                         for m, e in zip(r.paired_s, r.paired_eager_s, strict=False) if m > 0],
         "other_load": max((v for v in loads if v is not None), default=None),
         "cpus": next((r.cpus for r in records if r.cpus), []),
+        "batches_per_call": _first(r.extra.get("batches_per_call") for r in records) or 1,
     }
 
 
@@ -322,6 +323,11 @@ def _row(pooled: dict[str, Any], run: Run) -> dict[str, Any]:
     row.update(_sample_columns(pooled["samples_s"], pooled["images_per_step"]))
     row.update(_replicate_columns(pooled["worker_ips"], pooled["worker_speedups"],
                                   pooled["pair_ratios"]))
+    # Dataset input: one measured call is an epoch; samples are per batch (the worker divides).
+    epoch = cell.input == "dataset"
+    row["epoch_batches"] = pooled["batches_per_call"] if epoch else math.nan
+    row["epoch_s"] = (row["epoch_batches"] * row["images_per_step"] / row["images_per_s"]
+                      if epoch and row["images_per_s"] > 0 else math.nan)
     row["threads"] = cell.threads
     row["cpus"] = ",".join(map(str, pooled["cpus"]))
     row["other_load"] = _num(pooled["other_load"])
@@ -444,10 +450,15 @@ def printable_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def default_columns(frame: pd.DataFrame) -> list[str]:
-    """The concise terminal selection; adds machine when a table mixes several machines."""
+    """The concise terminal selection; adds machine when a table mixes several machines, the
+    input style when it mixes several, and seconds per epoch when it has dataset cells."""
     columns = [c for c in DEFAULT_COLUMNS if c in frame.columns]
     if "machine" in frame.columns and frame["machine"].nunique() > 1:
         columns.insert(0, "machine")
+    if "input" in frame.columns and frame["input"].nunique() > 1:
+        columns.insert(columns.index("batch"), "input")
+    if "epoch_s" in frame.columns and frame["epoch_s"].notna().any():
+        columns.insert(columns.index("p50_ms"), "epoch_s")
     return columns
 
 

@@ -1,10 +1,12 @@
 """Every mode computes the same thing as the eager reference, for the same weights and bytes."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import SMALL_CNN, SMALL_CNN_VALID, SMALL_MOBILENET, TRAIN_MOBILENET
 
-from bench.modes import MODES, Request, load_mode
+from bench.modes import MODES, Request, accepts_input, load_mode
 from bench.modes.base import EQUIVALENCE_STEPS, NotApplicable, tolerance
 from cases import get_workload
 
@@ -31,7 +33,7 @@ def _eager_logits(spec, batch):
 
 
 @pytest.mark.parametrize("input_style", ["resident", "feed"])
-@pytest.mark.parametrize("mode", INFER_MODES)
+@pytest.mark.parametrize("mode", [m for m in INFER_MODES if accepts_input(m, "feed")])
 @pytest.mark.parametrize("spec", [SMALL_CNN, SMALL_CNN_VALID, SMALL_MOBILENET])
 def test_inference_matches_eager(spec, mode, input_style):
     prepared = load_mode(mode).prepare(_request(spec, 3, "infer", input_style))
@@ -54,7 +56,8 @@ def _train(mode, spec, input_style, calls=EQUIVALENCE_STEPS):
     return losses, weights
 
 
-@pytest.mark.parametrize("mode", [m for m in TRAIN_MODES if m != "eager"])
+@pytest.mark.parametrize("mode", [m for m in TRAIN_MODES if m != "eager"
+                                  and accepts_input(m, "feed")])
 @pytest.mark.parametrize("spec", [SMALL_CNN, TRAIN_MOBILENET])
 def test_training_matches_eager_after_three_steps(spec, mode):
     losses, weights = _train(mode, spec, "feed")
@@ -102,3 +105,58 @@ def test_keras_model_is_the_standard_network():
         np.testing.assert_allclose(keras_logits, _eager_logits(spec, 3), atol=1e-4)
         trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
         assert trainable == workload.params
+
+
+# Dataset input: one call is one epoch over EPOCH distinct batches, in the same order everywhere.
+EPOCH = 3
+DATASET_INFER_MODES = [m for m in INFER_MODES if accepts_input(m, "dataset")]
+DATASET_TRAIN_MODES = [m for m in TRAIN_MODES if accepts_input(m, "dataset")]
+
+
+def _epoch_request(spec, phase, batch=2):
+    return dataclasses.replace(_request(spec, batch, phase, "dataset"), epoch_batches=EPOCH)
+
+
+def _epoch(mode, spec, phase):
+    """The first epoch's output (logits of every batch, or mean loss) and, training, weights."""
+    prepared = load_mode(mode).prepare(_epoch_request(spec, phase))
+    assert prepared.batches_per_call == EPOCH
+    out = np.asarray(prepared.step())
+    weights = prepared.read_weights() if phase == "train" else None
+    prepared.close()
+    return out, weights
+
+
+@pytest.mark.parametrize("mode", DATASET_INFER_MODES)
+@pytest.mark.parametrize("spec", [SMALL_CNN, SMALL_MOBILENET])
+def test_dataset_inference_epoch_matches_eager(spec, mode):
+    logits, _ = _epoch(mode, spec, "infer")
+    reference, _ = _epoch("eager", spec, "infer")
+    assert logits.shape == reference.shape == (EPOCH * 2, get_workload(spec).classes)
+    assert np.max(np.abs(logits - reference)) <= tolerance(mode, "infer")
+    # The epoch starts with the single-batch styles' batch and its batches are distinct.
+    np.testing.assert_allclose(reference[:2], _eager_logits(spec, 2), atol=1e-5)
+    assert not np.allclose(reference[:2], reference[2:4])
+
+
+@pytest.mark.parametrize("mode", [m for m in DATASET_TRAIN_MODES if m != "eager"])
+@pytest.mark.parametrize("spec", [SMALL_CNN, TRAIN_MOBILENET])
+def test_dataset_training_epoch_matches_eager(spec, mode):
+    loss, weights = _epoch(mode, spec, "train")
+    ref_loss, ref_weights = _epoch("eager", spec, "train")
+    tol = tolerance(mode, "train")
+    assert abs(float(loss) - float(ref_loss)) <= tol
+    assert set(weights) == set(ref_weights)
+    for name in ref_weights:
+        assert np.max(np.abs(weights[name] - ref_weights[name])) <= tol, name
+    # One epoch is EPOCH SGD steps over distinct batches: not EPOCH steps on batch 0.
+    _, same_batch = _train("eager", spec, "resident", calls=EPOCH)
+    assert any(not np.allclose(same_batch[n], ref_weights[n]) for n in ref_weights)
+    if "mobilenet" in spec:  # batch-norm statistics moved inside the epoch's loop too
+        assert not np.allclose(weights["conv1/bn/moving_mean"],
+                               get_workload(spec).weights(0)["conv1/bn/moving_mean"])
+
+
+def test_function_epoch_takes_only_dataset_input():
+    with pytest.raises(NotApplicable, match="dataset"):
+        load_mode("function_epoch").prepare(_request(SMALL_CNN, 2, "infer", "feed"))

@@ -7,7 +7,7 @@ import pytest
 
 from bench import plan
 from bench.errors import UsageError
-from bench.modes import MODES
+from bench.modes import MODES, accepts_input
 from bench.plan import Settings, SuiteError, expand, load_suite, parse_shard, rounds_order, shard
 
 SHIPPED = ("smoke", "quick", "overview", "standard", "full")
@@ -137,13 +137,15 @@ def test_shipped_suites_load_and_expand(name):
     assert suite.path.read_text().startswith("# "), "cell count and time estimate on top"
     cells = expand(suite)
     assert len(cells) == len(set(cells))
-    assert {c.mode for c in cells} == set(MODES)
+    inputs = {c.input for c in cells}
+    assert {c.mode for c in cells} == {m for m in MODES if any(accepts_input(m, i)
+                                                               for i in inputs)}
     assert {c.phase for c in cells} == {"infer", "train"}
 
 
 def test_shipped_suite_sizes_and_settings():
     counts = {name: len(expand(load_suite(name))) for name in SHIPPED}
-    assert counts == {"smoke": 28, "quick": 21, "overview": 84, "standard": 224, "full": 756}
+    assert counts == {"smoke": 28, "quick": 21, "overview": 84, "standard": 256, "full": 756}
     smoke = load_suite("smoke").settings
     assert (smoke.budget_s, smoke.min_samples, smoke.warmup) == (0.3, 5, 1)
     assert {c.case_spec for c in expand(load_suite("smoke"))} == {
@@ -175,7 +177,8 @@ def test_overrides_narrow_the_matrix():
     cells = expand(suite, modes=["eager", "xla"], phases=["infer"], batches=[4])
     assert {(c.mode, c.phase, c.batch) for c in cells} == {("eager", "infer", 4),
                                                           ("xla", "infer", 4)}
-    assert len(cells) == 4 * 2 * 2  # 4 case configs, 2 modes, 2 threads profiles
+    # 4 case configs, 2 modes, 2 threads profiles; plus the 2 dataset groups (all cores)
+    assert len(cells) == 4 * 2 * 2 + 2 * 2
     assert {c.threads for c in cells} == {"1", "all"}
     cnn_only = expand(suite, cases=["cnn"])
     assert {c.case_spec for c in cnn_only} == {"cnn", "cnn:input_size=32,channels=3"}
@@ -184,8 +187,9 @@ def test_overrides_narrow_the_matrix():
                  threads=["all"])
     assert {(c.case_spec, c.batch) for c in one} == {("mobilenet:alpha=0.5,resolution=128", 1),
                                                     ("mobilenet:alpha=0.5,resolution=128", 16)}
+    resident = expand(suite, inputs=["resident"])  # the dataset groups collapse into it
     both = expand(suite, devices=["cpu", "gpu"], inputs=["feed", "resident"])
-    assert len(both) == 4 * len(everything)
+    assert len(both) == 4 * len(resident) == 4 * 224
 
 
 def test_case_filter_adds_cases_missing_from_the_suite():
@@ -270,7 +274,9 @@ def test_probes_run_once_per_group_by_default():
     once = plan.probe_selection(order, "once")
     groups = {(c.case, c.config, c.mode, c.phase, c.input, c.device) for c in cells}
     assert len(once) == len(groups)
-    assert all(r == 0 and c.batch == min(suite.entries[0].batches) for r, c in once)
+    smallest = {i: min(c.batch for c in cells if c.input == i) for i in ("resident", "dataset")}
+    assert smallest == {"resident": min(suite.entries[0].batches), "dataset": 32}
+    assert all(r == 0 and c.batch == smallest[c.input] for r, c in once)
     assert plan.probe_selection(order, "none") == set()
     assert plan.probe_selection(order, "all") == {(0, c) for c in cells}
 
@@ -282,3 +288,49 @@ def test_threads_is_a_matrix_axis(tmp_path):
     assert [c.threads for c in cells] == ["1", "all"]
     assert cells[0].key.endswith("/t1") and cells[1].key.endswith("/tall")
     assert [c.threads for c in expand(suite, threads=["all"])] == ["all"]
+
+
+def test_dataset_input_gives_an_epoch_cell_per_mode_and_function_epoch_only_there(tmp_path):
+    suite = load_suite(write(tmp_path, "[settings]\nepoch_batches = 3\n[defaults]\n"
+                                       "phases = ['infer']\n[[case]]\nspec = 'cnn'"))
+    assert suite.settings.epoch_batches == 3
+    cells = expand(suite, inputs=["feed", "dataset"])
+    by_input = {i: [c.mode for c in cells if c.input == i] for i in ("feed", "dataset")}
+    assert by_input["dataset"] == list(MODES)
+    assert by_input["feed"] == [m for m in MODES if m != "function_epoch"]
+    assert "cnn/function_epoch/infer/cpu/dataset/b1/tall" in {c.key for c in cells}
+    # All modes (the default) with single-batch inputs only: function_epoch is left out.
+    assert "function_epoch" not in {c.mode for c in expand(suite)}
+
+
+def test_a_mode_asked_for_by_name_that_cannot_take_the_inputs_is_one_clear_error(tmp_path):
+    suite = load_suite(write(tmp_path, "[[case]]\nspec = 'cnn'"))
+    with pytest.raises(SuiteError, match="mode 'function_epoch' cannot take input feed, "
+                                         "resident; it takes only dataset"):
+        expand(suite, modes=["eager", "function_epoch"], inputs=["feed", "resident"])
+    path = write(tmp_path, "[[case]]\nspec = 'cnn'\nmodes = ['function_epoch']")
+    with pytest.raises(SuiteError, match="cannot take input resident"):
+        expand(load_suite(path))
+    assert {c.input for c in expand(load_suite(path), inputs=["dataset"])} == {"dataset"}
+
+
+@pytest.mark.parametrize("value", [0, -2, 1.5, "4", 10_001])
+def test_bad_epoch_batches_is_one_clear_error(tmp_path, value):
+    text = f"[settings]\nepoch_batches = {value!r}\n[[case]]\nspec = 'cnn'".replace("'", '"')
+    with pytest.raises(SuiteError, match="epoch_batches: expected an integer from 1 to 10000"):
+        load_suite(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--epoch-batches", "0"], "epoch_batches: expected an integer from 1"),
+    (["--epoch-batches", "-3"], "epoch_batches: expected an integer from 1"),
+    (["--mode", "function_epoch", "--input", "feed"], "mode 'function_epoch' cannot take input"),
+    (["--input", "streamed"], "unknown input style 'streamed'"),
+])
+def test_bad_dataset_settings_exit_2_before_anything_runs(tmp_path, capsys, args, message):
+    from bench.cli import main
+
+    out = tmp_path / "results"
+    assert main(["run", "--suite", "smoke", "--out", str(out), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # nothing ran, no run file

@@ -98,6 +98,13 @@ def test_debug_command_validates_before_running():
     cells = plan_cells(None, ["xla", "eager"], "train", 3)  # default cases, canonical order
     assert {c.case for c in cells} == {"cnn", "mobilenet"}
     assert [c.mode for c in cells[:2]] == ["eager", "xla"] and cells[0].batch == 3
+    # function_epoch takes only dataset input: left out by default, an error when named.
+    assert "function_epoch" not in {c.mode for c in plan_cells([CNN], None, "infer", 2)}
+    with pytest.raises(UsageError, match="'function_epoch' cannot take input resident"):
+        plan_cells([CNN], ["function_epoch"], "infer", 2)
+    dataset = plan_cells([CNN], None, "infer", 2, "dataset")
+    assert "function_epoch" in {c.mode for c in dataset} and {c.input for c in dataset} == {
+        "dataset"}
 
 
 def test_command_and_scorecard_do_not_import_tensorflow():
@@ -230,3 +237,24 @@ def test_debug_command_prints_the_scorecard_and_writes_a_run(tmp_path):
     eager = next(r for r in run.records if r.cell.mode == "eager")
     assert eager.status == "ok" and not eager.samples_s
     assert eager.debug["dbg_python_calls_per_step"] > 0
+
+
+@pytest.mark.parametrize(("mode", "in_python"), [
+    ("eager", True), ("function", True), ("function_epoch", False), ("session", False),
+    ("keras", False)])
+def test_dataset_input_says_whether_the_batch_passes_through_the_users_loop(mode, in_python):
+    """A Python for over the dataset holds each batch; an in-graph iterator or fit does not."""
+    from bench.probes.core import probe_record
+
+    case, _, config = CNN.partition(":")
+    record = probe_record(Cell(case, config, mode, "infer", input="dataset", batch=2))
+    assert record.status == "ok", record.reason
+    assert "dbg_probe_errors" not in record.debug, record.debug["dbg_probe_errors"]
+    assert record.debug["dbg_batch_in_python"] is in_python
+    if mode == "function_epoch":  # a new batch size retraces the epoch function once
+        assert record.debug["dbg_new_batch_accepted"] and \
+            record.debug["dbg_retraces_new_batch"] == 1
+
+
+def test_single_batch_inputs_leave_the_pipeline_probe_empty(probe):
+    assert probe(CNN, "eager")["dbg_batch_in_python"] is None

@@ -176,3 +176,20 @@ def test_pytest_benchmark_json_goes_through_the_hook(tmp_path):
         assert frame["mode"].tolist() == ["eager"]
         assert frame["images_per_s"].iloc[0] == pytest.approx(800, rel=0.03)
         assert frame["machine"].iloc[0] == "ci-box EPYC 7B13"
+
+
+def test_dataset_cells_show_seconds_per_epoch_and_the_input_column(tmp_path):
+    epoch = Record(Cell("cnn", "", "function_epoch", "infer", input="dataset", batch=8), "ok",
+                   samples_s=fake_samples(0.010, 20), images_per_step=8,
+                   extra={"batches_per_call": 4})
+    records = [ok("eager", 0.010), epoch]
+    frame = records_frame(load_runs([write_run(tmp_path / "run.jsonl", records)]))
+    row = frame.set_index("mode").loc["function_epoch"]
+    assert row["epoch_batches"] == 4
+    assert row["epoch_s"] == pytest.approx(4 * 8 / row["images_per_s"])
+    assert row["epoch_s"] == pytest.approx(0.040, rel=0.03)  # 4 batches of 10 ms
+    assert math.isnan(frame.set_index("mode").loc["eager", "epoch_s"])
+    columns = default_columns(frame)
+    assert columns.index("input") == columns.index("batch") - 1
+    assert "epoch_s" in columns
+    assert "function_epoch" in format_table(frame.loc[:, columns])

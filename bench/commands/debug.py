@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="modes (default: all): session,frozen,optimized,eager,function,xla,keras")
     p.add_argument("--phase", choices=("infer", "train"), default="infer")
     p.add_argument("--batch", type=int, default=2, help="batch size (default: 2)")
+    p.add_argument("--input", choices=("resident", "feed", "dataset"), default="resident",
+                   help="input style (default: resident; function_epoch needs dataset)")
     p.add_argument("--format", choices=("text", "markdown"), default="text")
     p.add_argument("--out", metavar="DIR",
                    help="also write the records as a run file (and the logs) in DIR")
@@ -43,9 +45,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, batch: int) -> list:
-    """Validated cells, case by case, modes in canonical order. Raises UsageError."""
-    from bench.modes import MODES
+def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, batch: int,
+               input_style: str = "resident") -> list:
+    """Validated cells, case by case, modes in canonical order. Raises UsageError.
+
+    Without --mode, modes that cannot take the input style are left out (function_epoch
+    without dataset input); a mode named that cannot take it is an error, as in bench.plan.
+    """
+    from bench.modes import MODE_INPUTS, MODES, accepts_input
     from bench.plan import MAX_BATCH
     from bench.record import Cell
     from cases import ConfigError, get_workload
@@ -55,7 +62,13 @@ def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, bat
     unknown = [m for m in modes or [] if m not in MODES]
     if unknown:
         raise UsageError(f"unknown mode {unknown[0]!r}; accepted modes: {', '.join(MODES)}")
-    chosen = [m for m in MODES if m in modes] if modes else list(MODES)
+    chosen = [m for m in MODES if m in modes] if modes else \
+        [m for m in MODES if accepts_input(m, input_style)]
+    for mode in chosen:
+        if not accepts_input(mode, input_style):
+            raise UsageError(f"mode {mode!r} cannot take input {input_style}; it takes only "
+                             f"{', '.join(MODE_INPUTS[mode])} (use --input "
+                             f"{MODE_INPUTS[mode][0]})")
     if not chosen:
         raise UsageError("--mode selects no modes")
     if not specs:
@@ -69,12 +82,12 @@ def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, bat
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
         cells += [Cell(workload.case, workload.config_string, mode, phase, device="cpu",
-                       input="resident", batch=batch) for mode in chosen]
+                       input=input_style, batch=batch) for mode in chosen]
     return cells
 
 
 def main(args: argparse.Namespace) -> int:
-    cells = plan_cells(args.cases, args.modes, args.phase, args.batch)
+    cells = plan_cells(args.cases, args.modes, args.phase, args.batch, args.input)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_path = None
     if args.out:

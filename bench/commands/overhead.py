@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.modes import MODES, not_applicable_reason
+    from bench.modes import MODES, accepts_input, not_applicable_reason
     from bench.record import Cell
     from bench.runner import run_in_worker, worker_context
     from bench.worker import CellOptions, measure_overhead
@@ -35,6 +35,9 @@ def main(args: argparse.Namespace) -> int:
 
     if args.mode not in MODES:
         raise UsageError(f"unknown mode {args.mode!r}; accepted modes: {', '.join(MODES)}")
+    if not accepts_input(args.mode, "resident"):
+        raise UsageError(f"mode {args.mode!r} takes only dataset input; the overhead benchmark "
+                         "times a resident single-batch step")
     if not_applicable_reason(args.mode, args.phase):
         raise UsageError(not_applicable_reason(args.mode, args.phase))
     if args.steps < 100 or args.batch < 1:

@@ -52,7 +52,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="cpu and/or gpu (default: the suite's, normally cpu)")
     p.add_argument("--batch", "--batches", type=_csv(int), dest="batches", metavar="N[,N]")
     p.add_argument("--input", "--inputs", type=_csv(), dest="inputs", metavar="I[,I]",
-                   help="resident (batch already on the device) and/or feed (host batch per step)")
+                   help="resident (batch already on the device), feed (host batch per step) and/or "
+                        "dataset (a tf.data epoch per measured call)")
+    p.add_argument("--epoch-batches", type=int, dest="epoch_batches", metavar="N",
+                   help="dataset input: distinct batches per epoch (one measured call)")
     p.add_argument("--rounds", type=int, help="run the matrix R times, rotating the order")
     p.add_argument("--budget", type=float, dest="budget_s", help="seconds of sampling per cell")
     p.add_argument("--target-ci", type=float, help="stop when the median's CI is within this")
@@ -95,7 +98,8 @@ def main(args: argparse.Namespace) -> int:
         cells = plan.shard(cells, index, count)
     overrides = {k: getattr(args, k) for k in ("rounds", "budget_s", "target_ci", "min_samples",
                                                "warmup", "timeout_s", "memory_limit_mb",
-                                               "threads_inter", "probes", "remeasure", "paired")
+                                               "threads_inter", "probes", "remeasure", "paired",
+                                               "epoch_batches")
                  if getattr(args, k) is not None}
     settings = plan.make_settings({**dataclasses.asdict(suite.settings), **overrides},
                                   where="command-line options")
@@ -175,7 +179,8 @@ def execute(cells: list, name: str, settings, out_dir: str | Path, *,
     options = CellOptions(warmup=settings.warmup, min_samples=settings.min_samples,
                           target_ci=settings.target_ci, budget_s=settings.budget_s,
                           seed=settings.seed, paired=settings.paired,
-                          paired_budget_s=settings.paired_budget_s)
+                          paired_budget_s=settings.paired_budget_s,
+                          epoch_batches=settings.epoch_batches)
     rounds = rounds or settings.rounds
     order = plan.rounds_order(cells, rounds)
     probe = plan.probe_selection(order, probes or settings.probes)

@@ -24,9 +24,20 @@ MODES: dict[str, tuple[tuple[str, ...], str]] = {
     "optimized": (("infer",), "frozen graph after optimize_for_inference + grappler"),
     "eager": (("infer", "train"), "op-by-op eager execution, GradientTape loop"),
     "function": (("infer", "train"), "tf.function traced graph"),
+    "function_epoch": (("infer", "train"), "a whole dataset epoch inside one tf.function"),
     "xla": (("infer", "train"), "tf.function(jit_compile=True)"),
     "keras": (("infer", "train"), "Keras layers: predict_on_batch / Model.fit"),
 }
+
+
+# Modes that take only some input styles (bench.record.INPUT_STYLES); every other mode takes all.
+MODE_INPUTS: dict[str, tuple[str, ...]] = {
+    "function_epoch": ("dataset",),
+}
+
+
+def accepts_input(mode: str, input_style: str) -> bool:
+    return input_style in MODE_INPUTS.get(mode, (input_style,))
 
 
 def not_applicable_reason(mode: str, phase: str) -> str | None:
@@ -44,5 +55,5 @@ def load_mode(name: str) -> ModuleType:
     return importlib.import_module(f"bench.modes.{name}")
 
 
-__all__ = ["MODES", "DeviceUnavailable", "NotApplicable", "Prepared", "Request", "Threads",
-           "load_mode", "not_applicable_reason"]
+__all__ = ["MODES", "MODE_INPUTS", "DeviceUnavailable", "NotApplicable", "Prepared", "Request",
+           "Threads", "accepts_input", "load_mode", "not_applicable_reason"]

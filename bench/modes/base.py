@@ -20,6 +20,7 @@ TOLERANCE = {
     "optimized": 1e-3,
     "eager": 0.0,
     "function": 1e-4,
+    "function_epoch": 1e-4,
     "xla": 1e-3,
     "keras": 1e-3,
 }
@@ -31,6 +32,7 @@ TRAIN_TOLERANCE = {
     "session": 1e-4,
     "eager": 0.0,
     "function": 1e-4,
+    "function_epoch": 1e-4,
     "xla": 2e-2,
     "keras": 1e-4,
 }
@@ -39,6 +41,16 @@ TRAIN_TOLERANCE = {
 # would make the equivalence check meaningless. Speed does not depend on the rate.
 LEARNING_RATE = 1e-4
 EQUIVALENCE_STEPS = 3
+# Distinct batches in one epoch of the `dataset` input style (suite setting `epoch_batches`).
+EPOCH_BATCHES = 8
+
+
+def equivalence_calls(input_style: str, phase: str) -> int:
+    """Calls of the step the equivalence check compares for training: EQUIVALENCE_STEPS
+    single-batch SGD steps, or one whole epoch for dataset input (its step is an epoch)."""
+    if phase != "train":
+        return 1
+    return 1 if input_style == "dataset" else EQUIVALENCE_STEPS
 
 
 def tolerance(mode: str, phase: str) -> float:
@@ -79,9 +91,13 @@ class Request:
     labels: np.ndarray
     phase: str = "infer"  # "infer" | "train"
     device: str = "cpu"  # "cpu" | "gpu"
-    input: str = "resident"  # "resident" | "feed"
+    input: str = "resident"  # "resident" | "feed" | "dataset"
     threads: Threads = field(default_factory=Threads.default)
     learning_rate: float = LEARNING_RATE
+    # Dataset input only: distinct batches per epoch, batch i = workload.inputs(batch, seed, i)
+    # (batch 0 is `images`/`labels`); one call of the step is one epoch over them.
+    epoch_batches: int = EPOCH_BATCHES
+    seed: int = 0
 
     @property
     def batch(self) -> int:
@@ -94,7 +110,9 @@ class Prepared:
 
     `step()` runs one batch and returns host values (numpy): logits for inference, the loss
     for training. Returning host values is what synchronises asynchronous devices, so timing
-    `step()` with perf_counter measures the real work.
+    `step()` with perf_counter measures the real work. With dataset input `step()` runs one
+    epoch (`batches_per_call` batches, in the dataset's order) and returns the logits of all
+    of them concatenated, or the epoch's mean loss.
     """
 
     step: Callable[[], Any]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bench.modes import graph as g
 from bench.modes.base import NotApplicable, Prepared, Request
+from bench.modes.data import batches_per_call
 from bench.modes.runtime import device_name, session_config, stage
 
 
@@ -29,6 +30,6 @@ def prepare(request: Request) -> Prepared:
     return Prepared(
         step=step, setup_s=timings,
         graph_nodes={"built": built_nodes, "frozen": g.count_nodes(frozen)},
-        close=session.close,
+        close=session.close, batches_per_call=batches_per_call(request),
         handles={"graph": graph, "session": session, "graph_def": frozen},
     )

@@ -7,7 +7,11 @@ constants; only freezing turns them into constants, on purpose.
 Inputs never become constants. `feed` style feeds a placeholder every step. `resident` style
 keeps the batch in a non-trainable variable on the device; a frozen graph keeps its input as a
 placeholder and is imported with that placeholder mapped to the variable's value. Either way the
-graph optimiser cannot constant-fold the network into a lookup of the answer.
+graph optimiser cannot constant-fold the network into a lookup of the answer. `dataset` style
+reads `make_one_shot_iterator(dataset).get_next()` in the graph (no feed_dict); a frozen graph
+is imported with its input placeholder mapped to that `get_next()` through `input_map`, the
+same mechanism as the resident variable. The iterator yields a new batch every run, so it
+cannot be folded either.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from bench.modes.base import Request
+from bench.modes.data import epoch_dataset, epoch_result
 from bench.modes.runtime import stage
 from cases.layers import softmax_cross_entropy
 
@@ -45,8 +50,12 @@ class BuiltGraph:
     init_feed: dict  # placeholder -> value, for the initialiser
 
 
-def build(request: Request, device: str, training: bool, resident: bool) -> BuiltGraph:
-    """The case's forward (and, for training, SGD update) as a tf.compat.v1 graph."""
+def build(request: Request, device: str, training: bool, source: str) -> BuiltGraph:
+    """The case's forward (and, for training, SGD update) as a tf.compat.v1 graph.
+
+    `source` is where the images (and labels) come from: "resident", "feed" or "dataset".
+    """
+    resident = source == "resident"
     wl, batch = request.workload, request.batch
     graph = tf.Graph()
     init_feed: dict = {}
@@ -61,7 +70,10 @@ def build(request: Request, device: str, training: bool, resident: bool) -> Buil
         image_shape = (batch, *wl.input_shape)
         feed_images = tf.compat.v1.placeholder(tf.float32, image_shape, name=INPUT_NAME)
         labels = None
-        if resident:
+        if source == "dataset":
+            images, labels = _next_batch(request)
+            feed_images = None
+        elif resident:
             initial = tf.compat.v1.placeholder(tf.float32, image_shape, name="init/images")
             init_feed[initial] = request.images
             holder = tf.compat.v1.Variable(initial, name=RESIDENT_NAME, trainable=False,
@@ -69,7 +81,7 @@ def build(request: Request, device: str, training: bool, resident: bool) -> Buil
             images, feed_images = holder.read_value(), None
         else:
             images = feed_images
-        if training:
+        if training and source != "dataset":
             if resident:
                 initial = tf.compat.v1.placeholder(tf.int32, (batch,), name="init/labels")
                 init_feed[initial] = request.labels
@@ -85,9 +97,28 @@ def build(request: Request, device: str, training: bool, resident: bool) -> Buil
             loss = tf.identity(softmax_cross_entropy(logits, labels), name=LOSS_NAME)
             train_op = _sgd_update(variables, wl.trainable_names, loss, updates,
                                    request.learning_rate)
-    feed_labels = labels if training and not resident else None
+    feed_labels = labels if training and source == "feed" else None
     return BuiltGraph(graph, images, feed_images, feed_labels, logits, loss, train_op,
                       variables, init_feed)
+
+
+def _next_batch(request: Request) -> tuple:
+    """The repeated epoch dataset's next element, read in the graph: (images, labels or None)."""
+    with tf.device("/CPU:0"):  # input pipelines run on the host, as tf.data always does
+        iterator = tf.compat.v1.data.make_one_shot_iterator(epoch_dataset(request, repeat=True))
+        element = iterator.get_next(name="next_batch")
+    if request.phase == "train":
+        return element
+    return element, None
+
+
+def epoch_step(run, batches: int, training: bool):
+    """One epoch of a Session graph that reads its input from the dataset iterator."""
+
+    def step():
+        return epoch_result([run() for _ in range(batches)], training)
+
+    return step
 
 
 def _sgd_update(variables, trainable_names, loss, updates, learning_rate):
@@ -130,7 +161,7 @@ def inference_graph_def(request: Request, device: str, config) -> tuple:
     Used by frozen/optimized: freezing must see the input as a placeholder so the input is
     never folded together with the weights.
     """
-    built = build(request, device, training=False, resident=False)
+    built = build(request, device, training=False, source="feed")
     session = new_session(built.graph, config)
     initialize(session, built)
     return built, session
@@ -144,14 +175,18 @@ def freeze(session, built: BuiltGraph):
     )
 
 
-def import_for_run(graph_def, request: Request, device: str, resident: bool):
-    """Import a frozen GraphDef into a fresh graph, with the input fed or device-resident."""
+def import_for_run(graph_def, request: Request, device: str, source: str):
+    """Import a frozen GraphDef into a fresh graph, its input fed, resident or from a dataset."""
     graph = tf.Graph()
     init_feed: dict = {}
+    resident = source == "resident"
     with graph.as_default():
         input_map = None
         feed = None
-        if resident:
+        if source == "dataset":
+            with tf.device(device):
+                input_map = {INPUT_NAME: _next_batch(request)[0]}
+        elif resident:
             with tf.device(device):
                 initial = tf.compat.v1.placeholder(tf.float32, request.images.shape,
                                                    name="init/images")
@@ -161,7 +196,7 @@ def import_for_run(graph_def, request: Request, device: str, resident: bool):
             input_map = {INPUT_NAME: holder.read_value()}
         with tf.device(device):
             tf.compat.v1.import_graph_def(graph_def, input_map=input_map, name="")
-        if not resident:
+        if source == "feed":
             feed = graph.get_tensor_by_name(f"{INPUT_NAME}:0")
         logits = graph.get_tensor_by_name(f"{LOGITS_NAME}:0")
         init = tf.compat.v1.global_variables_initializer()
@@ -170,13 +205,14 @@ def import_for_run(graph_def, request: Request, device: str, resident: bool):
 
 def run_frozen(graph_def, request: Request, device: str, config, timings: dict[str, float]):
     """Shared by frozen/optimized: import, initialise the resident input, make the step."""
-    resident = request.input == "resident"
     with stage(timings, "import"):
         graph, feed, logits, init, init_feed = import_for_run(graph_def, request, device,
-                                                              resident)
+                                                              request.input)
         session = new_session(graph, config)
         session.run(init, feed_dict=init_feed)
-    if resident:
+    if request.input == "dataset":
+        step = epoch_step(session.make_callable(logits), request.epoch_batches, training=False)
+    elif request.input == "resident":
         run = session.make_callable(logits)
         step = run
     else:

@@ -7,6 +7,9 @@ overhead (callbacks, data adapter) is amortised as it is over a real epoch, and 
 reports per-batch times. The first call and the equivalence steps use single-batch `fit`
 calls, so they are exactly three SGD steps like every other mode's.
 
+With dataset input a call is `Model.predict(dataset)` / `Model.fit(dataset, epochs=1)` over
+the epoch's dataset (bench.modes.data), the way Keras is fed in real training.
+
 Keras' default `jit_compile="auto"` is left alone (it is what users get: off on CPU-only
 machines, on with a GPU); the resolved value is recorded in `extra`. This mode is also the
 independent check that the raw-op workloads are the standard networks.
@@ -19,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from bench.modes.base import Prepared, Request
+from bench.modes.data import batches_per_call, epoch_dataset
 from bench.modes.runtime import configure_threads, device_name, stage
 from cases.base import get_keras_weights
 
@@ -50,7 +54,18 @@ def prepare(request: Request) -> Prepared:
             history = model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
         return history.history["loss"][-1]
 
-    if training:
+    single_step = None
+    if request.input == "dataset":
+        with tf.device(device), stage(timings, "build"):
+            dataset = epoch_dataset(request)
+
+        def step():
+            with tf.device(device):
+                if training:
+                    return model.fit(dataset, epochs=1, verbose=0,
+                                     shuffle=False).history["loss"][-1]
+                return model.predict(dataset, verbose=0)
+    elif training:
         def step():
             return fit(images, labels)
 
@@ -64,8 +79,9 @@ def prepare(request: Request) -> Prepared:
     return Prepared(
         step=step, setup_s=timings,
         read_weights=(lambda: get_keras_weights(model)) if training else None,
-        batches_per_call=FIT_BATCHES if training else 1,
-        single_step=single_step if training else None,
+        batches_per_call=(batches_per_call(request) if request.input == "dataset"
+                          else FIT_BATCHES if training else 1),
+        single_step=single_step,
         extra={"keras_version": keras.__version__,
                "jit_compile": str(getattr(model, "jit_compile", "n/a"))},
         handles={"model": model},

@@ -13,6 +13,7 @@ from tensorflow.python.tools import optimize_for_inference_lib
 
 from bench.modes import graph as g
 from bench.modes.base import NotApplicable, Prepared, Request
+from bench.modes.data import batches_per_call
 from bench.modes.frozen import frozen_graph_def
 from bench.modes.runtime import device_name, session_config, stage
 
@@ -54,7 +55,7 @@ def prepare(request: Request) -> Prepared:
         step=step, setup_s=timings,
         graph_nodes={"built": built_nodes, "frozen": g.count_nodes(frozen),
                      "folded": g.count_nodes(folded), "optimized": g.count_nodes(optimized)},
-        close=session.close,
+        close=session.close, batches_per_call=batches_per_call(request),
         extra={"op_types_frozen": g.op_types(frozen), "op_types_optimized": g.op_types(optimized)},
         handles={"graph": graph, "session": session, "graph_def": optimized,
                  "frozen_graph_def": frozen, "folded_graph_def": folded},

@@ -12,19 +12,23 @@ from bench.modes.runtime import device_name, session_config, stage
 def prepare(request: Request) -> Prepared:
     device = device_name(request.device)
     training = request.phase == "train"
-    resident = request.input == "resident"
+    feeding = request.input == "feed"
     timings: dict[str, float] = {}
     with stage(timings, "build"):
-        built = g.build(request, device, training=training, resident=resident)
+        built = g.build(request, device, training=training, source=request.input)
         session = g.new_session(built.graph, session_config(request.threads, request.device))
         g.initialize(session, built)
         built.graph.finalize()  # nothing may be added to the graph while it is measured
     fetch = [built.loss, built.train_op] if training else built.logits
-    feeds = [] if resident else [built.feed_images] + ([built.labels] if training else [])
+    feeds = [built.feed_images] + ([built.labels] if training else []) if feeding else []
     run = session.make_callable(fetch, feed_list=feeds or None)
-    values = [] if resident else [request.images] + ([request.labels] if training else [])
+    values = [request.images] + ([request.labels] if training else []) if feeding else []
 
-    if training:
+    batches = 1
+    if request.input == "dataset":  # each run reads the iterator's next batch: no feed_dict
+        batches = request.epoch_batches
+        step = g.epoch_step((lambda: run()[0]) if training else run, batches, training)
+    elif training:
         def step():
             return run(*values)[0]
     else:
@@ -43,6 +47,7 @@ def prepare(request: Request) -> Prepared:
         step=step, setup_s=timings,
         graph_nodes={"built": g.count_nodes(graph_def)},
         read_weights=read_weights if training else None, close=session.close,
+        batches_per_call=batches,
         handles={"graph": built.graph, "session": session, "graph_def": graph_def,
                  "built": built},
     )

@@ -3,7 +3,8 @@
 The three modes run literally the same Python step functions; they differ only in whether the
 step is called directly, wrapped in `tf.function`, or in `tf.function(jit_compile=True)`.
 Inputs are passed as arguments (never captured as constants), so a traced graph cannot fold
-the network away.
+the network away. With dataset input the step is a Python `for` over the epoch's dataset that
+calls the (possibly traced) per-batch function once per batch.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from bench.modes.base import Prepared, Request
+from bench.modes.data import epoch_dataset, epoch_result
 from bench.modes.runtime import configure_threads, device_name, stage
 from cases.layers import softmax_cross_entropy
 
@@ -71,6 +73,7 @@ def prepare_tf2(request: Request, mode: str,
             fn = train_fn(request, variables) if training else infer_fn(request, variables)
             resident = request.input == "resident"
             args = _inputs(request, training, resident)
+            dataset = epoch_dataset(request) if request.input == "dataset" else None
         if wrap is not None:
             with stage(timings, "trace"):
                 fn = wrap(fn)
@@ -78,7 +81,12 @@ def prepare_tf2(request: Request, mode: str,
             handles["concrete_function"] = concrete
             graph_nodes["traced"] = len(concrete.graph.as_graph_def().node)
 
-    if resident:
+    if dataset is not None:
+        def step():
+            with tf.device(device):
+                outputs = [fn(*batch) if training else fn(batch) for batch in dataset]
+            return epoch_result(outputs, training)
+    elif resident:
         def step():
             with tf.device(device):
                 return fn(*args).numpy()
@@ -95,6 +103,7 @@ def prepare_tf2(request: Request, mode: str,
     handles.update(function=fn, variables=variables)
     return Prepared(step=step, setup_s=timings, graph_nodes=graph_nodes,
                     read_weights=read_weights if training else None, handles=handles,
+                    batches_per_call=request.epoch_batches if dataset is not None else 1,
                     extra={"mode_impl": mode})
 
 

@@ -67,6 +67,9 @@ KEYS: dict[str, str] = {
     "dbg_new_op_types": "op types that exist only in the graph the mode runs (fused kernels)",
     "dbg_batch_norm_folded": "batch norm no longer runs as an op of its own (None: no batch "
                              "norm in the model)",
+    # 7. Input pipeline (dataset input only; None otherwise)
+    "dbg_batch_in_python": "with a tf.data pipeline, each step's input batch is a value in the "
+                           "user's own loop code, where a breakpoint or print can show it",
 }
 
 # Which way is better for a debugging user, per probe: "higher" / "lower" for numbers, True

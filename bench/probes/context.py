@@ -137,9 +137,15 @@ class ProbeContext:
 
     def step_inputs(self, images: np.ndarray | None = None,
                     labels: np.ndarray | None = None) -> tuple:
-        """The arguments the eager/function step functions take, as device tensors."""
+        """The arguments the eager/function step functions take, as device tensors (or, for a
+        function that runs a whole epoch, the epoch's dataset starting with these bytes)."""
         images = self.request.images if images is None else images
         labels = self.request.labels if labels is None else labels
+        if self.prepared.handles.get("function_input") == "dataset":
+            from bench.modes.data import epoch_dataset
+
+            request = dataclasses.replace(self.request, images=images, labels=labels)
+            return (epoch_dataset(request),)
         with tf.device(self.device):
             args = (tf.identity(tf.constant(images)),)
             if self.training:

@@ -14,6 +14,7 @@ from bench.probes.faults import faults
 from bench.probes.graphs import graph_visibility
 from bench.probes.intermediates import intermediates
 from bench.probes.messages import short_error
+from bench.probes.pipeline import input_pipeline
 from bench.probes.stepping import python_calls
 
 # In order: probes that use the cell's own prepared instance first (python_calls steps it,
@@ -30,6 +31,7 @@ PROBES: tuple[tuple[Callable[[ProbeContext], dict[str, Any]], tuple[str, ...]], 
               "dbg_nan_error_names_layer")),
     (cost_of_change, ("dbg_cold_start_s", "dbg_traces_to_first_result",
                       "dbg_new_batch_accepted", "dbg_retraces_new_batch", "dbg_new_shape_s")),
+    (input_pipeline, ("dbg_batch_in_python",)),
 )
 
 
@@ -73,7 +75,7 @@ def probe_record(cell: Any, seed: int = 0):
     pin(place.cpus)
     threads = Threads(place.intra_op, place.inter_op)
     request = Request(workload, weights, images, labels, cell.phase, cell.device, cell.input,
-                      threads)
+                      threads, seed=seed)
     t0 = time.perf_counter()
     try:
         prepared = load_mode(cell.mode).prepare(request)

@@ -105,7 +105,7 @@ def _built_graph_def(ctx: ProbeContext):
         return handles["built"].graph.as_graph_def()
     from bench.modes import graph as g
 
-    built = g.build(ctx.request, ctx.device, training=ctx.training, resident=False)
+    built = g.build(ctx.request, ctx.device, training=ctx.training, source="feed")
     return built.graph.as_graph_def()
 
 

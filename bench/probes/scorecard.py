@@ -21,18 +21,21 @@ def format_scorecard(records: list[Record], fmt: str = "text") -> str:
     groups: dict[tuple, list[Record]] = {}
     for record in records:
         cell = record.cell
-        groups.setdefault((cell.case_spec, cell.phase, cell.batch, cell.device), []).append(record)
+        key = (cell.case_spec, cell.phase, cell.batch, cell.device, cell.input)
+        groups.setdefault(key, []).append(record)
     parts = [_one(key, group, fmt) for key, group in groups.items()]
     return "\n".join(parts)
 
 
 def _one(key: tuple, records: list[Record], fmt: str) -> str:
-    spec, phase, batch, device = key
+    spec, phase, batch, device, input_style = key
     by_mode = {r.cell.mode: r for r in records}
     modes = [m for m in MODES if m in by_mode] + [m for m in by_mode if m not in MODES]
     keys = [k for k in KEYS if any(k in r.debug for r in records)]
     keys += sorted({k for r in records for k in r.debug if k not in KEYS})
     title = f"Debuggability scorecard: {spec}, {phase}, batch {batch}, {device}"
+    if input_style != "resident":
+        title += f", {input_style} input"
     header = ["probe", *modes]
     rows: list[list[str]] = []
     notes: list[str] = []
