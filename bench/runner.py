@@ -190,7 +190,8 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
     cells = list(dict.fromkeys(cell for _, cell in cells_in_order))
     profiles = sorted({(cell.device, cell.threads) for cell in cells}) or [("cpu", "all")]
     facts = machine_facts()
-    peak = _calibrate(ctx, profiles, threads_inter, machine_cpus, log_dir, "start", facts)
+    peak = calibrate_profiles(ctx, profiles, threads_inter, machine_cpus, log_dir, "start",
+                              facts)
     facts["fingerprint"] = fingerprint(facts, ",".join(sorted({d for d, _ in profiles})))
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     header = RunHeader(run_id=run_id, suite=suite, started=dt.datetime.now(dt.UTC)
@@ -206,14 +207,11 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
 
     def measure(cell: Cell, round_index: int, probes: bool, note: str = "") -> Record:
         progress.start(cell, round_index)
-        place = placement(cell.threads, threads_inter, machine_cpus)
-        pin(place.runner_cpus)  # the runner waits on CPUs the worker does not use
-        cell_options = replace(options, probes=probes, cpus=place.cpus,
-                               intra_op=place.intra_op, inter_op=place.inter_op,
-                               slowdown=slowdown_for(cell.mode, cell.phase, slowdown or {}))
-        record = _measure_one(ctx, cell, cell_options, log_dir / _log_name(cell, round_index),
-                              timeout_s, memory_limit_mb)
-        record.run_id, record.round = run_id, round_index
+        record = measure_placed(ctx, cell, round_index, options, probes=probes,
+                                log_dir=log_dir, timeout_s=timeout_s,
+                                memory_limit_mb=memory_limit_mb, threads_inter=threads_inter,
+                                machine_cpus=machine_cpus, slowdown=slowdown)
+        record.run_id = run_id
         if note:
             record.extra["remeasure"] = note
         writer.append(record)
@@ -233,8 +231,8 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
                 progress.total += 1
                 measure(cell, rounds + extra, False, reason)
         try:
-            end_peak = _calibrate(ctx, profiles, threads_inter, machine_cpus, log_dir, "end",
-                                  None)
+            end_peak = calibrate_profiles(ctx, profiles, threads_inter, machine_cpus, log_dir,
+                                          "end", None)
         except (RuntimeError, UsageError):  # the cells are measured; the start peak stands
             end_peak = {}
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via bench.signals
@@ -250,9 +248,29 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
     return result
 
 
-def _calibrate(ctx, profiles: list[tuple[str, str]], threads_inter: int,
-               machine_cpus: list[int], log_dir: Path, when: str,
-               facts: dict | None) -> dict[str, float]:
+def measure_placed(ctx, cell: Cell, round_index: int, options: CellOptions, *, probes: bool,
+                   log_dir: Path, timeout_s: float, memory_limit_mb: float | None,
+                   threads_inter: int, machine_cpus: list[int],
+                   slowdown: dict | None) -> Record:
+    """One (round, cell) in a fresh worker pinned to its CPUs; the caller waits off them.
+
+    Shared by the local runner and the Ray node task (bench.node), so a cell on a cluster node
+    is measured exactly as a local one: same placement, timeout, memory limit and crash path.
+    """
+    place = placement(cell.threads, threads_inter, machine_cpus)
+    pin(place.runner_cpus)  # the runner waits on CPUs the worker does not use
+    cell_options = replace(options, probes=probes, cpus=place.cpus,
+                           intra_op=place.intra_op, inter_op=place.inter_op,
+                           slowdown=slowdown_for(cell.mode, cell.phase, slowdown or {}))
+    record = _measure_one(ctx, cell, cell_options, log_dir / _log_name(cell, round_index),
+                          timeout_s, memory_limit_mb)
+    record.round = round_index
+    return record
+
+
+def calibrate_profiles(ctx, profiles: list[tuple[str, str]], threads_inter: int,
+                       machine_cpus: list[int], log_dir: Path, when: str,
+                       facts: dict | None) -> dict[str, float]:
     """Peak FLOP/s per (device, threads) profile, measured on the CPUs its cells get.
 
     Run at the start and again at the end of a run; readers take the better of the two
