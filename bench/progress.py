@@ -1,9 +1,14 @@
-"""A one-line progress display on stderr: the cell being measured and the time left."""
+"""A one-line progress display on stderr: the cell being measured and the time left.
+
+On a Ray cluster (bench.cluster) cells finish on several nodes at once: `done` then gets the
+node's name, and the line shows how many cells each node has finished.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 
 from bench.record import Cell, Record
 
@@ -16,6 +21,7 @@ class Progress:
         self.done_count = 0
         self.started = time.monotonic()
         self.failed = 0
+        self.per_node: Counter[str] = Counter()
 
     def _eta(self) -> str:
         if not self.done_count:
@@ -37,19 +43,31 @@ class Progress:
         self.stream.write("\r\033[K" + line[:150])
         self.stream.flush()
 
-    def done(self, record: Record) -> None:
+    def done(self, record: Record, node: str = "") -> None:
         self.done_count += 1
         self.failed += record.status in ("error", "timeout", "crashed")
+        if node:
+            self.per_node[node] += 1
         if not self.enabled:
             return
+        at = f" @{node}" if node else ""
         if self.tty:
             if record.status not in ("ok", "skipped"):
-                self.stream.write(f"\r\033[K{record.status}: {record.cell.key}: {record.reason}\n")
+                self.stream.write(f"\r\033[K{record.status}: {record.cell.key}{at}: "
+                                  f"{record.reason}\n")
+            if node:  # nothing else updates the line on a cluster: cells finish elsewhere
+                line = (f"[{self._bar()}] {self.done_count}/{self.total} {self._nodes()} "
+                        f"(left ~{self._eta()})")
+                self.stream.write("\r\033[K" + line[:150])
+                self.stream.flush()
             return
         note = f" ({record.reason})" if record.status not in ("ok", "skipped") else ""
         self.stream.write(f"[{self.done_count}/{self.total}] {record.status:7s} "
-                          f"{record.cell.key}{note}  left ~{self._eta()}\n")
+                          f"{record.cell.key}{at}{note}  left ~{self._eta()}\n")
         self.stream.flush()
+
+    def _nodes(self) -> str:
+        return "per node: " + ", ".join(f"{n} {k}" for n, k in sorted(self.per_node.items()))
 
     def finish(self, interrupted: bool = False) -> None:
         if not self.enabled:
@@ -58,6 +76,7 @@ class Progress:
             self.stream.write("\r\033[K")
         elapsed = time.monotonic() - self.started
         state = "interrupted" if interrupted else "done"
+        nodes = f"; {self._nodes()}" if self.per_node else ""
         self.stream.write(f"{state}: {self.done_count}/{self.total} cells in {elapsed:.0f} s, "
-                          f"{self.failed} failed\n")
+                          f"{self.failed} failed{nodes}\n")
         self.stream.flush()
