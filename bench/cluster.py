@@ -81,7 +81,8 @@ def connect(address: str) -> None:
                   runtime_env={"env_vars": env} if env else None)
     try:
         if address in LOCAL:
-            ray.init(num_cpus=os.cpu_count() or 1, resources={SLOT: 1},
+            # address="local": a new cluster even when RAY_ADDRESS names a running one
+            ray.init(address="local", num_cpus=os.cpu_count() or 1, resources={SLOT: 1},
                      include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
                      **common)
         else:

@@ -11,8 +11,11 @@ status. A cell that kills its worker therefore costs the cell, never the Ray wor
 The task is a generator: it yields a `NodeInfo` first (the node's machine facts, fingerprint
 and peak calibration, which the driver puts in the header of that node's run file), then one
 `Record` per cell as soon as it is measured, so records reach the driver's files while the
-group is still running. Calibration is done once per Ray worker process and run (cached here),
-not once per group. This module imports neither Ray nor TensorFlow at import time.
+group is still running; each record says which node measured it (`extra.node`) and when it
+held the slot (`extra.slot_held`, Unix seconds). Calibration is done once per Ray worker
+process and run (cached here), not once per group. The forkserver a task starts lives in its
+Ray worker, which Ray ends with the job (the driver's run), so nothing outlives the run.
+This module imports neither Ray nor TensorFlow at import time.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,13 +93,14 @@ def run_group(job: GroupJob) -> Iterator[NodeInfo | Record]:
     records: list[Record] = []
     try:
         for round_index, cell in job.cells:
+            started = time.time()
             record = measure_placed(ctx, cell, round_index, job.options,
                                     probes=(round_index, cell) in job.probe, log_dir=log_dir,
                                     timeout_s=job.timeout_s,
                                     memory_limit_mb=job.memory_limit_mb,
                                     threads_inter=job.threads_inter,
                                     machine_cpus=machine_cpus, slowdown=job.slowdown)
-            record.extra["node"] = info.tag
+            record.extra.update(node=info.tag, slot_held=[started, time.time()])
             records.append(record)
             yield record
         for cell in list(dict.fromkeys(c for _, c in job.cells)) if job.remeasure else ():
@@ -104,12 +109,14 @@ def run_group(job: GroupJob) -> Iterator[NodeInfo | Record]:
                 reason = remeasure_reason(mine, job.rounds)
                 if not reason or any(r.status != "ok" for r in mine):
                     break
+                started = time.time()
                 record = measure_placed(ctx, cell, job.rounds + extra, job.options,
                                         probes=False, log_dir=log_dir, timeout_s=job.timeout_s,
                                         memory_limit_mb=job.memory_limit_mb,
                                         threads_inter=job.threads_inter,
                                         machine_cpus=machine_cpus, slowdown=job.slowdown)
-                record.extra.update(node=info.tag, remeasure=reason)
+                record.extra.update(node=info.tag, slot_held=[started, time.time()],
+                                    remeasure=reason)
                 records.append(record)
                 yield record
     finally:

@@ -1,0 +1,209 @@
+"""`bench run --ray`: the same answers as a local run, one cell per node slot, failures contained.
+
+One two-node Ray cluster is started for the module (ray.cluster_utils.Cluster: two raylets on
+this machine, each offering one `bench_slot`, so the scheduler sees two nodes' slots exactly as
+on a real cluster) and stopped after it; the drivers under test are real `python -m bench run`
+processes that join it by address. The SIGINT test uses `--ray` alone, the in-process cluster
+the driver starts itself, to show that one is gone after the run too. The tests skip only when
+Ray is not importable (the `ray` extra; CI installs it).
+"""
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SMALL_CNN
+
+from bench.store import load_run
+
+ROOT = Path(__file__).resolve().parent.parent
+HAVE_RAY = importlib.util.find_spec("ray") is not None
+needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="ray is not installed (the 'ray' extra)")
+MB = 1024 * 1024
+
+
+def _suite(tmp_path: Path, modes: list[str], batches=(1, 2), budget: float = 0.05) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(
+        f'description = "test"\n[settings]\nbudget_s = {budget}\nmin_samples = 3\nwarmup = 1\n'
+        f"timeout_s = 120\n[defaults]\nmodes = {modes!r}\nphases = ['infer']\n"
+        f"[[case]]\nspec = '{SMALL_CNN}'\nbatches = {list(batches)!r}\n".replace("'", '"'))
+    return path
+
+
+def _env(extra: dict | None = None) -> dict:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "RAY_USAGE_STATS_ENABLED": "0",
+            **(extra or {})}
+
+
+def _bench(args, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, env=_env(env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _runs(out: Path):
+    return [load_run(p) for p in sorted(out.glob("*.jsonl"))]
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid`, read from /proc (children of children too)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pids) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive
+
+
+def _gone_within(pids, seconds: float) -> set[int]:
+    deadline = time.monotonic() + seconds
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return _alive(pids)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two fake nodes on this machine, one bench_slot each; every Ray process gone after."""
+    from ray.cluster_utils import Cluster
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    node_args = dict(num_cpus=1, resources={"bench_slot": 1}, object_store_memory=80 * MB)
+    started = Cluster(initialize_head=True,
+                      head_node_args={**node_args, "include_dashboard": False})
+    pids: set[int] = set()
+    try:
+        started.add_node(**node_args)
+        started.wait_for_nodes()
+        for node in started.list_all_nodes():
+            for infos in node.all_processes.values():
+                pids.update(info.process.pid for info in infos)
+        yield started
+    finally:
+        started.shutdown()
+    assert not _gone_within(pids, 20), "Ray processes outlived the test cluster"
+
+
+def test_without_ray_the_option_is_one_line_and_exit_2(tmp_path):
+    blocked = ("import sys; sys.modules['ray'] = None; from bench.cli import main; "
+               f"sys.exit(main(['run', '--suite', {str(_suite(tmp_path, ['eager']))!r}, "
+               f"'--out', {str(tmp_path / 'out')!r}, '--ray']))")
+    result = subprocess.run([sys.executable, "-c", blocked], cwd=ROOT, env=_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "pip install -e '.[cpu,ray]'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+@needs_ray
+def test_cluster_run_matches_a_local_run_and_groups_never_share_a_slot(tmp_path, cluster):
+    suite = _suite(tmp_path, ["eager", "function"])  # 2 groups (batch 1, 2) of 2 modes
+    common = ["run", "--suite", str(suite), "--quiet", "--probes", "none"]
+    local = _bench([*common, "--out", str(tmp_path / "local")])
+    assert local.returncode == 0, local.stderr
+    remote = _bench([*common, "--out", str(tmp_path / "ray"), "--ray", cluster.address])
+    assert remote.returncode == 0, remote.stderr
+
+    def verdicts(runs):
+        return sorted((r.cell.key, r.status, r.equivalent) for run in runs for r in run.records)
+
+    ray_runs = _runs(tmp_path / "ray")
+    assert verdicts(ray_runs) == verdicts(_runs(tmp_path / "local"))
+    assert all(v[1] == "ok" and v[2] for v in verdicts(ray_runs))
+    assert all(run.complete for run in ray_runs)
+    records = [r for run in ray_runs for r in run.records]
+    # One file per node that measured, named after it; its header is that node's calibration.
+    for run in ray_runs:
+        assert {r.extra["node"] for r in run.records} == {run.header.options["ray_node"]}
+        assert run.header.peak_flops and run.header.machine.get("fingerprint")
+        assert "OMP_NUM_THREADS" not in run.header.machine["env"]  # as in a local run
+    # A comparison group is measured on one node.
+    nodes_of: dict[str, set] = {}
+    for r in records:
+        nodes_of.setdefault(r.cell.group_key, set()).add(r.extra["node"])
+    assert len(nodes_of) == 2 and all(len(n) == 1 for n in nodes_of.values())
+    # A node's slot holds one cell at a time: no two cells on one node overlap in time.
+    for node in {r.extra["node"] for r in records}:
+        held = sorted(r.extra["slot_held"] for r in records if r.extra["node"] == node)
+        assert all(a[1] <= b[0] for a, b in zip(held, held[1:], strict=False)), held
+
+
+@needs_ray
+def test_a_crashing_cell_is_recorded_and_the_cluster_run_finishes(tmp_path, cluster):
+    out = tmp_path / "out"
+    result = _bench(["run", "--suite", str(_suite(tmp_path, ["eager", "function"], batches=(2,))),
+                     "--quiet", "--probes", "none", "--out", str(out), "--ray", cluster.address],
+                    env={"BENCH_INJECT_FAULT": "eager:crash"})
+    assert result.returncode == 1, result.stderr
+    runs = _runs(out)
+    assert runs and all(run.complete for run in runs)
+    status = {r.cell.mode: r for run in runs for r in run.records}
+    assert status["eager"].status == "crashed" and "SIGABRT" in status["eager"].reason
+    assert Path(status["eager"].extra["log"]).exists()
+    assert status["function"].status == "ok" and status["function"].samples_s
+
+
+@needs_ray
+def test_sigint_on_a_local_cluster_driver_keeps_readable_files_and_no_process(tmp_path):
+    out = tmp_path / "out"
+    suite = _suite(tmp_path, ["eager", "function", "session"], batches=(1, 2, 3), budget=1.0)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", "--suite", str(suite), "--out", str(out),
+         "--quiet", "--probes", "none", "--ray"], cwd=ROOT, env=_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen: set[int] = set()
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            seen |= _descendants(process.pid)  # raylet, gcs, Ray workers, forkservers, cells
+            files = list(out.glob("*.jsonl"))
+            if files and files[0].read_text().count('"kind": "record"') >= 2:
+                break
+            time.sleep(0.3)
+        seen |= _descendants(process.pid)
+        assert process.poll() is None, process.communicate()[1]
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        _, stderr = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "marked incomplete" in stderr
+    runs = _runs(out)
+    assert len(runs) == 1
+    run = runs[0]
+    assert not run.complete and "interrupted" in run.end_reason
+    assert 2 <= len(run.records) < 9 and all(r.status == "ok" for r in run.records)
+    table = _bench(["table", str(out)])
+    assert table.returncode == 0, table.stderr
+    assert len(seen) >= 3  # the local cluster really ran (gcs, raylet, a worker at least)
+    assert not _gone_within(seen, 30), "processes of the local Ray cluster outlived the run"
