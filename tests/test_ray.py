@@ -1,8 +1,9 @@
 """`bench run --ray`: the same answers as a local run, one cell per node slot, failures contained.
 
-One two-node Ray cluster is started for the module (ray.cluster_utils.Cluster: two raylets on
-this machine, each offering one `bench_slot`, so the scheduler sees two nodes' slots exactly as
-on a real cluster) and stopped after it; the drivers under test are real `python -m bench run`
+One Ray cluster is started for the module (ray.cluster_utils.Cluster: a head and two nodes,
+three raylets on this machine; each node offers one `bench_slot`, so the scheduler sees two
+nodes' slots exactly as on a real cluster, and a node can be removed mid-cell like a machine
+that goes away) and stopped after it; the drivers under test are real `python -m bench run`
 processes that join it by address. The SIGINT test uses `--ray` alone, the in-process cluster
 the driver starts itself, to show that one is gone after the run too. The tests skip only when
 Ray is not importable (the `ray` extra; CI installs it).
@@ -91,15 +92,19 @@ def _gone_within(pids, seconds: float) -> set[int]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Two fake nodes on this machine, one bench_slot each; every Ray process gone after."""
+    """A head without a slot and two fake nodes with one bench_slot each, all on this machine
+    (so a test can remove a node that measures without losing the head); every Ray process
+    is gone after the module."""
     from ray.cluster_utils import Cluster
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     node_args = dict(num_cpus=1, resources={"bench_slot": 1}, object_store_memory=80 * MB)
     started = Cluster(initialize_head=True,
-                      head_node_args={**node_args, "include_dashboard": False})
+                      head_node_args=dict(num_cpus=1, object_store_memory=80 * MB,
+                                          include_dashboard=False))
     pids: set[int] = set()
     try:
+        started.add_node(**node_args)
         started.add_node(**node_args)
         started.wait_for_nodes()
         for node in started.list_all_nodes():
@@ -207,3 +212,45 @@ def test_sigint_on_a_local_cluster_driver_keeps_readable_files_and_no_process(tm
     assert table.returncode == 0, table.stderr
     assert len(seen) >= 3  # the local cluster really ran (gcs, raylet, a worker at least)
     assert not _gone_within(seen, 30), "processes of the local Ray cluster outlived the run"
+
+
+@needs_ray
+def test_a_node_lost_mid_cell_records_that_cell_and_the_run_goes_on(tmp_path, cluster):
+    """Runs last: it removes the node that measures (the module's cluster keeps the other)."""
+    out = tmp_path / "out"
+    suite = _suite(tmp_path, ["eager", "function", "session"], batches=(2,), budget=1.0)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", "--suite", str(suite), "--out", str(out),
+         "--quiet", "--probes", "none", "--ray", cluster.address], cwd=ROOT, env=_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        first = None
+        while first is None and time.monotonic() < deadline and process.poll() is None:
+            for path in out.glob("*.jsonl"):
+                records = load_run(path).records
+                first = records[0] if records else None
+            time.sleep(0.2)
+        assert first is not None, process.communicate()[1]
+        node = next(n for n in cluster.list_all_nodes()
+                    if n.node_id.startswith(first.extra["node"].rsplit("-", 1)[1]))
+        assert not node.head
+        doomed = set()
+        for infos in node.all_processes.values():
+            for info in infos:
+                doomed |= {info.process.pid} | _descendants(info.process.pid)
+        cluster.remove_node(node)  # the machine goes away while a cell is measured
+        _, stderr = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 1, stderr
+    runs = _runs(out)
+    assert all(run.complete for run in runs)
+    records = [r for run in runs for r in run.records]
+    assert sorted(r.cell.mode for r in records) == ["eager", "function", "session"]
+    lost = [r for r in records if r.status == "crashed"]
+    assert len(lost) == 1 and "node lost" in lost[0].reason, [r.reason for r in records]
+    assert all(r.status == "ok" for r in records if r not in lost)
+    assert not _gone_within(doomed, 30), "processes of the removed node outlived it"
