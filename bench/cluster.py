@@ -28,6 +28,7 @@ import contextlib
 import datetime as dt
 import os
 import signal
+import socket
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -86,6 +87,7 @@ def connect(address: str) -> None:
                      include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
                      **common)
         else:
+            _reachable(address)
             ray.init(address=address, **common)
     except ConnectionError as exc:
         raise UsageError(f"--ray {address}: cannot connect to a Ray cluster ({exc})") from None
@@ -97,6 +99,18 @@ def connect(address: str) -> None:
         ray.shutdown()
         raise UsageError(f"--ray {address}: the cluster offers no '{SLOT}' resource; start "
                          f"each node with ray start ... --resources='{{\"{SLOT}\": 1}}'")
+
+
+def _reachable(address: str) -> None:
+    """Fail fast on a host:port nobody listens on (Ray itself retries for minutes)."""
+    host, colon, port = address.rpartition(":")
+    if not colon or "://" in address or not port.isdigit():
+        return  # 'auto' and ray:// addresses: Ray's own message is quick and clear
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise UsageError(f"--ray {address}: no Ray cluster answers there ({exc.strerror or exc}"
+                         "); start one with ray start --head, or give its address") from None
 
 
 @dataclass
