@@ -128,6 +128,58 @@ def test_without_ray_the_option_is_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
+def _group(modes, node=True, done=0):
+    from bench.cluster import _Group
+    from bench.node import GroupJob, NodeInfo
+    from bench.record import Cell
+
+    cells = [(0, Cell("cnn", "", mode, "infer", batch=2)) for mode in modes]
+    job = GroupJob(run_id="r", group=cells[0][1].group_key, cells=cells, probe=set(),
+                   options=None, profiles=[("cpu", "all")], log_dir="/tmp", timeout_s=1,
+                   memory_limit_mb=None, threads_inter=0, slowdown=None)
+    return _Group(job, NodeInfo("abcdef123", "host") if node else None, done)
+
+
+def test_a_lost_group_records_its_current_cell_and_resubmits_the_rest():
+    from bench.cluster import _lost
+
+    recorded = []
+    group = _group(["eager", "function", "session"], done=1)
+    retry = _lost(group, RuntimeError("node died"), lambda g, r: recorded.append(r))
+    assert [(r.cell.mode, r.status) for r in recorded] == [("function", "crashed")]
+    assert "node lost (RuntimeError: node died)" in recorded[0].reason
+    assert recorded[0].extra["node"] == "host-abcdef"
+    assert [c.mode for _, c in retry.job.cells] == ["session"] and retry.node is None
+    assert _lost(_group(["eager", "function"], done=1), RuntimeError("x"),
+                 lambda g, r: None) is None  # the lost cell was the last: nothing to resubmit
+
+
+def test_a_group_that_never_started_is_tried_once_more_then_ends_the_run():
+    from bench.cluster import _lost
+
+    unstarted = _group(["eager", "function"], node=False)
+    retry = _lost(unstarted, RuntimeError("no GPU"), lambda g, r: None)
+    assert retry.attempts == 2 and len(retry.job.cells) == 2
+    with pytest.raises(RuntimeError, match="could not start on the cluster"):
+        _lost(retry, RuntimeError("no GPU"), lambda g, r: None)
+
+
+def test_progress_counts_cells_per_node():
+    import io
+
+    from bench.progress import Progress
+    from bench.record import Cell, Record
+
+    stream = io.StringIO()
+    progress = Progress(3, stream=stream)
+    for node in ("a-1", "b-2", "a-1"):
+        progress.done(Record(Cell("cnn", "", "eager", "infer"), "ok"), node)
+    progress.finish()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("[1/3] ok") and "@a-1" in lines[0] and "left ~" in lines[0]
+    assert lines[-1].endswith("per node: a-1 2, b-2 1")
+
+
 @needs_ray
 def test_cluster_run_matches_a_local_run_and_groups_never_share_a_slot(tmp_path, cluster):
     suite = _suite(tmp_path, ["eager", "function"])  # 2 groups (batch 1, 2) of 2 modes
