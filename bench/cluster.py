@@ -30,9 +30,11 @@ import os
 import signal
 import socket
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from bench import signals
 from bench.errors import UsageError
 from bench.machine import ENV_FLAGS
 from bench.node import GroupJob, NodeInfo, run_group
@@ -167,13 +169,17 @@ def run_on_cluster(cells_in_order: list[tuple[int, Cell]], *, address: str, suit
     """
     import ray
 
-    connect(address)
     try:
+        connect(address)
         return _drive(ray, cells_in_order, address=address, suite=suite, out_dir=out_dir,
                       stem=stem, options=options, timeout_s=timeout_s,
                       memory_limit_mb=memory_limit_mb, settings=settings,
                       show_progress=show_progress, probe=probe or set(),
                       threads_inter=threads_inter, remeasure=remeasure, slowdown=slowdown)
+    except KeyboardInterrupt as exc:
+        if not hasattr(exc, "run_paths"):  # stopped while connecting: nothing was written
+            exc.run_paths = []
+        raise
     finally:
         ray.shutdown()  # a local cluster stops here; a remote one is only left
 
@@ -222,34 +228,23 @@ def _drive(ray, cells_in_order, *, address, suite, out_dir, stem, options, timeo
             group.done += 1
         progress.done(item, group.node.tag)
 
+    seen: list[int] = []
     try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            for generator in ready:
-                group = pending.pop(generator)
-                try:
-                    item = ray.get(next(generator))
-                except StopIteration:
-                    continue
-                except ray.exceptions.RayError as exc:
-                    retry = _lost(group, exc, record)
-                    if retry is not None:
-                        pending[submit(retry)] = retry
-                    continue
-                if isinstance(item, NodeInfo):
-                    group.node = item
-                else:
-                    record(group, item)
-                pending[generator] = group
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via bench.signals
+        with _noting_signals(seen):
+            _collect(ray, pending, submit, record)
+    except KeyboardInterrupt as caught:  # Ctrl-C, or SIGTERM/SIGHUP via bench.signals
+        exc = caught
+        if seen and not isinstance(caught, signals.Interrupted):
+            exc = signals.Interrupted(seen[0])
         for generator in pending:
             _cancel(ray, generator)
         result.complete = False
-        files.close(complete=False, reason=getattr(exc, "reason",
-                                                   "interrupted by user (SIGINT)"))
+        files.close(complete=False, reason=signals.reason(exc))
         progress.finish(interrupted=True)
         exc.run_paths = list(files.paths)
-        raise
+        if exc is caught:
+            raise
+        raise exc from None
     except BaseException:
         for generator in pending:
             _cancel(ray, generator)
@@ -258,6 +253,30 @@ def _drive(ray, cells_in_order, *, address, suite, out_dir, stem, options, timeo
     files.close(complete=True)
     progress.finish()
     return result
+
+
+def _collect(ray, pending: dict, submit, record) -> None:
+    """Take each group's items as they arrive until every task is done; `pending` (generator
+    -> group) shrinks as tasks end, so the caller can cancel what is left."""
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+        for generator in ready:
+            group = pending[generator]
+            try:
+                item = ray.get(next(generator))
+            except StopIteration:
+                del pending[generator]
+                continue
+            except ray.exceptions.RayError as exc:
+                del pending[generator]
+                retry = _lost(group, exc, record)
+                if retry is not None:
+                    pending[submit(retry)] = retry
+                continue
+            if isinstance(item, NodeInfo):
+                group.node = item
+            else:
+                record(group, item)
 
 
 def _lost(group: _Group, exc: Exception, record) -> _Group | None:
@@ -282,6 +301,31 @@ def _lost(group: _Group, exc: Exception, record) -> _Group | None:
     if len(left) <= 1:
         return None
     return _Group(replace(group.job, cells=left[1:]), attempts=group.attempts + 1)
+
+
+@contextlib.contextmanager
+def _noting_signals(seen: list[int]) -> Iterator[None]:
+    """Note SIGTERM/SIGHUP as they arrive, then run the handler in place (bench.signals).
+
+    A signal that arrives inside a blocking Ray call (ray.wait, ray.get) runs the handler
+    there, but Ray swallows the handler's `Interrupted` and raises a bare KeyboardInterrupt;
+    the note lets the driver report the real signal (exit 143 for SIGTERM, not 130).
+    """
+    previous = {s: signal.getsignal(s) for s in signals.HANDLED}
+
+    def note(signum, frame):
+        seen.append(signum)
+        previous[signum](signum, frame)
+
+    for signum, handler in previous.items():
+        if callable(handler):
+            signal.signal(signum, note)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if signal.getsignal(signum) is note:
+                signal.signal(signum, handler)
 
 
 def _cancel(ray, generator) -> None:

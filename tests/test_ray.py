@@ -229,7 +229,10 @@ def test_a_crashing_cell_is_recorded_and_the_cluster_run_finishes(tmp_path, clus
 
 
 @needs_ray
-def test_sigint_on_a_local_cluster_driver_keeps_readable_files_and_no_process(tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_on_a_local_cluster_driver_keeps_readable_files_and_no_process(
+        tmp_path, signum, code):
+    """SIGINT goes to the whole process group (Ctrl-C), SIGTERM to the driver alone (CI)."""
     out = tmp_path / "out"
     suite = _suite(tmp_path, ["eager", "function", "session"], batches=(1, 2, 3), budget=1.0)
     process = subprocess.Popen(
@@ -247,13 +250,16 @@ def test_sigint_on_a_local_cluster_driver_keeps_readable_files_and_no_process(tm
             time.sleep(0.3)
         seen |= _descendants(process.pid)
         assert process.poll() is None, process.communicate()[1]
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        if signum == signal.SIGINT:
+            os.killpg(process.pid, signum)  # what Ctrl-C in a terminal does
+        else:
+            process.send_signal(signum)  # what CI systems and `timeout` do
         _, stderr = process.communicate(timeout=90)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    assert process.returncode == 130, stderr
+    assert process.returncode == code, stderr
     assert "interrupted" in stderr and "marked incomplete" in stderr
     runs = _runs(out)
     assert len(runs) == 1

@@ -120,8 +120,11 @@ def main(args: argparse.Namespace) -> int:
             paths = [out_path]
     except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM/SIGHUP via bench.signals
         out_path = getattr(exc, "run_path", args.out)
-        if getattr(exc, "run_paths", None) is not None:  # a cluster run: one file per node
-            kept = ", ".join(str(p) for p in exc.run_paths) or "nothing (no cell finished)"
+        if getattr(exc, "run_paths", None) == []:  # a cluster run with no file claimed yet
+            print(f"{signals.reason(exc)} before any cell finished: nothing was recorded",
+                  file=sys.stderr)
+        elif getattr(exc, "run_paths", None):  # a cluster run: one file per node
+            kept = ", ".join(str(p) for p in exc.run_paths)
             print(f"{signals.reason(exc)}: finished cells are kept in {kept} "
                   "(marked incomplete)", file=sys.stderr)
         elif getattr(exc, "nothing_recorded", False):
