@@ -201,11 +201,12 @@ def _drive(ray, cells_in_order, *, address, suite, out_dir, stem, options, timeo
     result = ClusterResult(files.paths)
     progress = Progress(len(cells_in_order), enabled=show_progress)
 
+    remote_group = ray.remote(run_group)
+
     def submit(group: _Group):
         gpu = any(cell.device == "gpu" for _, cell in group.job.cells)
-        task = ray.remote(run_group).options(
-            num_cpus=0, num_gpus=1 if gpu else 0, resources={SLOT: 1}, max_retries=0,
-            name=f"bench:{group.job.group}")
+        task = remote_group.options(num_cpus=0, num_gpus=1 if gpu else 0, resources={SLOT: 1},
+                                    max_retries=0, name=f"bench:{group.job.group}")
         return task.remote(group.job)
 
     pending = {}
@@ -284,8 +285,12 @@ def _lost(group: _Group, exc: Exception, record) -> _Group | None:
     as crashed, and return the rest of the group to submit again (None when nothing is left).
 
     A task that died before it said where it ran is tried once more; a second such failure
-    (e.g. calibration fails on every node) ends the run, as a failed calibration does locally.
+    (e.g. calibration fails on every node) ends the run, as a failed calibration does locally,
+    and a usage error raised on the node (a GPU group where TensorFlow sees no GPU) ends it
+    at once with that message (exit 2).
     """
+    if isinstance(getattr(exc, "cause", None), UsageError):  # e.g. a GPU group, no GPU
+        raise UsageError(str(exc.cause)) from None
     cause = " ".join(str(exc).split())[:300] or type(exc).__name__
     if group.node is None:
         if group.attempts >= 2:

@@ -164,6 +164,17 @@ def test_a_group_that_never_started_is_tried_once_more_then_ends_the_run():
         _lost(retry, RuntimeError("no GPU"), lambda g, r: None)
 
 
+def test_a_usage_error_on_a_node_ends_the_run_with_its_message():
+    from bench.cluster import _lost
+    from bench.errors import UsageError
+
+    class TaskError(Exception):  # what ray.exceptions.RayTaskError carries: the cause
+        cause = UsageError("device 'gpu' requested but TensorFlow sees no GPU")
+
+    with pytest.raises(UsageError, match="sees no GPU"):
+        _lost(_group(["eager"], node=False), TaskError(), lambda g, r: None)
+
+
 def test_progress_counts_cells_per_node():
     import io
 
