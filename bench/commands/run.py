@@ -6,7 +6,8 @@ written. The run file is claimed (created empty, exclusively) before calibration
 started in the same second never share a name or a log folder. Exit codes: 0 every cell ok or
 skipped, 1 some cells failed, 2 bad usage or input, 3 the run file could not be written (disk
 full; the records written so far are kept), 130 interrupted by SIGINT, 143 by SIGTERM (the
-partial run is kept).
+partial run is kept). With --ray the matrix runs on a Ray cluster, one run file per node
+(bench.cluster).
 """
 
 from __future__ import annotations
