@@ -1,10 +1,16 @@
 """A one-line progress display on stderr: cells done, time elapsed, the time left (from
-bench.eta's corrected cost model when the runner gives one) and the cell being measured."""
+bench.eta's corrected cost model when the runner gives one) and the cell being measured.
+
+On a Ray cluster (bench.cluster) cells finish on several nodes at once: `done` then gets the
+node's name, the line shows how many cells each node has finished, and the time left is the
+mean time per finished cell so far times the cells left (it sees the cluster's parallelism).
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 
 from bench.eta import Forecast
 from bench.record import FAILED_STATUSES, Cell, Record
@@ -24,6 +30,7 @@ class Progress:
         self.started = time.monotonic()
         self.failed = 0
         self.forecast = forecast
+        self.per_node: Counter[str] = Counter()
 
     def elapsed_s(self) -> float:
         return time.monotonic() - self.started
@@ -53,22 +60,35 @@ class Progress:
         self.stream.write("\r\033[K" + line[:150])
         self.stream.flush()
 
-    def done(self, record: Record) -> None:
+    def done(self, record: Record, node: str = "") -> None:
         self.done_count += 1
         self.failed += record.status in FAILED_STATUSES
         if self.forecast is not None:
             self.forecast.done(record)
+        if node:
+            self.per_node[node] += 1
         if not self.enabled:
             return
+        at = f" @{node}" if node else ""
         if self.tty:
             if record.status not in ("ok", "skipped"):
-                self.stream.write(f"\r\033[K{record.status}: {record.cell.key}: {record.reason}\n")
+                self.stream.write(f"\r\033[K{record.status}: {record.cell.key}{at}: "
+                                  f"{record.reason}\n")
+            if node:  # nothing else updates the line on a cluster: cells finish elsewhere
+                line = (f"[{self._bar()}] {self.done_count}/{self.total} "
+                        f"{clock(self.elapsed_s())} elapsed, ~{self._eta()} left  "
+                        f"{self._nodes()}")
+                self.stream.write("\r\033[K" + line[:150])
+                self.stream.flush()
             return
         note = f" ({record.reason})" if record.status not in ("ok", "skipped") else ""
         self.stream.write(f"[{self.done_count}/{self.total}] {record.status:7s} "
-                          f"{record.cell.key}{note}  {clock(self.elapsed_s())} elapsed, "
+                          f"{record.cell.key}{at}{note}  {clock(self.elapsed_s())} elapsed, "
                           f"~{self._eta()} left\n")
         self.stream.flush()
+
+    def _nodes(self) -> str:
+        return "per node: " + ", ".join(f"{n} {k}" for n, k in sorted(self.per_node.items()))
 
     def finish(self, interrupted: bool = False) -> None:
         if not self.enabled:
@@ -77,6 +97,7 @@ class Progress:
             self.stream.write("\r\033[K")
         elapsed = time.monotonic() - self.started
         state = "interrupted" if interrupted else "done"
+        nodes = f"; {self._nodes()}" if self.per_node else ""
         self.stream.write(f"{state}: {self.done_count}/{self.total} cells in {elapsed:.0f} s, "
-                          f"{self.failed} failed\n")
+                          f"{self.failed} failed{nodes}\n")
         self.stream.flush()

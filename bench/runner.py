@@ -192,7 +192,8 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
     profiles = sorted({(cell.device, cell.threads) for cell in cells}) or [("cpu", "all")]
     facts = machine_facts()
     calibration_started = time.perf_counter()
-    peak = _calibrate(ctx, profiles, threads_inter, machine_cpus, log_dir, "start", facts)
+    peak = calibrate_profiles(ctx, profiles, threads_inter, machine_cpus, log_dir, "start",
+                              facts)
     calibration_s = time.perf_counter() - calibration_started
     facts["fingerprint"] = fingerprint(facts, ",".join(sorted({d for d, _ in profiles})))
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
@@ -216,14 +217,11 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
         promised = {"elapsed_s": round(progress.elapsed_s(), 2),
                     "left_s": round(progress.left_s() or 0.0, 2)}
         progress.start(cell, round_index)
-        place = placement(cell.threads, threads_inter, machine_cpus)
-        pin(place.runner_cpus)  # the runner waits on CPUs the worker does not use
-        cell_options = replace(options, probes=probes, cpus=place.cpus,
-                               intra_op=place.intra_op, inter_op=place.inter_op,
-                               slowdown=slowdown_for(cell.mode, cell.phase, slowdown or {}))
-        record = _measure_one(ctx, cell, cell_options, log_dir / _log_name(cell, round_index),
-                              timeout_s, memory_limit_mb)
-        record.run_id, record.round = run_id, round_index
+        record = measure_placed(ctx, cell, round_index, options, probes=probes,
+                                log_dir=log_dir, timeout_s=timeout_s,
+                                memory_limit_mb=memory_limit_mb, threads_inter=threads_inter,
+                                machine_cpus=machine_cpus, slowdown=slowdown)
+        record.run_id = run_id
         record.extra["eta"] = promised
         if note:
             record.extra["remeasure"] = note
@@ -244,8 +242,8 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
                 progress.total += 1
                 measure(cell, rounds + extra, False, reason)
         try:
-            end_peak = _calibrate(ctx, profiles, threads_inter, machine_cpus, log_dir, "end",
-                                  None)
+            end_peak = calibrate_profiles(ctx, profiles, threads_inter, machine_cpus, log_dir,
+                                          "end", None)
         except (RuntimeError, UsageError):  # the cells are measured; the start peak stands
             end_peak = {}
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via bench.signals
@@ -262,9 +260,29 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
     return result
 
 
-def _calibrate(ctx, profiles: list[tuple[str, str]], threads_inter: int,
-               machine_cpus: list[int], log_dir: Path, when: str,
-               facts: dict | None) -> dict[str, float]:
+def measure_placed(ctx, cell: Cell, round_index: int, options: CellOptions, *, probes: bool,
+                   log_dir: Path, timeout_s: float, memory_limit_mb: float | None,
+                   threads_inter: int, machine_cpus: list[int],
+                   slowdown: dict | None) -> Record:
+    """One (round, cell) in a fresh worker pinned to its CPUs; the caller waits off them.
+
+    Shared by the local runner and the Ray node task (bench.node), so a cell on a cluster node
+    is measured exactly as a local one: same placement, timeout, memory limit and crash path.
+    """
+    place = placement(cell.threads, threads_inter, machine_cpus)
+    pin(place.runner_cpus)  # the runner waits on CPUs the worker does not use
+    cell_options = replace(options, probes=probes, cpus=place.cpus,
+                           intra_op=place.intra_op, inter_op=place.inter_op,
+                           slowdown=slowdown_for(cell.mode, cell.phase, slowdown or {}))
+    record = _measure_one(ctx, cell, cell_options, log_dir / _log_name(cell, round_index),
+                          timeout_s, memory_limit_mb)
+    record.round = round_index
+    return record
+
+
+def calibrate_profiles(ctx, profiles: list[tuple[str, str]], threads_inter: int,
+                       machine_cpus: list[int], log_dir: Path, when: str,
+                       facts: dict | None) -> dict[str, float]:
     """Peak FLOP/s per (device, threads) profile, measured on the CPUs its cells get.
 
     Run at the start and again at the end of a run; readers take the better of the two

@@ -7,7 +7,8 @@ written. The run file is claimed (created empty, exclusively) before calibration
 started in the same second never share a name or a log folder. Exit codes: 0 every cell ok or
 skipped, 1 some cells failed, 2 bad usage or input, 3 the run file could not be written (disk
 full; the records written so far are kept), 130 interrupted by SIGINT, 143 by SIGTERM (the
-partial run is kept).
+partial run is kept). With --ray the matrix runs on a Ray cluster, one run file per node
+(bench.cluster).
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-paired", dest="paired", action="store_false", default=None,
                    help="skip the paired (alternating with eager) speed-up measurement")
     p.add_argument("--shard", help="i/n: run only the i-th of n disjoint parts of the matrix")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run on a Ray cluster, one cell per node at a time: 'auto' (the cluster "
+                        "this machine belongs to), host:port, or nothing/'local' (an in-process "
+                        "cluster); needs the ray extra (bench.cluster)")
     p.add_argument("--probes", choices=("once", "infer", "all", "none"),
                    help="debuggability probes (dbg_* columns): 'once' per case, config, mode "
                         "and phase (smallest batch, first round), 'infer' the same for "
@@ -89,6 +94,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from bench import plan
 
+    if args.ray is not None:
+        from bench.cluster import require_ray
+
+        require_ray()  # one line and exit 2 before any work
     suite = plan.load_suite(args.suite)
     cells = plan.expand(suite, cases=args.cases, modes=args.modes, phases=args.phases,
                         batches=args.batches, inputs=args.inputs, devices=args.devices,
@@ -111,11 +120,23 @@ def main(args: argparse.Namespace) -> int:
         writable_file(args.report, "--report")
     shard_tag = f"-shard{args.shard.replace('/', 'of')}" if args.shard else ""
     try:
-        out_path, result = execute(cells, suite.name + shard_tag, settings, args.out,
-                                   show_progress=not args.quiet)
+        if args.ray is not None:
+            paths, result = execute_ray(cells, suite.name + shard_tag, settings, args.out,
+                                        args.ray, show_progress=not args.quiet)
+        else:
+            out_path, result = execute(cells, suite.name + shard_tag, settings, args.out,
+                                       show_progress=not args.quiet)
+            paths = [out_path]
     except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM/SIGHUP via bench.signals
         out_path = getattr(exc, "run_path", args.out)
-        if getattr(exc, "nothing_recorded", False):
+        if getattr(exc, "run_paths", None) == []:  # a cluster run with no file claimed yet
+            print(f"{signals.reason(exc)} before any cell finished: nothing was recorded",
+                  file=sys.stderr)
+        elif getattr(exc, "run_paths", None):  # a cluster run: one file per node
+            kept = ", ".join(str(p) for p in exc.run_paths)
+            print(f"{signals.reason(exc)}: finished cells are kept in {kept} "
+                  "(marked incomplete)", file=sys.stderr)
+        elif getattr(exc, "nothing_recorded", False):
             print(f"{signals.reason(exc)} before any cell finished: nothing was recorded "
                   f"(the empty run file {out_path} was removed)", file=sys.stderr)
         else:
@@ -135,7 +156,9 @@ def main(args: argparse.Namespace) -> int:
         records_frame,
     )
 
-    runs = load_runs([out_path])
+    if not paths:
+        raise UsageError("no node recorded a cell")
+    runs = load_runs(paths)
     frame = records_frame(runs)
     written = None
     if args.report:
@@ -154,8 +177,8 @@ def main(args: argparse.Namespace) -> int:
         print("  " + time_line(runs))
     for line in load_warnings(frame):
         print(f"warning: {line}", file=sys.stderr)
-    print(f"\nresults: {out_path}" + (f"\nreport: {written}" if written and args.format else ""),
-          file=sys.stderr)
+    print(f"\nresults: {', '.join(str(p) for p in paths)}"
+          + (f"\nreport: {written}" if written and args.format else ""), file=sys.stderr)
     return 1 if result.failed else 0
 
 
@@ -202,3 +225,37 @@ def execute(cells: list, name: str, settings, out_dir: str | Path, *,
         release_claim(out_path)  # e.g. calibration failed: leave no empty run file behind
         raise
     return out_path, result
+
+
+def execute_ray(cells: list, name: str, settings, out_dir: str | Path, address: str, *,
+                show_progress: bool = True):
+    """`execute` on a Ray cluster (bench.cluster): (run file per node, ClusterResult).
+
+    Files are claimed per node as its first record arrives, so nothing is claimed up front.
+    An interruption is re-raised with `run_paths` (the files written so far).
+    """
+    from bench import plan
+    from bench.cluster import run_on_cluster
+    from bench.inject import slowdown_from_env
+    from bench.worker import CellOptions
+
+    out_dir = writable_dir(out_dir, "--out")
+    slowdown = slowdown_from_env()
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    options = CellOptions(warmup=settings.warmup, min_samples=settings.min_samples,
+                          target_ci=settings.target_ci, budget_s=settings.budget_s,
+                          seed=settings.seed, paired=settings.paired,
+                          paired_budget_s=settings.paired_budget_s)
+    order = plan.rounds_order(cells, settings.rounds)
+    probe = plan.probe_selection(order, settings.probes)
+    where = address if address not in ("", "local") else "a local in-process Ray cluster"
+    print(f"running {len(cells)} cells x {settings.rounds} round(s) of suite '{name}' on "
+          f"{where} -> {out_dir}/{name}-{stamp}-<node>.jsonl", file=sys.stderr)
+    result = run_on_cluster(order, address=address, suite=name, out_dir=out_dir,
+                            stem=f"{name}-{stamp}", options=options,
+                            timeout_s=settings.timeout_s,
+                            memory_limit_mb=settings.memory_limit_mb,
+                            settings=dataclasses.asdict(settings), show_progress=show_progress,
+                            probe=probe, threads_inter=settings.threads_inter,
+                            remeasure=settings.remeasure, slowdown=slowdown)
+    return result.paths, result
