@@ -48,7 +48,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BASELINE_DIR = REPO_ROOT / "reports" / "baselines"
 
 REFERENCE_MODE = "eager"
-VERDICTS = ("regression", "improvement", "same", "changed", "missing", "new")
 # Verdicts that fail the gate (when the row is gated). "changed" is an exact metric that moved
 # in no clearly better direction: fail, so that the baseline is refreshed on purpose.
 FAILING_VERDICTS = ("regression", "changed")
@@ -296,17 +295,6 @@ def compare_runs(
     frame["gated"] = frame["gated"].astype(bool)
     regressed = bool((frame["gated"] & frame["verdict"].isin(FAILING_VERDICTS)).any())
     return CompareResult(frame, gate_absolute, regressed, threshold, alpha, reason)
-
-
-def compare_frame(
-    baseline: list[Run],
-    current: list[Run],
-    threshold: float = 0.05,
-    alpha: float = 0.01,
-    gate_absolute: bool | None = None,
-) -> pd.DataFrame:
-    """`compare_runs(...).rows`, for reports that only want the table."""
-    return compare_runs(baseline, current, threshold, alpha, gate_absolute).rows
 
 
 @dataclass(frozen=True)

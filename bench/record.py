@@ -1,6 +1,6 @@
 """The record schema: what one measured cell leaves behind, as plain data.
 
-Records are data, not behaviour (DESIGN.md): a `Cell` says what was run, a `Record` says what
+Records are data, not behaviour: a `Cell` says what was run, a `Record` says what
 happened. Both round-trip through JSON so a run recorded on a GPU box can be tabled, reported
 and compared on a laptop without TensorFlow. Statistics are *not* stored: they are derived from
 the raw samples when a table is built, so pooling rounds and re-analysing old runs stay exact.
@@ -87,7 +87,7 @@ class Record:
     equivalent: bool | None = None  # max_abs_diff <= tolerance
     macs_per_image: int | None = None  # forward multiply-accumulates per image
     params: int | None = None
-    flops_per_image: float | None = None  # convention in bench.efficiency
+    flops_per_image: float | None = None
     threads: dict[str, int] = field(default_factory=dict)  # intra_op / inter_op
     debug: dict[str, Any] = field(default_factory=dict)  # debuggability probes (dbg_*)
     wall_s: float | None = None  # wall time of the whole worker for this cell

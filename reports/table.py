@@ -8,7 +8,6 @@ runs (machines, CPU vs GPU) stay separate rows so they are never averaged into e
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
@@ -16,7 +15,6 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from statistics import median
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -34,6 +32,7 @@ from bench.replicates import (
 )
 from bench.stats import summarize
 from bench.store import Run, StoreError, load_run, peak_for
+from reports.pytest_benchmark import is_pytest_benchmark_json, load_pytest_benchmark
 
 # Status severity: a pooled cell takes the worst status of its rounds.
 _SEVERITY = {"ok": 0, "skipped": 1, "error": 2, "timeout": 3, "crashed": 4}
@@ -64,9 +63,6 @@ DEFAULT_COLUMNS = [
 
 # Graph stages in order of preference: the graph the mode actually runs is the last one made.
 _GRAPH_PREFERENCE = ("optimized", "frozen", "built")
-
-_PYTEST_BENCHMARK_MODULE = "reports.pytest_benchmark"
-
 
 # --------------------------------------------------------------------------- loading
 
@@ -112,36 +108,19 @@ def _unique(runs: list[Run]) -> list[Run]:
 
 
 def _run_files_in(directory: Path) -> list[Path]:
-    files = sorted(directory.glob("*.jsonl"))
-    converter = _pytest_benchmark_converter()
-    if converter is not None:
-        files += [p for p in sorted(directory.glob("*.json"))
-                  if converter.is_pytest_benchmark_json(p)]
-    return files
+    return sorted(directory.glob("*.jsonl")) + [
+        p for p in sorted(directory.glob("*.json")) if is_pytest_benchmark_json(p)]
 
 
 def _load_one(path: Path) -> Run:
-    # --- HOOK: pytest-benchmark JSON files become a Run here, via reports/pytest_benchmark.py
-    # (written separately). Without that module only our own .jsonl run files are read.
-    converter = _pytest_benchmark_converter()
     try:
-        if converter is not None and converter.is_pytest_benchmark_json(path):
-            return converter.load_pytest_benchmark(path)
+        if is_pytest_benchmark_json(path):
+            return load_pytest_benchmark(path)
         return load_run(path)
     except StoreError as exc:
         raise UsageError(str(exc)) from exc
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UsageError(f"{path}: cannot read results file ({exc})") from exc
-
-
-def _pytest_benchmark_converter() -> ModuleType | None:
-    """The optional pytest-benchmark converter, imported lazily so this works without it."""
-    try:
-        return importlib.import_module(_PYTEST_BENCHMARK_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != _PYTEST_BENCHMARK_MODULE:
-            raise
-        return None
 
 
 def run_warnings(runs: Sequence[Run]) -> list[str]:
@@ -295,7 +274,7 @@ def _column_order(frame: pd.DataFrame) -> list[str]:
     return BASE_COLUMNS + setup + nodes + debug + TAIL_COLUMNS + RAW_COLUMNS
 
 
-# Setup stages in the order a mode goes through them (DESIGN.md); unknown stages after these.
+# Setup stages in the order a mode goes through them; unknown stages after these.
 STAGE_ORDER = ("build", "trace", "freeze", "optimize", "compile", "first_call")
 
 
