@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.record import Cell, Record
+from bench.record import Cell, Record, Status, severity
 from bench.replicates import (
     SPEEDUP_OUTLIER,
     THROUGHPUT_OUTLIER,
@@ -43,6 +43,7 @@ from bench.replicates import (
 )
 from bench.stats import _bootstrap_medians, mann_whitney_u
 from bench.store import Run
+from reports.format import format_value as _format_value
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BASELINE_DIR = REPO_ROOT / "reports" / "baselines"
@@ -56,8 +57,6 @@ COLUMNS = ["key", "metric", "baseline", "current", "change", "p_value", "verdict
 SPEED_METRICS = ("images_per_s", "speedup_vs_eager")
 BOOTSTRAP_RESAMPLES = 2000
 
-# A pooled cell takes the worst status of its rounds (as reports.table does).
-_SEVERITY = {"ok": 0, "skipped": 1, "error": 2, "timeout": 3, "crashed": 4}
 _MISSING = "missing"
 
 
@@ -82,7 +81,7 @@ class PooledCell:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == Status.OK
 
     @property
     def samples(self) -> np.ndarray:
@@ -105,12 +104,12 @@ def pool_cells(runs: Sequence[Run]) -> dict[str, PooledCell]:
 
 def _pool(items: list[tuple[int, Record]]) -> PooledCell:
     records = [record for _, record in items]
-    worst = max(records, key=lambda r: _SEVERITY.get(r.status, len(_SEVERITY)))
+    worst = max(records, key=lambda r: severity(r.status))
     rounds: dict[tuple[int, int], list[float]] = {}
     worker_ips: dict[tuple[int, int], float] = {}
     worker_speedups: dict[tuple[int, int], float] = {}
     for index, record in items:
-        if record.status == "ok" and record.samples_s:
+        if record.status == Status.OK and record.samples_s:
             rounds.setdefault((index, record.round), []).extend(record.samples_s)
         ips, speedup = worker_throughput(record), worker_speedup(record)
         if ips:
@@ -239,13 +238,8 @@ def describe(row: dict[str, Any]) -> str:
 
 
 def format_value(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.4g}"
-    return str(value)
+    """The one value formatter (reports.format), with "-" for a missing value."""
+    return _format_value(value, missing="-")
 
 
 def _finite(value: Any) -> bool:
@@ -342,9 +336,9 @@ def _compare_cell(key: str, base: dict[str, PooledCell], cur: dict[str, PooledCe
 def _status_verdict(baseline: str, current: str) -> str:
     if baseline == current:
         return "same"
-    if baseline == "ok":
+    if baseline == Status.OK:
         return "regression"  # failed, skipped or gone: whatever it was, it no longer works
-    if current == "ok":
+    if current == Status.OK:
         return "new"
     if current == _MISSING:
         return "missing"

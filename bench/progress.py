@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from bench.record import Cell, Record
+from bench.record import Cell, Record, is_failed
 
 
 class Progress:
@@ -39,14 +39,14 @@ class Progress:
 
     def done(self, record: Record) -> None:
         self.done_count += 1
-        self.failed += record.status in ("error", "timeout", "crashed")
+        self.failed += is_failed(record.status)
         if not self.enabled:
             return
         if self.tty:
-            if record.status not in ("ok", "skipped"):
+            if is_failed(record.status):
                 self.stream.write(f"\r\033[K{record.status}: {record.cell.key}: {record.reason}\n")
             return
-        note = f" ({record.reason})" if record.status not in ("ok", "skipped") else ""
+        note = f" ({record.reason})" if is_failed(record.status) else ""
         self.stream.write(f"[{self.done_count}/{self.total}] {record.status:7s} "
                           f"{record.cell.key}{note}  left ~{self._eta()}\n")
         self.stream.flush()

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -21,8 +23,53 @@ PHASES = ("infer", "train")
 DEVICES = ("cpu", "gpu")
 INPUT_STYLES = ("resident", "feed")
 ALL_THREADS = "all"  # a threads value: every CPU the run may use
-STATUSES = ("ok", "skipped", "error", "timeout", "crashed")
-FAILED_STATUSES = ("error", "timeout", "crashed")
+
+
+class Status(StrEnum):
+    """What became of a cell, in order of severity: pooled rounds take the worst.
+
+    A member is its own name as a string (`Status.OK == "ok"`), so records and JSON keep plain
+    strings; `severity` and `failed` are the only places those two facts are written down.
+    """
+
+    OK = "ok"
+    SKIPPED = "skipped"  # not applicable to this mode or machine: not a failure
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    CRASHED = "crashed"
+
+    @property
+    def severity(self) -> int:
+        return list(Status).index(self)
+
+    @property
+    def failed(self) -> bool:
+        return self.severity >= Status.ERROR.severity
+
+
+STATUSES = tuple(Status)
+FAILED_STATUSES = tuple(s for s in Status if s.failed)
+
+
+def is_failed(status: str) -> bool:
+    """A cell that should have run and did not (error, timeout, crash)."""
+    return status in FAILED_STATUSES
+
+
+def severity(status: str) -> int:
+    """Rank of a status; an unknown one ranks worst."""
+    return Status(status).severity if status in STATUSES else len(STATUSES)
+
+
+def worst_status(statuses: Iterable[str]) -> str:
+    return max(statuses, key=severity)
+
+
+# Setup stages, in the order a mode goes through them (`Record.setup_s` keys): `build` the
+# graph or variables, `trace` a tf.function, `freeze` variables into constants, `optimize` the
+# frozen graph, `import` it into the graph that runs, `first_call` (the first step, which
+# includes XLA compilation). A mode emits only the stages it has.
+SETUP_STAGES = ("build", "trace", "freeze", "optimize", "import", "first_call")
 
 
 class SchemaError(ValueError):
@@ -75,8 +122,8 @@ class Record:
     samples_s: list[float] = field(default_factory=list)
     warmup_s: list[float] = field(default_factory=list)
     images_per_step: int = 0
-    # Setup stages in seconds, in the order they happened: build, freeze, optimize, trace,
-    # compile, first_call ... Only the stages the mode has.
+    # Setup stages (SETUP_STAGES) in seconds, in the order they happened; only the stages the
+    # mode has.
     setup_s: dict[str, float] = field(default_factory=dict)
     first_result_s: float | None = None  # from "prepare started" to the first host result
     peak_rss_mb: float | None = None  # peak resident memory above the post-import baseline

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from reports.format import format_value
+
 CSS = """
 :root { --ok: #1a7f37; --bad: #b00020; --warn: #9a6700; --muted: #6e7781; --line: #d0d7de; }
 * { box-sizing: border-box; }
@@ -160,23 +162,8 @@ def _is_num(value: Any) -> bool:
 
 
 def format_number(value: Any, digits: int = 3) -> str:
-    """Readable numbers: thousands separators for large values, 3 significant digits below."""
-    if value is None:
-        return ""
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if not _is_num(value):
-        return str(value)
-    value = float(value)
-    if math.isnan(value):
-        return ""
-    if math.isinf(value):
-        return "∞" if value > 0 else "-∞"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if value == 0:
-        return "0"
-    return f"{value:.{digits}g}"
+    """The one value formatter (reports.format), with thousands separators for a page."""
+    return format_value(value, grouping=True, digits=digits)
 
 
 def shade(value: float, low: float, high: float) -> str:

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 
 import matplotlib
 
+from bench.record import Status, is_failed
+
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # after matplotlib.use: the backend must be chosen first
@@ -36,8 +38,6 @@ from reports.pivots import (
 
 PANEL_WIDTH = 5.6  # inches; two panels side by side fit a 1200 px wide page at 100 dpi
 DPI = 100
-_STATUS_TEXT = {"skipped": "skipped", "error": "error", "timeout": "timeout",
-                "crashed": "crashed"}
 
 
 @contextmanager
@@ -144,9 +144,9 @@ def throughput_figure(frame: pd.DataFrame) -> Figure | None:
             finite = values[np.isfinite(values)]
             right = finite.max() if finite.size else 1.0
             for i, (value, status) in enumerate(zip(values, cells["status"], strict=True)):
-                if status != "ok":
-                    ax.text(right * 0.01, i, _STATUS_TEXT.get(status, status), va="center",
-                            fontsize=8, color="#b00020" if status != "skipped" else "#777")
+                if status != Status.OK:
+                    ax.text(right * 0.01, i, status, va="center",
+                            fontsize=8, color="#b00020" if is_failed(status) else "#777")
                 elif np.isfinite(value):
                     end = max(value, np.nan_to_num(value + high[i]))
                     ax.text(end + right * 0.02, i, f"{value:,.0f}", va="center", fontsize=8)
@@ -186,7 +186,7 @@ def speedup_heatmap(frame: pd.DataFrame) -> Figure | None:
         for i in range(len(labels)):
             for j in range(len(modes)):
                 dark = np.isfinite(data[i, j]) and abs(data[i, j]) > span * 0.6
-                failed = notes[i][j] in ("error", "timeout", "crashed")
+                failed = is_failed(notes[i][j])
                 ax.text(j, i, notes[i][j], ha="center", va="center", fontsize=8,
                         color="#b00020" if failed else "white" if dark else "#222",
                         fontweight="bold" if failed else "normal")
@@ -215,8 +215,8 @@ def _short_label(key: dict, with_machine: bool) -> str:
 def _heat_note(row: pd.Series | None) -> str:
     if row is None:
         return "-"
-    if row["status"] != "ok":
-        return _STATUS_TEXT.get(row["status"], row["status"])
+    if row["status"] != Status.OK:
+        return row["status"]
     if not np.isfinite(row["speedup"]):
         return "n/a"
     return f"{row['speedup']:.2f}x"
@@ -228,7 +228,7 @@ def distributions_figure(frame: pd.DataFrame) -> Figure | None:
     Times are per step in milliseconds on a log axis, so modes an order of magnitude apart
     still show their spread; dots are Tukey outliers (GC pauses, scheduler noise).
     """
-    ok = frame[(frame["status"] == "ok") & (frame["samples"] > 0)]
+    ok = frame[(frame["status"] == Status.OK) & (frame["samples"] > 0)]
     if ok.empty:
         return None
     colors = mode_colors(list(frame["mode"]))
@@ -256,7 +256,7 @@ def break_even_figure(frame: pd.DataFrame, table: pd.DataFrame) -> Figure | None
     Cumulative wall time = fixed cost (setup + first call) + N x median step, one line per ok
     mode on log-log axes; a dot marks where a graph mode overtakes eager (its break-even).
     """
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == Status.OK]
     if ok.empty or table.empty or not np.isfinite(table["fixed_s"]).any():
         return None  # no setup times recorded: nothing to draw
     colors = mode_colors(list(frame["mode"]))
@@ -338,7 +338,7 @@ def _top_legend(fig: Figure) -> None:
 
 def batch_scaling_figure(frame: pd.DataFrame) -> Figure | None:
     """How does throughput grow with batch size? (only workloads run at several batch sizes)"""
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == Status.OK]
     swept = [(k, c) for k, c in ok.groupby(["case", "config", "phase", "input"], sort=False)
              if c["batch"].nunique() > 1]
     if not swept:
@@ -376,7 +376,7 @@ def model_scaling_figure(frame: pd.DataFrame) -> Figure | None:
     placed by its MACs per image. The right panel's second axis is the share of the machine's
     measured peak FLOP/s, when the run measured it.
     """
-    ok = frame[(frame["status"] == "ok") & frame["macs"].notna()]
+    ok = frame[(frame["status"] == Status.OK) & frame["macs"].notna()]
     panels = []
     for (case, phase), cells in ok.groupby(["case", "phase"], sort=False):
         cells = cells[cells["batch"] == cells["batch"].mode().iloc[0]]

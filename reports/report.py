@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.record import Status
 from bench.store import Run
 from reports import html as h
 from reports import plots
@@ -177,7 +178,7 @@ def report_warnings(runs: Sequence[Run], frame: pd.DataFrame) -> list[str]:
                                               f"{h.format_number(r['tolerance'])}"))
     for key, cells in groups(frame):
         eager = cells[cells["mode"] == REFERENCE_MODE]
-        if (eager["status"] != "ok").all() and (cells["status"] == "ok").any():
+        if (eager["status"] != Status.OK).all() and (cells["status"] == Status.OK).any():
             lines.append(f"no ok eager cell for {cell_label(key, multi)}: no speed-ups there")
     # The CI a rerun can expect: between workers where a cell has several, else within one.
     spread = frame["ci_between"].fillna(frame["ci_rel_halfwidth"]) \
@@ -385,7 +386,7 @@ def _setup_cell(row: pd.Series) -> h.Cell:
 
 
 def _status_cell(row: pd.Series) -> h.Cell:
-    if row["status"] == "ok":
+    if row["status"] == Status.OK:
         return h.raw(h.badge("ok"))
     reason = f"<br>{h.esc(row['reason'])}" if row["reason"] else ""
     return h.raw(h.badge(row["status"]) + reason, "reason")
@@ -409,7 +410,7 @@ def _percent(value: float) -> str:
 
 def _agreement_cell(row: pd.Series) -> h.Cell:
     verdict = row["equivalent"]
-    if row["status"] != "ok" or verdict is None or (isinstance(verdict, float)
+    if row["status"] != Status.OK or verdict is None or (isinstance(verdict, float)
                                                     and math.isnan(verdict)):
         return h.text("")
     diff = h.format_number(row["max_abs_diff"])

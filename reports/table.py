@@ -22,7 +22,7 @@ import pandas as pd
 
 from bench.errors import UsageError
 from bench.placement import OTHER_LOAD_WARN
-from bench.record import Record
+from bench.record import SETUP_STAGES, Record, Status, severity
 from bench.replicates import (
     SPEEDUP_OUTLIER,
     THROUGHPUT_OUTLIER,
@@ -32,10 +32,10 @@ from bench.replicates import (
 )
 from bench.stats import summarize
 from bench.store import Run, StoreError, load_run, peak_for
+from reports.format import format_value
 from reports.pytest_benchmark import is_pytest_benchmark_json, load_pytest_benchmark
 
 # Status severity: a pooled cell takes the worst status of its rounds.
-_SEVERITY = {"ok": 0, "skipped": 1, "error": 2, "timeout": 3, "crashed": 4}
 
 # The flat columns, in order; per-stage and debug columns follow, then run identity.
 BASE_COLUMNS = [
@@ -178,9 +178,9 @@ def pool_records(records: Sequence[Record]) -> dict[str, Any]:
     rounds (a single slow first call should not dominate); memory takes the maximum (a peak is a
     peak); the status is ok only when every round was, else the worst round's status and reason.
     """
-    worst = max(records, key=lambda r: _SEVERITY.get(r.status, 5))
-    ok = worst.status == "ok"
-    samples = [s for r in records if r.status == "ok" for s in r.samples_s]
+    worst = max(records, key=lambda r: severity(r.status))
+    ok = worst.status == Status.OK
+    samples = [s for r in records if r.status == Status.OK for s in r.samples_s]
     stages: dict[str, list[float]] = {}
     for r in records:
         for stage, seconds in r.setup_s.items():
@@ -192,7 +192,7 @@ def pool_records(records: Sequence[Record]) -> dict[str, Any]:
             debug.setdefault(key, value)
         for key, value in r.graph_nodes.items():
             graph_nodes.setdefault(key, value)
-    loads = [r.load.get("other_cores") for r in records if r.status == "ok" and r.load]
+    loads = [r.load.get("other_cores") for r in records if r.status == Status.OK and r.load]
     diffs = [r.max_abs_diff for r in records if r.max_abs_diff is not None]
     verdicts = [r.equivalent for r in records if r.equivalent is not None]
     return {
@@ -274,19 +274,16 @@ def _column_order(frame: pd.DataFrame) -> list[str]:
     return BASE_COLUMNS + setup + nodes + debug + TAIL_COLUMNS + RAW_COLUMNS
 
 
-# Setup stages in the order a mode goes through them; unknown stages after these.
-STAGE_ORDER = ("build", "trace", "freeze", "optimize", "compile", "first_call")
-
-
 def _stage_rank(column: str) -> tuple[int, str]:
     stage = column.removeprefix("setup_").removesuffix("_s")
-    rank = STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
+    # In the order a mode goes through them (SETUP_STAGES); unknown stages after these.
+    rank = SETUP_STAGES.index(stage) if stage in SETUP_STAGES else len(SETUP_STAGES)
     return rank, stage
 
 
 def _row(pooled: dict[str, Any], run: Run) -> dict[str, Any]:
     cell = pooled["cell"]
-    ok = pooled["status"] == "ok"
+    ok = pooled["status"] == Status.OK
     row: dict[str, Any] = {
         "key": cell.key, "case": cell.case, "config": cell.config, "mode": cell.mode,
         "phase": cell.phase,
@@ -434,32 +431,13 @@ def format_table(frame: pd.DataFrame, fmt: str = "text") -> str:
     frame = frame.loc[:, [c for c in frame.columns if c not in RAW_COLUMNS]]
     if fmt == "csv":
         return frame.to_csv(index=False)
-    cells = [[_format_value(v) for v in row] for row in frame.itertuples(index=False)]
+    cells = [[format_value(v) for v in row] for row in frame.itertuples(index=False)]
     header = [str(c) for c in frame.columns]
     if fmt == "markdown":
         return _markdown(header, cells)
     if fmt == "text":
         return _aligned(header, cells)
     raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-
-
-def _format_value(value: Any) -> str:
-    """Short, human numbers: 3 significant digits, no 'nan' noise, integers as integers."""
-    if value is None:
-        return ""
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "NO"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        if math.isnan(value):
-            return ""
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        if value == int(value) and abs(value) < 1e15:
-            return str(int(value))
-        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
-    return str(value).replace("\n", " ")
 
 
 TEXT_CELL_WIDTH = 60  # long error messages are cut in the terminal view (CSV keeps them)
