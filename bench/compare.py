@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,9 +43,6 @@ from bench.replicates import (
 from bench.stats import _bootstrap_medians, mann_whitney_u
 from bench.store import Run
 from reports.format import format_value as _format_value
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-BASELINE_DIR = REPO_ROOT / "reports" / "baselines"
 
 REFERENCE_MODE = "eager"
 # Verdicts that fail the gate (when the row is gated). "changed" is an exact metric that moved

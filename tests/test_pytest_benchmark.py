@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from runs import fake_samples, write_run
 
 from bench.cli import main
 from bench.errors import UsageError
 from bench.record import Cell, Record
 from bench.store import StoreError
-from reports.demo import fake_samples, write_run
 from reports.pytest_benchmark import (
     is_pytest_benchmark_json,
     load_pytest_benchmark,

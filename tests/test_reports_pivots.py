@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from runs import fake_samples, write_run
 
 from bench.record import Cell, Record
-from reports.demo import fake_samples, write_run
 from reports.pivots import (
     break_even,
     break_even_steps,

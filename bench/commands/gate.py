@@ -32,7 +32,7 @@ OTHER_MACHINE_THRESHOLD = 0.60
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from bench.compare import BASELINE_DIR
+    from bench.paths import BASELINE_DIR
 
     p = sub.add_parser("gate", help="run a suite against a baseline; confirm before failing",
                        description=__doc__.splitlines()[0])

@@ -79,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     baselines = None
     if args.baseline:
         from bench.commands.compare import resolve_baseline
-        from bench.compare import BASELINE_DIR
+        from bench.paths import BASELINE_DIR
 
         baselines = [load_runs([resolve_baseline(args.baseline, BASELINE_DIR)])]
     runs = reused_runs(Path(args.reuse), args.plant) if args.reuse else measure_runs(args)

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from bench.errors import UsageError
-from bench.history import DEFAULT_HISTORY, HistoryError, append_run, check_history_file
-from bench.paths import writable_file
+from bench.history import HistoryError, append_run, check_history_file
+from bench.paths import DEFAULT_HISTORY, writable_file
 from bench.store import StoreError, load_run
 
 
