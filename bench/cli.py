@@ -36,7 +36,7 @@ COMMAND_MODULES = (
     "bench.commands.gate",
     "bench.commands.gatecheck",
     "bench.commands.noise",
-    "reports.command",
+    "bench.commands.report",
 )
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench.record import Status
-from bench.store import Run
+from bench.store import Run, run_warnings
 from reports import html as h
 from reports import plots
 from reports.pivots import (
@@ -36,13 +36,7 @@ from reports.pivots import (
     scorecard,
     with_speedup,
 )
-from reports.table import (
-    load_warnings,
-    machine_label,
-    printable_columns,
-    records_frame,
-    run_warnings,
-)
+from reports.table import load_warnings, machine_label, printable_columns, records_frame
 from reports.versus_baseline import BaselineView, baseline_view
 
 TITLE = "TensorFlow execution modes: benchmark report"

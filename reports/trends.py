@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.history import HistoryEntry, Series, Step, load_history, series
+from reports.history import HistoryEntry, Series, Step, load_history, series
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }

@@ -1,6 +1,6 @@
-"""The report's view of a baseline: the regression-tracking verdicts of bench.compare.
+"""The report's view of a baseline: the regression-tracking verdicts of reports.compare.
 
-The statistics belong to bench.compare (threshold plus significance test); the report only
+The statistics belong to reports.compare (threshold plus significance test); the report only
 shows them.
 """
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.compare import compare_runs
 from bench.store import Run
+from reports.compare import compare_runs
 
 THRESHOLD = 0.05
 
@@ -26,8 +26,8 @@ class BaselineView:
 
 def baseline_view(baseline: Sequence[Run], current: Sequence[Run],
                   threshold: float = THRESHOLD) -> BaselineView:
-    """Compare current runs with baseline runs with bench.compare's statistics."""
+    """Compare current runs with baseline runs with reports.compare's statistics."""
     result = compare_runs(list(baseline), list(current), threshold=threshold)
-    note = (f"verdicts from bench.compare: a change counts only when it exceeds "
+    note = (f"verdicts from reports.compare: a change counts only when it exceeds "
             f"{threshold:.0%} and is statistically significant")
     return BaselineView(result.rows.reset_index(drop=True), note, result.summary())

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.compare import compare_runs
 from bench.record import Cell, Record
 from bench.store import RunHeader, RunWriter, load_run
+from reports.compare import compare_runs
 
 MEDIAN_S = {"eager": 0.010, "function": 0.005, "xla": 0.004}
 

@@ -55,3 +55,26 @@ def test_one_value_formatter():
     assert format_value(1234.56) == "1235" and format_value(1234.56, grouping=True) == "1,235"
     assert format_value(3.0) == "3" and format_value(0.012345) == "0.0123"
     assert format_value(math.inf) == "inf" and format_value("a\nb") == "a b"
+
+
+def test_imports_flow_one_way_store_to_reports_to_commands():
+    """bench's engine and store never import reports; only bench/commands does."""
+    uses_reports = re.compile(r"^\s*(from|import) reports\b", re.M)
+    for path in ROOT.glob("bench/**/*.py"):
+        if "commands" not in path.parts:
+            assert not uses_reports.search(path.read_text()), path
+    for path in ROOT.glob("reports/**/*.py"):
+        assert "bench.commands" not in path.read_text(), path
+
+
+def test_reports_never_import_tensorflow():
+    """Checked in a fresh interpreter: other tests in this process may have imported TF."""
+    import subprocess
+    import sys
+
+    modules = sorted(p.stem for p in (ROOT / "reports").glob("*.py") if p.stem != "__init__")
+    code = (f"import importlib, sys; [importlib.import_module('reports.' + m) for m in {modules}]"
+            "; import bench.cli; bench.cli.build_parser(); print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.split() == ["False"]

@@ -13,8 +13,8 @@ from runs import fake_samples, recorded_records, write_run
 
 from bench.cli import main
 from bench.record import Cell, Record
+from bench.store import load_runs
 from reports.report import build_report
-from reports.table import load_runs
 
 CHROMIUM = "/usr/bin/chromium"
 SCRIPT = "<script>alert('pwned')</script>"
@@ -138,8 +138,8 @@ def test_report_renders_in_headless_chromium(report_file, tmp_path):
 
 
 def test_report_links_a_trends_page_built_from_history(run_file, tmp_path):
-    from bench.history import append_run
     from bench.store import load_run
+    from reports.history import append_run
 
     history = tmp_path / "history.jsonl"
     append_run(load_run(run_file), history, commit="abc123")

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.compare import run_fingerprint
 from bench.errors import UsageError
 from bench.paths import BASELINE_DIR, writable_dir
 from bench.store import Run, StoreError, load_run
+from reports.compare import run_fingerprint
 from reports.table import format_table
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -60,7 +60,7 @@ def run_record(args: argparse.Namespace) -> int:
     source = Path(args.run)
     if not source.is_file():
         raise UsageError(f"{source}: no such run file (baseline record takes one .jsonl file)")
-    from reports.pytest_benchmark import is_pytest_benchmark_json
+    from bench.pytest_benchmark_json import is_pytest_benchmark_json
 
     if is_pytest_benchmark_json(source):
         raise UsageError(f"{source}: is a pytest-benchmark JSON file; a baseline is a copy of a "

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.compare import SPEED_METRICS, CompareResult, compare_runs, format_value
 from bench.errors import UsageError
 from bench.paths import BASELINE_DIR
-from bench.store import Run
-from reports.table import format_table, load_runs, run_warnings
+from bench.store import Run, load_runs, run_warnings
+from reports.compare import SPEED_METRICS, CompareResult, compare_runs, format_value
+from reports.table import format_table
 
 ABSOLUTE = {"auto": None, "always": True, "never": False}
 

@@ -64,14 +64,14 @@ def main(args: argparse.Namespace) -> int:
     from bench import plan
     from bench.commands.compare import render, resolve_baseline
     from bench.commands.run import execute
-    from bench.compare import (
+    from bench.store import load_runs
+    from reports.compare import (
         compare_runs,
         confirmed_failures,
         describe,
         machines_match,
         needs_confirmation,
     )
-    from reports.table import load_runs
 
     for name in ("threshold", "other_machine_threshold", "alpha"):
         if not 0 < getattr(args, name) < 1:

@@ -119,13 +119,8 @@ def main(args: argparse.Namespace) -> int:
               f"{getattr(exc, 'run_path', args.out)} (the run is incomplete)", file=sys.stderr)
         return WRITE_FAILED
 
-    from reports.table import (
-        default_columns,
-        format_table,
-        load_runs,
-        load_warnings,
-        records_frame,
-    )
+    from bench.store import load_runs
+    from reports.table import default_columns, format_table, load_warnings, records_frame
 
     runs = load_runs([out_path])
     frame = records_frame(runs)
@@ -134,7 +129,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"warning: {line}", file=sys.stderr)
     print(f"\nresults: {out_path}", file=sys.stderr)
     if args.report:
-        from reports.command import write_report
+        from bench.commands.report import write_report
 
         written = write_report(runs, Path(args.report))
         print(f"report: {written}", file=sys.stderr)

@@ -59,7 +59,8 @@ def _agreement(a, b, tolerance: float, what: str) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from reports.table import load_runs, records_frame, run_warnings
+    from bench.store import load_runs, run_warnings
+    from reports.table import records_frame
 
     if args.tolerance <= 0:
         raise UsageError("--tolerance must be positive")

@@ -9,15 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.store import load_runs, run_warnings
 from reports.table import (
     FORMATS,
     default_columns,
     format_table,
-    load_runs,
     load_warnings,
     printable_columns,
     records_frame,
-    run_warnings,
     select_columns,
 )
 

@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.errors import UsageError
-from bench.history import HistoryError, check_history_file
 from bench.paths import writable_file
-from bench.store import Run
-from reports.table import load_runs, run_warnings
+from bench.store import Run, load_runs, run_warnings
+from reports.history import HistoryError, check_history_file
 
 TABLES = ("cells", "modes", "break_even", "scorecard", "baseline")
 
