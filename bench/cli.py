@@ -36,7 +36,7 @@ COMMAND_MODULES = (
     "bench.commands.gate",
     "bench.commands.gatecheck",
     "bench.commands.noise",
-    "reports.command",
+    "bench.commands.report",
 )
 
 
@@ -49,13 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a real missing dependency, not a command not written yet
-                raise
-            continue
-        module.add_parser(sub)
+        importlib.import_module(name).add_parser(sub)
     return parser
 
 

@@ -15,6 +15,12 @@ from pathlib import Path
 
 from bench.errors import UsageError
 
+# The project's folders, relative to the working directory (where the user runs the suite),
+# never inside the installed package: recorded baselines (committed with the repo; the CI gate
+# runs from its root) and the append-only history of runs.
+BASELINE_DIR = Path("baselines")
+DEFAULT_HISTORY = Path("history") / "history.jsonl"
+
 
 def writable_dir(path: str | os.PathLike, what: str) -> Path:
     """`path` as a directory files can be created in (created if missing); else UsageError."""

@@ -1,6 +1,6 @@
 """Suite files and the benchmark matrix: what to run, decided before anything runs.
 
-Pure Python, no TensorFlow (DESIGN.md): a suite file is read, every key and case spec is
+Pure Python, no TensorFlow: a suite file is read, every key and case spec is
 validated, and the matrix is expanded into `Cell`s. A mistake in a suite costs one clear line
 (`SuiteError`) at start-up, never a half-finished run.
 
@@ -42,14 +42,10 @@ inputs is left out; a mode named in a list that takes none of the listed inputs 
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10, which pyproject allows: the same parser, packaged
-    import tomli as tomllib
 
 import cases
 from bench.errors import UsageError

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 
 from bench.eta import Forecast
-from bench.record import FAILED_STATUSES, Cell, Record
+from bench.record import Cell, Record, is_failed
 
 
 def clock(seconds: float) -> str:
@@ -62,7 +62,7 @@ class Progress:
 
     def done(self, record: Record, node: str = "") -> None:
         self.done_count += 1
-        self.failed += record.status in FAILED_STATUSES
+        self.failed += is_failed(record.status)
         if self.forecast is not None:
             self.forecast.done(record)
         if node:
@@ -71,7 +71,7 @@ class Progress:
             return
         at = f" @{node}" if node else ""
         if self.tty:
-            if record.status not in ("ok", "skipped"):
+            if is_failed(record.status):
                 self.stream.write(f"\r\033[K{record.status}: {record.cell.key}{at}: "
                                   f"{record.reason}\n")
             if node:  # nothing else updates the line on a cluster: cells finish elsewhere
@@ -81,7 +81,7 @@ class Progress:
                 self.stream.write("\r\033[K" + line[:150])
                 self.stream.flush()
             return
-        note = f" ({record.reason})" if record.status not in ("ok", "skipped") else ""
+        note = f" ({record.reason})" if is_failed(record.status) else ""
         self.stream.write(f"[{self.done_count}/{self.total}] {record.status:7s} "
                           f"{record.cell.key}{at}{note}  {clock(self.elapsed_s())} elapsed, "
                           f"~{self._eta()} left\n")

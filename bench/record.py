@@ -1,6 +1,6 @@
 """The record schema: what one measured cell leaves behind, as plain data.
 
-Records are data, not behaviour (DESIGN.md): a `Cell` says what was run, a `Record` says what
+Records are data, not behaviour: a `Cell` says what was run, a `Record` says what
 happened. Both round-trip through JSON so a run recorded on a GPU box can be tabled, reported
 and compared on a laptop without TensorFlow. Statistics are *not* stored: they are derived from
 the raw samples when a table is built, so pooling rounds and re-analysing old runs stay exact.
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -21,13 +23,58 @@ PHASES = ("infer", "train")
 DEVICES = ("cpu", "gpu")
 INPUT_STYLES = ("resident", "feed", "dataset")
 ALL_THREADS = "all"  # a threads value: every CPU the run may use
-STATUSES = ("ok", "skipped", "error", "timeout", "crashed")
-FAILED_STATUSES = ("error", "timeout", "crashed")
 # Where a cell's time goes, in the order it is spent (Record.time_s). `start` is the runner's
 # share: forking the worker and receiving its result; `lost` is the whole time of a cell that
 # failed (its stages are unknown); `skipped` the runner's time on a not-applicable cell.
 TIME_STAGES = ("start", "inputs", "setup", "first_call", "equivalence", "warmup", "sampling",
                "probes", "reference", "paired", "teardown", "lost")
+
+
+class Status(StrEnum):
+    """What became of a cell, in order of severity: pooled rounds take the worst.
+
+    A member is its own name as a string (`Status.OK == "ok"`), so records and JSON keep plain
+    strings; `severity` and `failed` are the only places those two facts are written down.
+    """
+
+    OK = "ok"
+    SKIPPED = "skipped"  # not applicable to this mode or machine: not a failure
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    CRASHED = "crashed"
+
+    @property
+    def severity(self) -> int:
+        return list(Status).index(self)
+
+    @property
+    def failed(self) -> bool:
+        return self.severity >= Status.ERROR.severity
+
+
+STATUSES = tuple(Status)
+FAILED_STATUSES = tuple(s for s in Status if s.failed)
+
+
+def is_failed(status: str) -> bool:
+    """A cell that should have run and did not (error, timeout, crash)."""
+    return status in FAILED_STATUSES
+
+
+def severity(status: str) -> int:
+    """Rank of a status; an unknown one ranks worst."""
+    return Status(status).severity if status in STATUSES else len(STATUSES)
+
+
+def worst_status(statuses: Iterable[str]) -> str:
+    return max(statuses, key=severity)
+
+
+# Setup stages, in the order a mode goes through them (`Record.setup_s` keys): `build` the
+# graph or variables, `trace` a tf.function, `freeze` variables into constants, `optimize` the
+# frozen graph, `import` it into the graph that runs, `first_call` (the first step, which
+# includes XLA compilation). A mode emits only the stages it has.
+SETUP_STAGES = ("build", "trace", "freeze", "optimize", "import", "first_call")
 
 
 class SchemaError(ValueError):
@@ -80,8 +127,8 @@ class Record:
     samples_s: list[float] = field(default_factory=list)
     warmup_s: list[float] = field(default_factory=list)
     images_per_step: int = 0
-    # Setup stages in seconds, in the order they happened: build, freeze, optimize, trace,
-    # compile, first_call ... Only the stages the mode has.
+    # Setup stages (SETUP_STAGES) in seconds, in the order they happened; only the stages the
+    # mode has.
     setup_s: dict[str, float] = field(default_factory=dict)
     first_result_s: float | None = None  # from "prepare started" to the first host result
     peak_rss_mb: float | None = None  # peak resident memory above the post-import baseline
@@ -92,7 +139,7 @@ class Record:
     equivalent: bool | None = None  # max_abs_diff <= tolerance
     macs_per_image: int | None = None  # forward multiply-accumulates per image
     params: int | None = None
-    flops_per_image: float | None = None  # convention in bench.efficiency
+    flops_per_image: float | None = None
     threads: dict[str, int] = field(default_factory=dict)  # intra_op / inter_op
     debug: dict[str, Any] = field(default_factory=dict)  # debuggability probes (dbg_*)
     wall_s: float | None = None  # wall time of the whole worker for this cell

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.record import Status
+
 CONFIDENCE = 0.95
 # A worker whose value is further than this from the median of the cell's workers is an
 # outlier. Measured on the 2-vCPU VMs this suite runs on: a pure-Python loop pinned alone to
@@ -154,7 +156,7 @@ def needs_remeasure(values: Sequence[float], rel: float, wanted: int) -> str | N
 
 def worker_throughput(record) -> float | None:
     """Images/s of one worker (a Record): images per step over its median step time."""
-    if record.status != "ok" or not record.samples_s:
+    if record.status != Status.OK or not record.samples_s:
         return None
     median = float(np.median(record.samples_s))
     per_step = record.images_per_step or record.cell.batch
@@ -163,7 +165,7 @@ def worker_throughput(record) -> float | None:
 
 def worker_speedup(record) -> float | None:
     """Speed-up over eager measured alternately inside one worker (None when not paired)."""
-    if record.status != "ok" or not record.paired_s or not record.paired_eager_s:
+    if record.status != Status.OK or not record.paired_s or not record.paired_eager_s:
         return None
     mode, eager = float(np.median(record.paired_s)), float(np.median(record.paired_eager_s))
     return eager / mode if mode > 0 and eager > 0 else None

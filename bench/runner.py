@@ -26,7 +26,7 @@ from bench.machine import fingerprint, machine_facts
 from bench.modes import not_applicable_reason
 from bench.placement import available_cpus, pin, placement
 from bench.progress import Progress
-from bench.record import Cell, Record
+from bench.record import Cell, Record, is_failed
 from bench.replicates import remeasure_reason
 from bench.store import RunHeader, RunWriter, peak_key
 from bench.worker import CellOptions, calibrate, error_record, run_cell
@@ -47,7 +47,7 @@ class RunResult:
 
     @property
     def failed(self) -> list[Record]:
-        return [r for r in self.records if r.status in ("error", "timeout", "crashed")]
+        return [r for r in self.records if is_failed(r.status)]
 
 
 def worker_context(log_path: Path) -> mp.context.BaseContext:

@@ -133,36 +133,15 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided Mann-Whitney U p-value: do a and b come from the same distribution?
 
     Rank-based, so one GC pause cannot make or break significance (asv and pyperf compare
-    the same way). Uses scipy when available, else a numpy normal approximation.
+    the same way).
     """
+    from scipy.stats import mannwhitneyu  # imported lazily: scipy.stats is slow to import
+
     x = _as_samples(a, "a")
     y = _as_samples(b, "b")
-    try:
-        from scipy.stats import mannwhitneyu  # imported lazily: scipy.stats is slow to import
-    except ImportError:
-        return _mann_whitney_normal(x, y)
     if np.ptp(np.concatenate((x, y))) == 0:
         return 1.0  # all values tied: no evidence of a difference (scipy would return NaN)
     return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
-
-
-def _mann_whitney_normal(x: np.ndarray, y: np.ndarray) -> float:
-    """Normal approximation with tie and continuity corrections (scipy's 'asymptotic')."""
-    n1, n2 = x.size, y.size
-    both = np.concatenate((x, y))
-    _, inverse, counts = np.unique(both, return_inverse=True, return_counts=True)
-    # Average ranks of tied groups: a group starting after `c` smaller values spans c+1..c+t.
-    first_rank = np.cumsum(counts) - counts + 1
-    ranks = (first_rank + (counts - 1) / 2.0)[inverse]
-    u1 = ranks[:n1].sum() - n1 * (n1 + 1) / 2.0
-    n = n1 + n2
-    tie_term = float((counts**3 - counts).sum()) / (n * (n - 1)) if n > 1 else 0.0
-    sigma = math.sqrt(n1 * n2 / 12.0 * ((n + 1) - tie_term))
-    if sigma == 0:
-        return 1.0
-    delta = abs(u1 - n1 * n2 / 2.0)
-    z = max(delta - 0.5, 0.0) / sigma
-    return min(1.0, math.erfc(z / math.sqrt(2.0)))
 
 
 def _bootstrap_medians(

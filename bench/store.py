@@ -21,10 +21,12 @@ import errno
 import json
 import math
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.errors import UsageError
 from bench.record import SCHEMA_VERSION, Record, SchemaError
 
 
@@ -248,3 +250,77 @@ def _parse_header(obj: dict[str, Any]) -> RunHeader:
         return RunHeader(**{k: v for k, v in obj.items() if k in fields})
     except TypeError as exc:
         raise SchemaError(f"bad header: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_runs(paths: Iterable[str | os.PathLike]) -> list[Run]:
+    """Load run files and directories of run files; one clear UsageError for unusable input.
+
+    A file with a few corrupt lines still loads (its `problems` list says which lines were
+    skipped, for the caller to print as warnings); only a file with no readable header, a
+    missing path or an empty directory is an error.
+    """
+    runs: list[Run] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = _run_files_in(path)
+            if not files:
+                raise UsageError(f"{path}: directory contains no run files (*.jsonl)")
+        elif path.exists():
+            files = [path]
+        else:
+            raise UsageError(f"{path}: no such file or directory")
+        runs.extend(_load_one(file) for file in files)
+    if not runs:
+        raise UsageError("no run files given")
+    return _unique(runs)
+
+
+def _unique(runs: list[Run]) -> list[Run]:
+    """One copy of each run: the same run given twice (or a copy of it, such as a baseline)
+    would count every cell twice. The dropped copy is named in the kept run's problems."""
+    kept: dict[str, Run] = {}
+    unique: list[Run] = []
+    for run in runs:
+        first = kept.get(run.header.run_id) if run.header.run_id else None
+        if first is None:
+            kept[run.header.run_id] = run
+            unique.append(run)
+        else:
+            first.problems.append(f"{run.path}: run {run.header.run_id} was already given "
+                                  f"({first.path}); loaded once")
+    return unique
+
+
+def _run_files_in(directory: Path) -> list[Path]:
+    from bench.pytest_benchmark_json import is_pytest_benchmark_json  # it imports this module
+
+    return sorted(directory.glob("*.jsonl")) + [
+        p for p in sorted(directory.glob("*.json")) if is_pytest_benchmark_json(p)]
+
+
+def _load_one(path: Path) -> Run:
+    from bench.pytest_benchmark_json import is_pytest_benchmark_json, load_pytest_benchmark
+
+    try:
+        if is_pytest_benchmark_json(path):
+            return load_pytest_benchmark(path)
+        return load_run(path)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read results file ({exc})") from exc
+
+
+def run_warnings(runs: Sequence[Run]) -> list[str]:
+    """Load problems and incomplete runs, one line each, for stderr or the report's warning box."""
+    lines: list[str] = []
+    for run in runs:
+        name = run.path or run.header.run_id
+        lines.extend(run.problems)
+        if not run.complete:
+            lines.append(f"{name}: run is incomplete ({run.end_reason or 'no reason given'})")
+    return lines

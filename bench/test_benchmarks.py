@@ -23,7 +23,7 @@ extra_info): pytest-benchmark's own table shows per-call times,
 while images_per_s (and `bench table`, which divides the raw times) count every batch.
 
 Everything pytest-benchmark has no field for goes to `extra_info` (see `cell_info`), which
-`reports.pytest_benchmark` reads back so `python -m bench table/report` accept the JSON files.
+`bench.pytest_benchmark_json` reads back so `python -m bench table/report` accept the JSON files.
 pytest-benchmark's --benchmark-min-rounds/max-time/warmup do not apply (rounds are pedantic):
 use the suite's settings or --bench-rounds/--bench-warmup.
 """

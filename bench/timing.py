@@ -19,7 +19,6 @@ import numpy as np
 
 from bench.stats import median_ci
 
-STOP_REASONS = ("target", "budget", "max_samples")
 CHECK_GROWTH = 1.1  # re-check precision when the sample count has grown by 10%
 
 Clock = Callable[[], float]
@@ -32,7 +31,7 @@ class Measurement:
     samples_s: list[float]  # steady-state step times, warm-up excluded
     warmup_s: list[float]
     reached_target: bool  # the median's 95% CI met target_rel_ci (then stopped_by == "target")
-    stopped_by: str  # one of STOP_REASONS
+    stopped_by: str  # "target", "budget" or "max_samples"
 
 
 def _timed_steps(

@@ -1,6 +1,6 @@
 """What a case is: a configuration, deterministic numpy weights, and forward code in tf ops.
 
-A case knows nothing about execution modes (DESIGN.md). Its forward function is written with
+A case knows nothing about execution modes. Its forward function is written with
 `tf.nn` / `tf.math` ops only, so the very same Python runs inside a `tf.compat.v1` graph, eagerly
 and under `tf.function`. Modes differ only in what they pass as `params` (variables, constants
 or placeholders) and as `tap`.
@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-Tap = Callable[[str, Any], Any]
 
 
 def no_tap(name: str, tensor: Any) -> Any:

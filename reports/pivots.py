@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.record import FAILED_STATUSES, Status
 from bench.stats import ratio_ci
 
 REFERENCE_MODE = "eager"
@@ -83,12 +84,12 @@ def with_speedup(frame: pd.DataFrame, bootstrap: bool = True) -> pd.DataFrame:
     frame["speedup_high"] = math.nan
     frame["speedup_source"] = ""
     for _, rows in groups(frame):
-        eager = rows[(rows["mode"] == REFERENCE_MODE) & (rows["status"] == "ok")]
+        eager = rows[(rows["mode"] == REFERENCE_MODE) & (rows["status"] == Status.OK)]
         if eager.empty or not eager["images_per_s"].iloc[0] > 0:
             continue
         ref = eager.iloc[0]
         for index, row in rows.iterrows():
-            if row["status"] != "ok" or not row["images_per_s"] > 0:
+            if row["status"] != Status.OK or not row["images_per_s"] > 0:
                 continue
             if row["mode"] == REFERENCE_MODE:
                 frame.at[index, "speedup"] = 1.0
@@ -222,13 +223,13 @@ def break_even(frame: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for key, cells in groups(frame):
-        eager = cells[(cells["mode"] == REFERENCE_MODE) & (cells["status"] == "ok")]
+        eager = cells[(cells["mode"] == REFERENCE_MODE) & (cells["status"] == Status.OK)]
         if eager.empty:
             continue
         ref = eager.iloc[0]
         fixed_e, step_e = fixed_cost_s(ref), float(ref["median_s"])
         for _, row in cells.iterrows():
-            if row["status"] != "ok":
+            if row["status"] != Status.OK:
                 continue
             fixed_m, step_m = fixed_cost_s(row), float(row["median_s"])
             steps = break_even_steps(fixed_m, step_m, fixed_e, step_e)
@@ -273,7 +274,7 @@ def scorecard(frame: pd.DataFrame) -> pd.DataFrame:
             math.nan,
             "speedup_min": float(speedups.min()) if len(speedups) else math.nan,
             "speedup_max": float(speedups.max()) if len(speedups) else math.nan,
-            "cells_ok": int((cells["status"] == "ok").sum()),
+            "cells_ok": int((cells["status"] == Status.OK).sum()),
             "cells": len(cells),
         }
         for column in dbg:
@@ -320,7 +321,7 @@ def machine_summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 def failed_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """Cells that errored, timed out or crashed (skipped cells are by design, not failures)."""
-    return sort_cells(frame[frame["status"].isin(["error", "timeout", "crashed"])])
+    return sort_cells(frame[frame["status"].isin(FAILED_STATUSES)])
 
 
 def disagreeing_cells(frame: pd.DataFrame) -> pd.DataFrame:
@@ -328,7 +329,7 @@ def disagreeing_cells(frame: pd.DataFrame) -> pd.DataFrame:
     if "equivalent" not in frame.columns:
         return frame.iloc[0:0]
     flagged = frame["equivalent"].map(lambda v: v is False or v is np.False_)
-    return sort_cells(frame[flagged & (frame["status"] == "ok")])
+    return sort_cells(frame[flagged & (frame["status"] == Status.OK)])
 
 
 def config_params(config: str) -> dict[str, str]:

@@ -2,18 +2,22 @@
 
 Every function takes the flat frame of one machine and device (reports.table.records_frame,
 plus speed-ups from reports.pivots) and returns a matplotlib Figure, or None when the run has
-nothing to answer that question with (e.g. no batch sweep). The Agg backend is forced: reports
-are built on headless CI boxes and laptops alike.
+nothing to answer that question with (e.g. no batch sweep). Panels are drawn by seaborn from
+tidy frames (one row per cell, per step or per point of a curve), with one colour per mode
+(`mode_colors`) as the palette. The Agg backend is forced: reports are built on headless CI
+boxes and laptops alike.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import matplotlib
+
+from bench.record import Status, is_failed
 
 matplotlib.use("Agg")
 
@@ -21,8 +25,8 @@ import matplotlib.pyplot as plt  # after matplotlib.use: the backend must be cho
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from reports.pivots import (
@@ -36,8 +40,6 @@ from reports.pivots import (
 
 PANEL_WIDTH = 5.6  # inches; two panels side by side fit a 1200 px wide page at 100 dpi
 DPI = 100
-_STATUS_TEXT = {"skipped": "skipped", "error": "error", "timeout": "timeout",
-                "crashed": "crashed"}
 
 
 @contextmanager
@@ -138,16 +140,19 @@ def throughput_figure(frame: pd.DataFrame) -> Figure | None:
             values = cells["images_per_s"].to_numpy(dtype=float)
             low = values - cells["ci_low"].to_numpy(dtype=float)
             high = cells["ci_high"].to_numpy(dtype=float) - values
-            ax.barh(y, np.nan_to_num(values), color=[colors[m] for m in modes],
-                    xerr=np.nan_to_num([low, high]), error_kw={"elinewidth": 1, "capsize": 3})
-            ax.set_yticks(y, modes)
-            ax.invert_yaxis()
+            # The CI is the cell's own (between workers), so seaborn draws the bars only.
+            sns.barplot(data=cells.assign(images_per_s=np.nan_to_num(values)),
+                        x="images_per_s", y="mode", hue="mode", order=modes, hue_order=modes,
+                        palette=colors, errorbar=None, legend=False, ax=ax)
+            ax.errorbar(np.nan_to_num(values), y, xerr=np.nan_to_num([low, high]), fmt="none",
+                        ecolor="black", elinewidth=1, capsize=3)
+            ax.set_ylabel("")
             finite = values[np.isfinite(values)]
             right = finite.max() if finite.size else 1.0
             for i, (value, status) in enumerate(zip(values, cells["status"], strict=True)):
-                if status != "ok":
-                    ax.text(right * 0.01, i, _STATUS_TEXT.get(status, status), va="center",
-                            fontsize=8, color="#b00020" if status != "skipped" else "#777")
+                if status != Status.OK:
+                    ax.text(right * 0.01, i, status, va="center",
+                            fontsize=8, color="#b00020" if is_failed(status) else "#777")
                 elif np.isfinite(value):
                     end = max(value, np.nan_to_num(value + high[i]))
                     ax.text(end + right * 0.02, i, f"{value:,.0f}", va="center", fontsize=8)
@@ -174,31 +179,32 @@ def speedup_heatmap(frame: pd.DataFrame) -> Figure | None:
         by_mode = {row["mode"]: row for _, row in cells.iterrows()}
         values.append([by_mode[m]["speedup"] if m in by_mode else math.nan for m in modes])
         notes.append([_heat_note(by_mode.get(m)) for m in modes])
-    data = np.log2(np.array(values, dtype=float))
-    finite = np.abs(data[np.isfinite(data)])
+    data = np.log2(pd.DataFrame(values, index=labels, columns=modes, dtype=float))
+    finite = np.abs(data.to_numpy()[np.isfinite(data.to_numpy())])
     span = max(float(finite.max()) if finite.size else 1.0, 0.5)
+    ticks = [t for t in (-3, -2, -1, 0, 1, 2, 3) if abs(t) <= span]
     with _style():
         width = 0.78 * len(modes) + 0.075 * max(len(label) for label in labels) + 1.2
         fig, ax = plt.subplots(figsize=(width, 0.34 * len(labels) + 1.5))
-        masked = np.ma.masked_invalid(data)
-        cmap = plt.get_cmap("RdBu").with_extremes(bad="#eeeeee")
-        image = ax.imshow(masked, cmap=cmap, aspect="auto",
-                          norm=TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span))
+        ax.set_facecolor("#eeeeee")  # cells without a speed-up: masked, so the grey shows
+        sns.heatmap(data, mask=data.isna(), cmap="RdBu", center=0.0, vmin=-span, vmax=span,
+                    xticklabels=True, yticklabels=True, ax=ax,
+                    cbar_kws={"ticks": ticks, "fraction": 0.04, "pad": 0.02,
+                              "label": "speed-up over eager (log scale)"})
+        # Notes drawn here rather than by `annot`: masked cells need their status too.
         for i in range(len(labels)):
             for j in range(len(modes)):
-                dark = np.isfinite(data[i, j]) and abs(data[i, j]) > span * 0.6
-                failed = notes[i][j] in ("error", "timeout", "crashed")
-                ax.text(j, i, notes[i][j], ha="center", va="center", fontsize=8,
+                value = data.iat[i, j]
+                dark = np.isfinite(value) and abs(value) > span * 0.6
+                failed = is_failed(notes[i][j])
+                ax.text(j + 0.5, i + 0.5, notes[i][j], ha="center", va="center", fontsize=8,
                         color="#b00020" if failed else "white" if dark else "#222",
                         fontweight="bold" if failed else "normal")
-        ax.set_xticks(range(len(modes)), modes)
-        ax.xaxis.tick_top()
-        ax.set_yticks(range(len(labels)), labels)
         ax.grid(False)
-        ticks = [t for t in (-3, -2, -1, 0, 1, 2, 3) if abs(t) <= span]
-        bar = fig.colorbar(image, ax=ax, ticks=ticks, fraction=0.04, pad=0.02)
-        bar.ax.set_yticklabels([f"{2.0 ** t:g}x" for t in ticks])
-        bar.set_label("speed-up over eager (log scale)")
+        ax.xaxis.tick_top()
+        ax.tick_params(axis="x", rotation=0)
+        ax.tick_params(axis="y", rotation=0)
+        ax.collections[0].colorbar.set_ticklabels([f"{2.0 ** t:g}x" for t in ticks])
         ax.set_title("Speed-up over eager", pad=10)
         fig.tight_layout()
     return fig
@@ -216,8 +222,8 @@ def _short_label(key: dict, with_machine: bool) -> str:
 def _heat_note(row: pd.Series | None) -> str:
     if row is None:
         return "-"
-    if row["status"] != "ok":
-        return _STATUS_TEXT.get(row["status"], row["status"])
+    if row["status"] != Status.OK:
+        return row["status"]
     if not np.isfinite(row["speedup"]):
         return "n/a"
     return f"{row['speedup']:.2f}x"
@@ -229,26 +235,38 @@ def distributions_figure(frame: pd.DataFrame) -> Figure | None:
     Times are per step in milliseconds on a log axis, so modes an order of magnitude apart
     still show their spread; dots are Tukey outliers (GC pauses, scheduler noise).
     """
-    ok = frame[(frame["status"] == "ok") & (frame["samples"] > 0)]
+    ok = frame[(frame["status"] == Status.OK) & (frame["samples"] > 0)]
     if ok.empty:
         return None
     colors = mode_colors(list(frame["mode"]))
     with _style():
         fig, panels = _grid(ok, height=0.32 * ok["mode"].nunique() + 1.2)
         for ax, _key, cells in panels:
-            data = [np.asarray(s) * 1e3 for s in cells["samples_s"]]
             modes = list(cells["mode"])
-            parts = ax.boxplot(data, vert=False, patch_artist=True, widths=0.6,
-                               flierprops={"markersize": 3, "alpha": 0.6},
-                               medianprops={"color": "black"})
-            for patch, mode in zip(parts["boxes"], modes, strict=True):
-                patch.set_facecolor(colors[mode])
-                patch.set_alpha(0.8)
-            ax.set_yticks(range(1, len(modes) + 1), modes)
-            ax.invert_yaxis()
+            # Quartiles and whiskers of the times themselves; the axis is made log afterwards.
+            sns.boxplot(data=step_times(cells), x="step_ms", y="mode", hue="mode", order=modes,
+                        hue_order=modes, palette=colors, legend=False, width=0.6, ax=ax,
+                        boxprops={"alpha": 0.8}, medianprops={"color": "black"},
+                        flierprops={"markersize": 3, "alpha": 0.6})
+            ax.set_ylabel("")
             _log_axes(ax, "x")
             ax.set_xlabel("step time (ms, log scale)")
     return fig
+
+
+def step_times(cells: pd.DataFrame) -> pd.DataFrame:
+    """Tidy step times: one row per measured step, with its mode, in milliseconds."""
+    tidy = cells[["mode", "samples_s"]].explode("samples_s").dropna()
+    return tidy.assign(step_ms=tidy["samples_s"].astype(float) * 1e3)
+
+
+def _mode_lines(data: pd.DataFrame, x: str, y: str, ax, colors: dict, **kwargs) -> None:
+    """One line per mode, eager (the reference) dashed: the curves of every scaling panel."""
+    modes = mode_order(data["mode"])
+    sns.lineplot(data=data, x=x, y=y, hue="mode", style="mode", hue_order=modes,
+                 style_order=modes, palette=colors, estimator=None, sort=True, legend=False,
+                 dashes={m: (4, 2) if m == REFERENCE_MODE else "" for m in modes}, ax=ax,
+                 **kwargs)
 
 
 def break_even_figure(frame: pd.DataFrame, table: pd.DataFrame) -> Figure | None:
@@ -257,7 +275,7 @@ def break_even_figure(frame: pd.DataFrame, table: pd.DataFrame) -> Figure | None
     Cumulative wall time = fixed cost (setup + first call) + N x median step, one line per ok
     mode on log-log axes; a dot marks where a graph mode overtakes eager (its break-even).
     """
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == Status.OK]
     if ok.empty or table.empty or not np.isfinite(table["fixed_s"]).any():
         return None  # no setup times recorded: nothing to draw
     colors = mode_colors(list(frame["mode"]))
@@ -267,18 +285,17 @@ def break_even_figure(frame: pd.DataFrame, table: pd.DataFrame) -> Figure | None
     with _style():
         fig, panels = _grid(ok, height=3.2, legend=True)
         for ax, key, cells in panels:
-            for _, row in cells.iterrows():
-                fixed = fixed_cost_s(row)
-                if not np.isfinite(fixed) or not np.isfinite(row["median_s"]):
-                    continue
-                style = "--" if row["mode"] == REFERENCE_MODE else "-"
-                ax.plot(steps, cumulative_time_s(fixed, row["median_s"], steps), style,
-                        color=colors[row["mode"]], label=row["mode"], linewidth=1.6)
+            curves = [pd.DataFrame({"mode": row["mode"], "steps": steps,
+                                    "seconds": cumulative_time_s(fixed, row["median_s"], steps)})
+                      for _, row in cells.iterrows()
+                      if np.isfinite(fixed := fixed_cost_s(row)) and np.isfinite(row["median_s"])]
+            if curves:
+                _mode_lines(pd.concat(curves), "steps", "seconds", ax, colors, linewidth=1.6)
             _mark_break_even(ax, key, table, colors)
             _log_axes(ax, "xy")
             ax.set_xlabel("job length (steps after the first result)")
             ax.set_ylabel("cumulative time (s)")
-        _top_legend(fig)
+        _top_legend(fig, ok["mode"], colors)
     return fig
 
 
@@ -320,18 +337,11 @@ def _compact_number(value: float) -> str:
     return f"{value:g}"
 
 
-def _legend_entries(fig: Figure) -> tuple[list, list[str]]:
-    seen: dict[str, object] = {}
-    for ax in fig.axes:
-        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
-            seen.setdefault(name, handle)
-    names = mode_order(seen)
-    return [seen[n] for n in names], names
-
-
-def _top_legend(fig: Figure) -> None:
+def _top_legend(fig: Figure, modes: Iterable[str], colors: dict) -> None:
     """One legend for all panels, above them (per-panel legends would hide curves)."""
-    handles, names = _legend_entries(fig)
+    names = mode_order(modes)
+    handles = [Line2D([], [], color=colors[m], linestyle="--" if m == REFERENCE_MODE else "-")
+               for m in names]
     if handles:
         fig.legend(handles, names, loc="upper center", ncol=len(names), frameon=False,
                    bbox_to_anchor=(0.5, 1.0))
@@ -339,7 +349,7 @@ def _top_legend(fig: Figure) -> None:
 
 def batch_scaling_figure(frame: pd.DataFrame) -> Figure | None:
     """How does throughput grow with batch size? (only workloads run at several batch sizes)"""
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == Status.OK]
     swept = [(k, c) for k, c in ok.groupby(["case", "config", "phase", "input"], sort=False)
              if c["batch"].nunique() > 1]
     if not swept:
@@ -352,10 +362,7 @@ def batch_scaling_figure(frame: pd.DataFrame) -> Figure | None:
                                  figsize=(PANEL_WIDTH * cols, 3.4 * rows + 0.75))
         _inch_layout(fig, rows, cols, top=0.75)
         for ax, ((case, config, phase, _), cells) in zip(axes.flat, swept, strict=False):
-            for mode in mode_order(cells["mode"]):
-                line = cells[cells["mode"] == mode].sort_values("batch")
-                ax.plot(line["batch"], line["images_per_s"], marker="o", color=colors[mode],
-                        label=mode, linestyle="--" if mode == REFERENCE_MODE else "-")
+            _mode_lines(cells, "batch", "images_per_s", ax, colors, marker="o")
             ax.set_xscale("log", base=2)
             ax.set_xticks(sorted(cells["batch"].unique()),
                           [str(b) for b in sorted(cells["batch"].unique())])
@@ -365,7 +372,7 @@ def batch_scaling_figure(frame: pd.DataFrame) -> Figure | None:
             ax.set_ylim(bottom=0)
         for ax in axes.flat[len(swept):]:
             ax.set_visible(False)
-        _top_legend(fig)
+        _top_legend(fig, ok["mode"], colors)
     return fig
 
 
@@ -377,7 +384,7 @@ def model_scaling_figure(frame: pd.DataFrame) -> Figure | None:
     placed by its MACs per image. The right panel's second axis is the share of the machine's
     measured peak FLOP/s, when the run measured it.
     """
-    ok = frame[(frame["status"] == "ok") & frame["macs"].notna()]
+    ok = frame[(frame["status"] == Status.OK) & frame["macs"].notna()]
     panels = []
     for (case, phase), cells in ok.groupby(["case", "phase"], sort=False):
         cells = cells[cells["batch"] == cells["batch"].mode().iloc[0]]
@@ -409,15 +416,12 @@ def model_scaling_figure(frame: pd.DataFrame) -> Figure | None:
                     right = ax.secondary_yaxis("right", functions=(
                         lambda g: g / peak_gflops * 100, lambda p: p * peak_gflops / 100))
                     right.set_ylabel("% of measured peak FLOP/s")
-        _top_legend(fig)
+        _top_legend(fig, ok["mode"], colors)
     return fig
 
 
 def _scaling_panel(ax, cells: pd.DataFrame, column: str, colors: dict) -> None:
-    for mode in mode_order(cells["mode"]):
-        line = cells[cells["mode"] == mode].sort_values("macs")
-        ax.plot(line["macs"], line[column], marker="o", color=colors[mode], label=mode,
-                linestyle="--" if mode == REFERENCE_MODE else "-", markersize=5)
+    _mode_lines(cells, "macs", column, ax, colors, marker="o", markersize=5)
     configs = cells.drop_duplicates("config").sort_values("macs")
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.store import Run
+from bench.record import Status
+from bench.store import Run, run_warnings
 from reports import html as h
 from reports import plots
 from reports.pivots import (
@@ -35,13 +36,7 @@ from reports.pivots import (
     scorecard,
     with_speedup,
 )
-from reports.table import (
-    load_warnings,
-    machine_label,
-    printable_columns,
-    records_frame,
-    run_warnings,
-)
+from reports.table import load_warnings, machine_label, printable_columns, records_frame
 from reports.versus_baseline import BaselineView, baseline_view
 
 TITLE = "TensorFlow execution modes: benchmark report"
@@ -65,10 +60,7 @@ def build_report(runs: Sequence[Run], baseline: Sequence[Run] | None = None,
     even = break_even(frame) if not frame.empty else pd.DataFrame()
     view = baseline_view(baseline, runs) if baseline else None
     warnings = report_warnings(runs, frame) + (_baseline_warnings(view) if view else [])
-    parts = [_header(runs, frame), h.warning_box(warnings), _contents(frame, view)]
-    if trends_name:
-        parts.append(f'<p>History: <a href="{h.esc(trends_name)}">throughput and speed-ups over '
-                     "commits, with detected steps</a> (a separate page next to this one).</p>")
+    parts = []
     if len(_by_machine(frame)) > 1:
         parts.append(_across_machines(frame))
     for (machine, device), cells in _by_machine(frame):
@@ -76,14 +68,21 @@ def build_report(runs: Sequence[Run], baseline: Sequence[Run] | None = None,
     if view is not None:
         parts.append(_baseline_section(view))
     parts.append(_all_cells_section(frame))
-    parts.append(_footer(csv_names))
     tables = {"cells": frame.loc[:, printable_columns(frame)],
               "modes": main_table(frame) if not frame.empty else frame,
               "break_even": even,
               "scorecard": scorecard(frame) if not frame.empty else pd.DataFrame()}
     if view is not None:
         tables["baseline"] = view.rows
-    return Report(h.page(TITLE, "\n".join(parts)), tables)
+    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    suites = ", ".join(dict.fromkeys(r.header.suite for r in runs))
+    page = h.page(TITLE, "", "report.html",
+                  lead=f"{len(runs)} run(s) of suite {suites}, {len(frame)} cells; generated {now}",
+                  facts=h.trusted(_run_facts(runs, frame)),
+                  warnings=h.trusted(h.warning_box(warnings)), contents=_contents(frame, view),
+                  trends_name=trends_name, sections=[h.trusted(p) for p in parts],
+                  csv_names=list(csv_names))
+    return Report(page, tables)
 
 
 def _by_machine(frame: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
@@ -97,13 +96,6 @@ def _anchor(*parts: Any) -> str:
 
 
 # --------------------------------------------------------------------------- header
-
-
-def _header(runs: Sequence[Run], frame: pd.DataFrame) -> str:
-    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    suites = ", ".join(dict.fromkeys(r.header.suite for r in runs))
-    lead = f"{len(runs)} run(s) of suite {suites}, {len(frame)} cells; generated {now}"
-    return f"<h1>{h.esc(TITLE)}</h1>\n{h.paragraph(lead, 'lead')}\n{_run_facts(runs, frame)}"
 
 
 def _run_facts(runs: Sequence[Run], frame: pd.DataFrame) -> str:
@@ -177,7 +169,7 @@ def report_warnings(runs: Sequence[Run], frame: pd.DataFrame) -> list[str]:
                                               f"{h.format_number(r['tolerance'])}"))
     for key, cells in groups(frame):
         eager = cells[cells["mode"] == REFERENCE_MODE]
-        if (eager["status"] != "ok").all() and (cells["status"] == "ok").any():
+        if (eager["status"] != Status.OK).all() and (cells["status"] == Status.OK).any():
             lines.append(f"no ok eager cell for {cell_label(key, multi)}: no speed-ups there")
     # The CI a rerun can expect: between workers where a cell has several, else within one.
     spread = frame["ci_between"].fillna(frame["ci_rel_halfwidth"]) \
@@ -201,15 +193,15 @@ def _cell_name(row: pd.Series, multi: bool) -> str:
     return f"{cell_label(row, multi)} {row['mode']}"
 
 
-def _contents(frame: pd.DataFrame, view: BaselineView | None) -> str:
-    items = [f'<li><a href="#{_anchor(m, d)}">{h.esc(m)} · {h.esc(d)}</a></li>'
-             for (m, d), _ in _by_machine(frame)]
+def _contents(frame: pd.DataFrame, view: BaselineView | None) -> list[tuple[str, str]]:
+    """(anchor, label) of the page's sections, for the template's contents list."""
+    items = [(_anchor(m, d), f"{m} · {d}") for (m, d), _ in _by_machine(frame)]
     if len(items) > 1:
-        items.insert(0, '<li><a href="#machines">Across machines and devices</a></li>')
+        items.insert(0, ("machines", "Across machines and devices"))
     if view is not None:
-        items.append('<li><a href="#baseline">Comparison with the baseline</a></li>')
-    items.append('<li><a href="#all-cells">All cells</a></li>')
-    return f"<nav><strong>Contents</strong><ul>{''.join(items)}</ul></nav>"
+        items.append(("baseline", "Comparison with the baseline"))
+    items.append(("all-cells", "All cells"))
+    return items
 
 
 def _across_machines(frame: pd.DataFrame) -> str:
@@ -392,7 +384,7 @@ def _setup_cell(row: pd.Series) -> h.Cell:
 
 
 def _status_cell(row: pd.Series) -> h.Cell:
-    if row["status"] == "ok":
+    if row["status"] == Status.OK:
         return h.raw(h.badge("ok"))
     reason = f"<br>{h.esc(row['reason'])}" if row["reason"] else ""
     return h.raw(h.badge(row["status"]) + reason, "reason")
@@ -416,7 +408,7 @@ def _percent(value: float) -> str:
 
 def _agreement_cell(row: pd.Series) -> h.Cell:
     verdict = row["equivalent"]
-    if row["status"] != "ok" or verdict is None or (isinstance(verdict, float)
+    if row["status"] != Status.OK or verdict is None or (isinstance(verdict, float)
                                                     and math.isnan(verdict)):
         return h.text("")
     diff = h.format_number(row["max_abs_diff"])
@@ -609,10 +601,3 @@ def _all_cells_section(frame: pd.DataFrame) -> str:
     body = h.details(f"All {len(frame)} cells, one row each (rounds pooled); the same table, "
                      "with every column, is in the cells CSV", table)
     return h.section("all-cells", "All cells", body)
-
-
-def _footer(csv_names: Sequence[str]) -> str:
-    files = ", ".join(f"<code>{h.esc(n)}</code>" for n in csv_names)
-    written = f" Tables as CSV next to this file: {files}." if files else ""
-    return (f"<footer>Built by <code>python -m bench report</code> from the run files listed "
-            f"above; statistics from the raw step times (bench.stats).{written}</footer>")

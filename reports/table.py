@@ -8,15 +8,11 @@ runs (machines, CPU vs GPU) stay separate rows so they are never averaged into e
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
-import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from statistics import median
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -24,19 +20,18 @@ import pandas as pd
 
 from bench.errors import UsageError
 from bench.placement import OTHER_LOAD_WARN
-from bench.record import Record
+from bench.record import SETUP_STAGES, Record
 from bench.replicates import (
     SPEEDUP_OUTLIER,
     THROUGHPUT_OUTLIER,
     summarize_replicates,
-    worker_speedup,
-    worker_throughput,
 )
 from bench.stats import median_ci, summarize
-from bench.store import Run, StoreError, load_run, peak_for
+from bench.store import Run, peak_for
+from reports.format import format_value
+from reports.pool import PooledCell, pool
 
 # Status severity: a pooled cell takes the worst status of its rounds.
-_SEVERITY = {"ok": 0, "skipped": 1, "error": 2, "timeout": 3, "crashed": 4}
 
 # The flat columns, in order; per-stage and debug columns follow, then run identity.
 BASE_COLUMNS = [
@@ -64,96 +59,6 @@ DEFAULT_COLUMNS = [
 
 # Graph stages in order of preference: the graph the mode actually runs is the last one made.
 _GRAPH_PREFERENCE = ("optimized", "frozen", "built")
-
-_PYTEST_BENCHMARK_MODULE = "reports.pytest_benchmark"
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def load_runs(paths: Iterable[str | os.PathLike]) -> list[Run]:
-    """Load run files and directories of run files; one clear UsageError for unusable input.
-
-    A file with a few corrupt lines still loads (its `problems` list says which lines were
-    skipped, for the caller to print as warnings); only a file with no readable header, a
-    missing path or an empty directory is an error.
-    """
-    runs: list[Run] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files = _run_files_in(path)
-            if not files:
-                raise UsageError(f"{path}: directory contains no run files (*.jsonl)")
-        elif path.exists():
-            files = [path]
-        else:
-            raise UsageError(f"{path}: no such file or directory")
-        runs.extend(_load_one(file) for file in files)
-    if not runs:
-        raise UsageError("no run files given")
-    return _unique(runs)
-
-
-def _unique(runs: list[Run]) -> list[Run]:
-    """One copy of each run: the same run given twice (or a copy of it, such as a baseline)
-    would count every cell twice. The dropped copy is named in the kept run's problems."""
-    kept: dict[str, Run] = {}
-    unique: list[Run] = []
-    for run in runs:
-        first = kept.get(run.header.run_id) if run.header.run_id else None
-        if first is None:
-            kept[run.header.run_id] = run
-            unique.append(run)
-        else:
-            first.problems.append(f"{run.path}: run {run.header.run_id} was already given "
-                                  f"({first.path}); loaded once")
-    return unique
-
-
-def _run_files_in(directory: Path) -> list[Path]:
-    files = sorted(directory.glob("*.jsonl"))
-    converter = _pytest_benchmark_converter()
-    if converter is not None:
-        files += [p for p in sorted(directory.glob("*.json"))
-                  if converter.is_pytest_benchmark_json(p)]
-    return files
-
-
-def _load_one(path: Path) -> Run:
-    # --- HOOK: pytest-benchmark JSON files become a Run here, via reports/pytest_benchmark.py
-    # (written separately). Without that module only our own .jsonl run files are read.
-    converter = _pytest_benchmark_converter()
-    try:
-        if converter is not None and converter.is_pytest_benchmark_json(path):
-            return converter.load_pytest_benchmark(path)
-        return load_run(path)
-    except StoreError as exc:
-        raise UsageError(str(exc)) from exc
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot read results file ({exc})") from exc
-
-
-def _pytest_benchmark_converter() -> ModuleType | None:
-    """The optional pytest-benchmark converter, imported lazily so this works without it."""
-    try:
-        return importlib.import_module(_PYTEST_BENCHMARK_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != _PYTEST_BENCHMARK_MODULE:
-            raise
-        return None
-
-
-def run_warnings(runs: Sequence[Run]) -> list[str]:
-    """Load problems and incomplete runs, one line each, for stderr or the report's warning box."""
-    lines: list[str] = []
-    for run in runs:
-        name = run.path or run.header.run_id
-        lines.extend(run.problems)
-        if not run.complete:
-            lines.append(f"{name}: run is incomplete ({run.end_reason or 'no reason given'})")
-    return lines
-
 
 # --------------------------------------------------------------------------- machine label
 
@@ -189,88 +94,6 @@ def short_cpu_name(name: str) -> str:
     return " ".join(name.split())[:32]
 
 
-# --------------------------------------------------------------------------- pooling
-
-
-def pool_records(records: Sequence[Record]) -> dict[str, Any]:
-    """The rounds of one cell in one run -> one row's raw facts.
-
-    Samples of all rounds are concatenated; setup stages and first_result take the median over
-    rounds (a single slow first call should not dominate); memory takes the maximum (a peak is a
-    peak); the status is ok only when every round was, else the worst round's status and reason.
-    """
-    worst = max(records, key=lambda r: _SEVERITY.get(r.status, 5))
-    ok = worst.status == "ok"
-    samples = [s for r in records if r.status == "ok" for s in r.samples_s]
-    stages: dict[str, list[float]] = {}
-    for r in records:
-        for stage, seconds in r.setup_s.items():
-            stages.setdefault(stage, []).append(float(seconds))
-    debug: dict[str, Any] = {}
-    graph_nodes: dict[str, int] = {}
-    for r in records:
-        for key, value in r.debug.items():
-            debug.setdefault(key, value)
-        for key, value in r.graph_nodes.items():
-            graph_nodes.setdefault(key, value)
-    loads = [r.load.get("other_cores") for r in records if r.status == "ok" and r.load]
-    diffs = [r.max_abs_diff for r in records if r.max_abs_diff is not None]
-    verdicts = [r.equivalent for r in records if r.equivalent is not None]
-    return {
-        "cell": records[0].cell,
-        "status": worst.status,
-        "reason": worst.reason if not ok else "",
-        "rounds": len(records),
-        "samples_s": samples if ok else [],
-        "images_per_step": _first(r.images_per_step for r in records) or records[0].cell.batch,
-        "setup_stages": {k: median(v) for k, v in stages.items()},
-        "first_result_s": _median_or_none(r.first_result_s for r in records),
-        "peak_rss_mb": _max_or_none(r.peak_rss_mb for r in records),
-        "peak_device_mb": _max_or_none(r.peak_device_mb for r in records),
-        "graph_nodes": graph_nodes,
-        "max_abs_diff": max(diffs) if diffs else None,
-        "tolerance": _first(r.tolerance for r in records),
-        "equivalent": all(verdicts) if verdicts else None,
-        "macs": _first(r.macs_per_image for r in records),
-        "params": _first(r.params for r in records),
-        "flops_per_image": _first(r.flops_per_image for r in records),
-        "wall_s": _sum_or_none(r.wall_s for r in records),
-        "debug": debug,
-        # One value per worker process: the replicates the cell's CI comes from.
-        "worker_ips": [v for v in map(worker_throughput, records) if v] if ok else [],
-        "worker_speedups": [v for v in map(worker_speedup, records) if v] if ok else [],
-        # Per-pair ratios (eager / mode, step by step): the within-worker CI of a cell that
-        # ran in one worker.
-        "pair_ratios": [e / m for r in records if ok
-                        for m, e in zip(r.paired_s, r.paired_eager_s, strict=False) if m > 0],
-        "other_load": max((v for v in loads if v is not None), default=None),
-        "cpus": next((r.cpus for r in records if r.cpus), []),
-        "batches_per_call": _first(r.extra.get("batches_per_call") for r in records) or 1,
-    }
-
-
-def _first(values: Iterable[Any]) -> Any:
-    return next((v for v in values if v not in (None, 0)), None)
-
-
-def _median_or_none(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return median(present) if present else None
-
-
-def _max_or_none(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return max(present) if present else None
-
-
-def _sum_or_none(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return sum(present) if present else None
-
-
-# --------------------------------------------------------------------------- the frame
-
-
 def records_frame(runs: Sequence[Run]) -> pd.DataFrame:
     """One row per (run, machine, cell) with every column a table, plot or CSV needs.
 
@@ -280,12 +103,12 @@ def records_frame(runs: Sequence[Run]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for run in runs:
         machine = machine_label(run)
-        groups: dict[tuple[str, str], list[Record]] = {}
+        groups: dict[tuple[str, str], list[tuple[int, Record]]] = {}
         for record in run.records:
             run_id = record.run_id or run.header.run_id
-            groups.setdefault((run_id, record.cell.key), []).append(record)
-        for (run_id, _), records in groups.items():
-            row = _row(pool_records(records), run)
+            groups.setdefault((run_id, record.cell.key), []).append((0, record))
+        for (run_id, _), items in groups.items():
+            row = _row(pool(items), run)
             row.update(run_id=run_id, machine=machine, suite=run.header.suite, path=run.path)
             rows.append(row)
     frame = pd.DataFrame(rows)
@@ -300,53 +123,51 @@ def _column_order(frame: pd.DataFrame) -> list[str]:
     return BASE_COLUMNS + setup + nodes + debug + TAIL_COLUMNS + RAW_COLUMNS
 
 
-# Setup stages in the order a mode goes through them (DESIGN.md); unknown stages after these.
-STAGE_ORDER = ("build", "trace", "freeze", "optimize", "compile", "first_call")
-
-
 def _stage_rank(column: str) -> tuple[int, str]:
     stage = column.removeprefix("setup_").removesuffix("_s")
-    rank = STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
+    # In the order a mode goes through them (SETUP_STAGES); unknown stages after these.
+    rank = SETUP_STAGES.index(stage) if stage in SETUP_STAGES else len(SETUP_STAGES)
     return rank, stage
 
 
-def _row(pooled: dict[str, Any], run: Run) -> dict[str, Any]:
-    cell = pooled["cell"]
-    ok = pooled["status"] == "ok"
+def _row(pooled: PooledCell, run: Run) -> dict[str, Any]:
+    cell = pooled.cell
+    ok = pooled.ok
     row: dict[str, Any] = {
         "key": cell.key, "case": cell.case, "config": cell.config, "mode": cell.mode,
         "phase": cell.phase,
         "device": cell.device, "input": cell.input, "batch": cell.batch,
-        "status": pooled["status"], "reason": pooled["reason"], "rounds": pooled["rounds"],
-        "images_per_step": pooled["images_per_step"],
+        "status": pooled.status, "reason": pooled.reason, "rounds": pooled.rounds,
+        "images_per_step": pooled.images_per_step,
     }
-    row.update(_sample_columns(pooled["samples_s"], pooled["images_per_step"]))
-    row.update(_replicate_columns(pooled["worker_ips"], pooled["worker_speedups"],
-                                  pooled["pair_ratios"]))
+    row.update(_sample_columns(list(pooled.samples) if ok else [], pooled.images_per_step))
+    row.update(_replicate_columns(list(pooled.worker_ips.values()) if ok else [],
+                                  list(pooled.worker_speedups.values()) if ok else [],
+                                  pooled.pair_ratios if ok else []))
     # Dataset input: one measured call is an epoch; samples are per batch (the worker divides).
     epoch = cell.input == "dataset"
-    row["epoch_batches"] = pooled["batches_per_call"] if epoch else math.nan
+    row["epoch_batches"] = pooled.batches_per_call if epoch else math.nan
     row["epoch_s"] = (row["epoch_batches"] * row["images_per_step"] / row["images_per_s"]
                       if epoch and row["images_per_s"] > 0 else math.nan)
     row["threads"] = cell.threads
-    row["cpus"] = ",".join(map(str, pooled["cpus"]))
-    row["other_load"] = _num(pooled["other_load"])
-    stages = pooled["setup_stages"] if ok else {}
+    row["cpus"] = ",".join(map(str, pooled.cpus))
+    row["other_load"] = _num(pooled.other_load)
+    stages = pooled.setup_stages if ok else {}
     row["setup_s"] = sum(stages.values()) if stages else math.nan
-    for stage, seconds in pooled["setup_stages"].items():
+    for stage, seconds in pooled.setup_stages.items():
         row[f"setup_{stage}_s"] = seconds if ok else math.nan
     for name in ("first_result_s", "peak_rss_mb", "peak_device_mb", "max_abs_diff"):
-        row[name] = _num(pooled[name]) if ok else math.nan
-    row["wall_s"] = _num(pooled["wall_s"])
-    nodes = pooled["graph_nodes"]
+        row[name] = _num(getattr(pooled, name)) if ok else math.nan
+    row["wall_s"] = _num(pooled.wall_s)
+    nodes = pooled.graph_nodes
     row["graph_nodes"] = _num(_graph_size(nodes))
     for stage, count in nodes.items():
         row[f"graph_nodes_{stage}"] = _num(count)
-    row["tolerance"] = _num(pooled["tolerance"])
-    row["equivalent"] = pooled["equivalent"] if ok else None
-    row["macs"] = _num(pooled["macs"])
-    row["params"] = _num(pooled["params"])
-    flops = _num(pooled["flops_per_image"])
+    row["tolerance"] = _num(pooled.tolerance)
+    row["equivalent"] = pooled.equivalent if ok else None
+    row["macs"] = _num(pooled.macs)
+    row["params"] = _num(pooled.params)
+    flops = _num(pooled.flops_per_image)
     row["flops_per_image"] = flops
     row["gflops"] = flops * row["images_per_s"] / 1e9
     peak = peak_for(run.header.peak_flops or {}, cell.device, cell.threads)
@@ -355,7 +176,7 @@ def _row(pooled: dict[str, Any], run: Run) -> dict[str, Any]:
     # result: kept in peak_share_raw for the warning, never shown as a share.
     row["peak_share_raw"] = share
     row["peak_fraction"] = share if share <= 1.0 else math.nan
-    for key, value in pooled["debug"].items():
+    for key, value in pooled.debug.items():
         row[key if key.startswith("dbg_") else f"dbg_{key}"] = _compact(value)
     return row
 
@@ -479,32 +300,13 @@ def format_table(frame: pd.DataFrame, fmt: str = "text") -> str:
     frame = frame.loc[:, [c for c in frame.columns if c not in RAW_COLUMNS]]
     if fmt == "csv":
         return frame.to_csv(index=False)
-    cells = [[_format_value(v) for v in row] for row in frame.itertuples(index=False)]
+    cells = [[format_value(v) for v in row] for row in frame.itertuples(index=False)]
     header = [str(c) for c in frame.columns]
     if fmt == "markdown":
         return _markdown(header, cells)
     if fmt == "text":
         return _aligned(header, cells)
     raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-
-
-def _format_value(value: Any) -> str:
-    """Short, human numbers: 3 significant digits, no 'nan' noise, integers as integers."""
-    if value is None:
-        return ""
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "NO"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        if math.isnan(value):
-            return ""
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        if value == int(value) and abs(value) < 1e15:
-            return str(int(value))
-        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
-    return str(value).replace("\n", " ")
 
 
 TEXT_CELL_WIDTH = 60  # long error messages are cut in the terminal view (CSV keeps them)

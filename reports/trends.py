@@ -1,30 +1,23 @@
 """The trends page: throughput and speed-up over eager per cell, over commits, steps marked.
 
 One self-contained HTML file (inline CSS, plots as base64 PNG), so it can be attached to a CI
-job or opened from disk. Every string that comes from data is escaped. Plots are drawn on
-`matplotlib.figure.Figure` objects directly (Agg, no pyplot), so no global state is touched.
+job or opened from disk: the report's base page and stylesheet (reports/templates/trends.html
+extends base.html), so every string that comes from data is escaped by the template. Plots are
+drawn on `matplotlib.figure.Figure` objects directly (Agg, no pyplot), so no global state is
+touched.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.history import HistoryEntry, Series, Step, load_history, series
-
-CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
-th { background: #f3f3f3; } .down { color: #b00; } .up { color: #070; }
-.note { color: #666; font-size: 0.9em; } .warn { background: #fff4d6; padding: 0.5em; }
-img { max-width: 100%; }
-"""
+from reports import html as h
+from reports.format import format_value
+from reports.history import HistoryEntry, Series, Step, load_history, series
 
 METRIC_LABELS = {"images_per_s": "throughput (images/s)", "speedup": "speed-up over eager"}
 
@@ -46,52 +39,32 @@ def render_trends(entries: Sequence[HistoryEntry], threshold: float = 0.05, alph
     """The whole page as a string: a table of detected steps, then one plot per cell."""
     by_metric = {m: series(entries, m, threshold, alpha) for m in METRIC_LABELS}
     keys = sorted({s.key for found in by_metric.values() for s in found})
-    parts = [
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>",
-        f"<title>Benchmark trends</title><style>{CSS}</style></head><body>",
-        "<h1>Benchmark trends</h1>",
-        f"<p class='note'>{len({e.run_id for e in entries})} runs, {len(keys)} cells"
-        + (f", from {html.escape(source)}" if source else "")
-        + f". A step is a shift of the median between the runs before and after a commit "
-          f"larger than {threshold:.0%} and significant (Mann-Whitney p &lt; {alpha:g}); "
-          "throughput series are per machine.</p>",
-    ]
-    if problems:
-        items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
-        parts.append(f"<div class='warn'>Skipped history lines:<ul>{items}</ul></div>")
-    if not keys:
-        parts.append("<p>No history yet: append runs with <code>python -m bench history append "
-                     "RUN</code>.</p>")
-    else:
-        parts.append(_steps_table(by_metric))
-        order = _run_order(entries)
-        for key in keys:
-            found = {m: [s for s in by_metric[m] if s.key == key] for m in METRIC_LABELS}
-            parts.append(f"<h2>{html.escape(key)}</h2>")
-            parts.append(f"<img alt='trends of {html.escape(key, quote=True)}' "
-                         f"src='data:image/png;base64,{_plot(found, order)}'>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    order = _run_order(entries)
+    cells = [(key, _plot({m: [s for s in by_metric[m] if s.key == key] for m in METRIC_LABELS},
+                         order)) for key in keys]
+    return h.page("Benchmark trends", "", "trends.html", runs=len({e.run_id for e in entries}),
+                  cells=cells, source=source, threshold=f"{threshold:.0%}", alpha=f"{alpha:g}",
+                  problems=list(problems), steps_header=STEPS_HEADER, steps=_steps(by_metric))
 
 
-def _steps_table(by_metric: dict[str, list[Series]]) -> str:
+STEPS_HEADER = ("cell", "metric", "machine", "first commit after", "date",
+                "median before → after", "change", "p")
+
+
+def _steps(by_metric: dict[str, list[Series]]) -> list[list[h.Cell]]:
+    """One row per detected step; cell text is formatted here, escaped by the template."""
     rows = []
     for metric, found in by_metric.items():
         for s in found:
             for step in s.steps:
                 entry = s.entries[step.index]
-                css = "up" if step.change > 0 else "down"
-                rows.append(
-                    f"<tr><td>{html.escape(s.key)}</td><td>{METRIC_LABELS[metric]}</td>"
-                    f"<td>{html.escape(_short(s.fingerprint) or '-')}</td>"
-                    f"<td>{html.escape(entry.commit[:12])}</td><td>{html.escape(entry.date)}</td>"
-                    f"<td>{step.before:.4g} &rarr; {step.after:.4g}</td>"
-                    f"<td class='{css}'>{step.change:+.1%}</td><td>{step.p_value:.2g}</td></tr>")
-    if not rows:
-        return "<p>No steps detected.</p>"
-    head = ("<tr><th>cell</th><th>metric</th><th>machine</th><th>first commit after</th>"
-            "<th>date</th><th>median before &rarr; after</th><th>change</th><th>p</th></tr>")
-    return f"<h2>Detected steps</h2><table>{head}{''.join(rows)}</table>"
+                rows.append([h.text(s.key), h.text(METRIC_LABELS[metric]),
+                             h.text(_short(s.fingerprint) or "-"), h.text(entry.commit[:12]),
+                             h.text(entry.date),
+                             h.text(f"{format_value(step.before)} → {format_value(step.after)}"),
+                             h.text(f"{step.change:+.1%}", "up" if step.change > 0 else "down"),
+                             h.text(f"{step.p_value:.2g}")])
+    return rows
 
 
 def _run_order(entries: Sequence[HistoryEntry]) -> dict[str, int]:

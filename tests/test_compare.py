@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.compare import compare_runs
 from bench.record import Cell, Record
 from bench.store import RunHeader, RunWriter, load_run
+from reports.compare import compare_runs
 
 MEDIAN_S = {"eager": 0.010, "function": 0.005, "xla": 0.004}
 
@@ -285,3 +285,14 @@ def test_baseline_refuses_incomplete_run_and_bad_name(tmp_path):
         "run_id"] == "p"
     assert main(["baseline", "record", str(path), "--dir", folder, "--name", "../x",
                  "--allow-incomplete"]) == 2
+
+
+def test_baselines_and_history_default_to_the_working_directory(monkeypatch, tmp_path):
+    from bench.commands.compare import resolve_baseline
+    from bench.paths import BASELINE_DIR, DEFAULT_HISTORY
+
+    assert not BASELINE_DIR.is_absolute() and not DEFAULT_HISTORY.is_absolute()
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # where CI runs `.ci/gate`
+    assert Path(resolve_baseline("quick-cpu", BASELINE_DIR)).resolve().is_file()
+    monkeypatch.chdir(tmp_path)  # elsewhere: nothing is found inside the installed package
+    assert resolve_baseline("quick-cpu", BASELINE_DIR) == "quick-cpu"

@@ -22,10 +22,10 @@ from bench.eta import (
     estimate,
 )
 from bench.record import TIME_STAGES, Cell, Record
-from bench.store import load_run
+from bench.store import load_run, load_runs
 from bench.worker import Laps
 from reports.pivots import with_speedup
-from reports.table import load_runs, records_frame
+from reports.table import records_frame
 from reports.time_spent import by_mode, by_stage, eta_accuracy, eta_error_at, time_line
 from reports.verdict import verdict_lines, with_labels
 
@@ -182,7 +182,7 @@ def test_the_terminal_verdict_names_the_findings(recorded):
 
 def test_verdict_names_failures_and_disagreements():
     frame = with_labels(with_speedup(records_frame(load_runs(
-        [ROOT / "reports" / "baselines" / "quick-cpu.jsonl"]))))
+        [ROOT / "baselines" / "quick-cpu.jsonl"]))))
     frame.loc[frame.index[0], "status"] = "crashed"
     wrong = frame.index[frame["status"] == "ok"][0]
     frame.loc[wrong, "equivalent"] = False

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.history import (
+from bench.record import Cell, Record
+from bench.store import RunHeader, RunWriter, load_run
+from reports.history import (
     append_run,
     detect_steps,
     history_frame,
@@ -17,8 +19,6 @@ from bench.history import (
     series,
     summarize_run,
 )
-from bench.record import Cell, Record
-from bench.store import RunHeader, RunWriter, load_run
 from reports.trends import render_trends, write_trends
 
 MEDIAN_S = {"eager": 0.010, "function": 0.005}

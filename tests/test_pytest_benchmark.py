@@ -11,18 +11,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from runs import fake_samples, write_run
 
 from bench.cli import main
 from bench.errors import UsageError
-from bench.record import Cell, Record
-from bench.store import StoreError
-from reports.demo import fake_samples, write_run
-from reports.pytest_benchmark import (
+from bench.pytest_benchmark_json import (
     is_pytest_benchmark_json,
     load_pytest_benchmark,
     run_from_json,
 )
-from reports.table import load_runs, records_frame
+from bench.record import Cell, Record
+from bench.store import StoreError, load_runs
+from reports.table import records_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -32,9 +32,9 @@ from bench.store import (
     StoreWriteError,
     claim_run_file,
     load_run,
+    load_runs,
 )
 from cases import ConfigError, get_workload
-from reports.table import load_runs
 
 SAMPLES = [0.010, 0.011, 0.0105, 0.0102, 0.0108]
 

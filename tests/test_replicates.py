@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 
-from bench.compare import compare_runs, confirmed_failures, needs_confirmation
 from bench.record import Cell, Record
 from bench.replicates import (
     compare_replicates,
@@ -17,6 +16,7 @@ from bench.replicates import (
 )
 from bench.stats import mann_whitney_u
 from bench.store import Run, RunHeader
+from reports.compare import compare_runs, confirmed_failures, needs_confirmation
 
 
 def test_outliers_need_three_workers_and_flag_only_a_minority():

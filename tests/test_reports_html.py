@@ -9,23 +9,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from runs import fake_samples, recorded_records, write_run
 
 from bench.cli import main
 from bench.record import Cell, Record
-from reports import versus_baseline
-from reports.demo import demo_records, fake_samples, write_run
+from bench.store import load_runs
 from reports.report import build_report
-from reports.table import load_runs
 
 CHROMIUM = "/usr/bin/chromium"
 SCRIPT = "<script>alert('pwned')</script>"
 
 
 def small_records(run_id: str, device: str = "cpu") -> list[Record]:
-    """The demo's failing MobileNet workload only: every mode and phase, fast to plot."""
-    keep = ("mobilenet", "alpha=0.5,resolution=128", 32)
-    records = [r for r in demo_records(run_id, device=device, samples=20)
-               if (r.cell.case, r.cell.config, r.cell.batch) == keep]
+    """The recorded CNN cells (every mode and phase, one failing) plus a crashed cell."""
+    records = recorded_records(run_id, device=device)
     # Markup and a TeX-like '$' in a config: shown literally in the page and in the plots.
     records.append(Record(Cell("cnn", "<b>x</b>$^$", "xla", "infer", device), "crashed", SCRIPT,
                           run_id=run_id))
@@ -71,7 +68,7 @@ def test_report_shows_warnings_tables_and_plots(report_file):
     assert "Warnings (" in page and "cell(s) failed" in page
     assert "XLA compilation failed" in page  # the failing cell is visible with its reason
     assert "not applicable" in page
-    assert "Debuggability scorecard" in page and "breakpoint in step" in page
+    assert "Debuggability scorecard" in page and "python calls per step" in page
     for title in ("Speed-up over eager", "Throughput per mode", "Step-time distributions",
                   "Break-even", "Modes side by side"):
         assert title in page
@@ -93,13 +90,12 @@ def test_multiple_machines_get_their_own_sections(tmp_path):
     gpu = write_run(tmp_path / "gpu.jsonl", small_records("b", "gpu")[:14], run_id="b",
                     hostname="gpubox")
     report = build_report(load_runs([cpu, gpu]))
-    assert 'id="laptop-xeon-e5-2680-v4-cpu"' in report.html
-    assert 'id="gpubox-xeon-e5-2680-v4-gpu"' in report.html
+    assert 'id="laptop-xeon-cpu"' in report.html
+    assert 'id="gpubox-xeon-gpu"' in report.html
     assert set(report.tables["cells"]["run_id"]) == {"a", "b"}
 
 
-def test_baseline_comparison_with_and_without_the_statistics_module(run_file, tmp_path,
-                                                                    monkeypatch):
+def test_baseline_comparison(run_file, tmp_path):
     current = tmp_path / "current.jsonl"
     records = small_records("cur")
     for record in records:  # function got 30% slower
@@ -112,11 +108,6 @@ def test_baseline_comparison_with_and_without_the_statistics_module(run_file, tm
     assert "Comparison with the baseline" in page and "regression" in page
     assert out.with_name("r_baseline.csv").exists()
 
-    monkeypatch.setattr(versus_baseline, "_compare_runs", lambda: None)
-    view = versus_baseline.baseline_view(load_runs([run_file]), load_runs([current]))
-    assert view.note == versus_baseline.NO_TEST_NOTE
-    changed = view.rows[view.rows["verdict"] == "changed"]
-    assert any("/function/" in key for key in changed["key"])
 
 
 def test_report_usage_errors(run_file, tmp_path, capsys):
@@ -147,8 +138,8 @@ def test_report_renders_in_headless_chromium(report_file, tmp_path):
 
 
 def test_report_links_a_trends_page_built_from_history(run_file, tmp_path):
-    from bench.history import append_run
     from bench.store import load_run
+    from reports.history import append_run
 
     history = tmp_path / "history.jsonl"
     append_run(load_run(run_file), history, commit="abc123")

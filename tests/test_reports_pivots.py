@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from runs import fake_samples, write_run
 
 from bench.record import Cell, Record
-from reports.demo import fake_samples, write_run
+from bench.store import load_runs
 from reports.pivots import (
     break_even,
     break_even_steps,
@@ -23,7 +24,7 @@ from reports.pivots import (
     wins_below_steps,
     with_speedup,
 )
-from reports.table import load_runs, records_frame
+from reports.table import records_frame
 
 
 def rec(mode: str, median_s: float | None, phase: str = "infer", first: float = 1.0,

@@ -8,16 +8,16 @@ import math
 
 import pandas as pd
 import pytest
+from runs import fake_samples, write_run
 
 from bench.cli import main
 from bench.errors import UsageError
 from bench.record import Cell, Record
-from reports.demo import fake_samples, write_run
+from bench.store import load_runs
 from reports.table import (
     BASE_COLUMNS,
     default_columns,
     format_table,
-    load_runs,
     machine_label,
     records_frame,
     short_cpu_name,
@@ -75,7 +75,7 @@ def test_different_machines_stay_separate_rows(tmp_path):
     frame = records_frame(load_runs([tmp_path]))  # a directory loads every run file in it
     assert sorted(frame["run_id"]) == ["a", "b"]
     assert frame["machine"].nunique() == 2
-    assert all(frame["machine"].str.contains("Xeon E5-2680 v4"))
+    assert all(frame["machine"].str.endswith(" Xeon"))  # the recorded "Intel(R) Xeon(R) Processor"
     assert "machine" in default_columns(frame)
     assert a.exists() and b.exists()
 
@@ -136,7 +136,7 @@ def test_machine_label_and_cpu_name(tmp_path):
     assert short_cpu_name("Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz") == "Xeon E5-2680 v4"
     assert short_cpu_name("AMD EPYC 7B13 64-Core Processor") == "EPYC 7B13"
     (run,) = load_runs([write_run(tmp_path / "r.jsonl", [ok("eager", 0.01)])])
-    assert machine_label(run) == "bench-box Xeon E5-2680 v4"
+    assert machine_label(run) == "bench-box Xeon"
 
 
 def test_table_command(tmp_path, capsys):
@@ -157,7 +157,7 @@ def test_table_command(tmp_path, capsys):
 
 
 def test_pytest_benchmark_json_goes_through_the_hook(tmp_path):
-    pytest.importorskip("reports.pytest_benchmark")
+    pytest.importorskip("bench.pytest_benchmark_json")
     data = {
         "machine_info": {"node": "ci-box", "cpu": {"brand_raw": "AMD EPYC 7B13"}},
         "commit_info": {"id": "abc123", "dirty": False},

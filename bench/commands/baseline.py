@@ -1,10 +1,11 @@
-"""`python -m bench baseline record RUN [--name N]` and `baseline list`: baselines in the repo.
+"""`python -m bench baseline record RUN [--name N]` and `baseline list`: baselines in ./baselines.
 
-A baseline is a verbatim copy of a run file in reports/baselines/<name>.jsonl, committed with
-the code, so `compare` gates against numbers anyone can inspect. Recording again under the same
-name refreshes it (only a run file is ever replaced, and only by a run file without unreadable
-lines); the file is replaced atomically (temp file, then os.replace), so an interrupted refresh
-leaves the old baseline intact and never a half-written one.
+A baseline is a verbatim copy of a run file in baselines/<name>.jsonl (under the working
+directory), committed with the code, so `compare` gates against numbers anyone can inspect.
+Recording again under the same name refreshes it (only a run file is ever replaced, and only by
+a run file without unreadable lines); the file is replaced atomically (temp file, then
+os.replace), so an interrupted refresh leaves the old baseline intact and never a half-written
+one.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.compare import BASELINE_DIR, run_fingerprint
 from bench.errors import UsageError
-from bench.paths import writable_dir
+from bench.paths import BASELINE_DIR, writable_dir
 from bench.store import Run, StoreError, load_run
+from reports.compare import run_fingerprint
 from reports.table import format_table
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -59,7 +60,7 @@ def run_record(args: argparse.Namespace) -> int:
     source = Path(args.run)
     if not source.is_file():
         raise UsageError(f"{source}: no such run file (baseline record takes one .jsonl file)")
-    from reports.pytest_benchmark import is_pytest_benchmark_json
+    from bench.pytest_benchmark_json import is_pytest_benchmark_json
 
     if is_pytest_benchmark_json(source):
         raise UsageError(f"{source}: is a pytest-benchmark JSON file; a baseline is a copy of a "

@@ -3,7 +3,7 @@
 Prints one row per cell and metric, then what regressed. Exit code 0 when nothing regressed,
 1 when something did, 2 for unusable input (including two runs with no cell in common).
 BASELINE and CURRENT are run files (.jsonl), directories of them, or (BASELINE only) the name of
-a recorded baseline in reports/baselines.
+a recorded baseline in ./baselines.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.compare import BASELINE_DIR, SPEED_METRICS, CompareResult, compare_runs, format_value
 from bench.errors import UsageError
-from bench.store import Run
-from reports.table import format_table, load_runs, run_warnings
+from bench.paths import BASELINE_DIR
+from bench.store import Run, load_runs, run_warnings
+from reports.compare import SPEED_METRICS, CompareResult, compare_runs, format_value
+from reports.table import format_table
 
 ABSOLUTE = {"auto": None, "always": True, "never": False}
 

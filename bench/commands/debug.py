@@ -2,7 +2,7 @@
 
 Each (case, mode) cell is prepared and probed in its own worker process, exactly as
 `bench run --probes` would probe it, but without the timed measurement. The scorecard has the
-modes as columns and the probes as rows (bench/probes/README_SECTION.md explains each row).
+modes as columns and the probes as rows (README.md, "The probes", explains each row).
 With --out, the records (status ok, probes in `debug`, no timing samples) are also written as
 a run file `debug-<time>.jsonl`, so `bench table` and `bench report` can show them, plus the
 workers' logs; without it the logs go to a temporary directory named on stderr.
@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from bench.errors import UsageError
+from bench.record import Status, is_failed
 
 DEFAULT_SUITE = "smoke"  # its cases, at probe-friendly sizes, when no --case is given
 
@@ -116,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
     if out_path is not None:
         write_run(out_path, records, vars(args))
         print(f"results: {out_path}", file=sys.stderr)
-    return 1 if any(r.status in ("error", "timeout", "crashed") for r in records) else 0
+    return 1 if any(is_failed(r.status) for r in records) else 0
 
 
 def probe_cells(cells: list, log_dir: Path, timeout_s: float) -> list:
@@ -131,13 +132,13 @@ def probe_cells(cells: list, log_dir: Path, timeout_s: float) -> list:
     for cell in cells:
         reason = not_applicable_reason(cell.mode, cell.phase)
         if reason:
-            records.append(Record(cell=cell, status="skipped", reason=reason))
+            records.append(Record(cell=cell, status=Status.SKIPPED, reason=reason))
             continue
         print(f"probing {cell.key} ...", end="", file=sys.stderr, flush=True)
         start = time.perf_counter()
         log_path = log_dir / (_safe(cell.key) + ".log")
         got = runner.run_in_worker(ctx, probe_cell, (cell,), log_path, timeout_s)
-        if got.status == "ok":
+        if got.status == Status.OK:
             record = got.value
         else:
             reason = got.reason or f"{type(got.value).__name__}: {got.value}"

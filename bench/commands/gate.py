@@ -32,7 +32,7 @@ OTHER_MACHINE_THRESHOLD = 0.60
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from bench.compare import BASELINE_DIR
+    from bench.paths import BASELINE_DIR
 
     p = sub.add_parser("gate", help="run a suite against a baseline; confirm before failing",
                        description=__doc__.splitlines()[0])
@@ -64,14 +64,14 @@ def main(args: argparse.Namespace) -> int:
     from bench import plan
     from bench.commands.compare import render, resolve_baseline
     from bench.commands.run import execute
-    from bench.compare import (
+    from bench.store import load_runs
+    from reports.compare import (
         compare_runs,
         confirmed_failures,
         describe,
         machines_match,
         needs_confirmation,
     )
-    from reports.table import load_runs
 
     for name in ("threshold", "other_machine_threshold", "alpha"):
         if not 0 < getattr(args, name) < 1:

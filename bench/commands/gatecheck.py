@@ -72,14 +72,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from reports.table import load_runs
+    from bench.store import load_runs
 
     if not args.fractions or not all(0 < f < 1 for f in args.fractions):
         raise UsageError("--fractions must be numbers between 0 and 1")
     baselines = None
     if args.baseline:
         from bench.commands.compare import resolve_baseline
-        from bench.compare import BASELINE_DIR
+        from bench.paths import BASELINE_DIR
 
         baselines = [load_runs([resolve_baseline(args.baseline, BASELINE_DIR)])]
     runs = reused_runs(Path(args.reuse), args.plant) if args.reuse else measure_runs(args)
@@ -101,7 +101,7 @@ def measure_runs(args: argparse.Namespace) -> dict[float, list]:
     from bench import plan
     from bench.commands.run import execute
     from bench.inject import SLOWDOWN_ENV
-    from reports.table import load_runs
+    from bench.store import load_runs
 
     if args.runs < 3:
         raise UsageError("--runs must be >= 3 (a baseline, a current and a confirmation run)")
@@ -141,7 +141,7 @@ def reused_runs(directory: Path, plant: str) -> dict[float, list]:
     """Complete run files under `directory` (confirmation runs left out), by their planted
     slowdown; an interrupted run is skipped (its missing cells would read as regressions)."""
     from bench.inject import parse_slowdowns
-    from reports.table import load_runs
+    from bench.store import load_runs
 
     files = sorted(p for p in directory.rglob("*.jsonl") if "confirm" not in p.name)
     if not files:
@@ -162,7 +162,7 @@ def reused_runs(directory: Path, plant: str) -> dict[float, list]:
 def _flags(baseline, current, threshold: float, alpha: float,
            shared: float | None) -> set[tuple[str, str]]:
     """(key, metric) pairs the gate fails at this threshold, exactly as `bench gate` decides."""
-    from bench.compare import compare_runs
+    from reports.compare import compare_runs
 
     result = compare_runs(baseline, current, threshold=threshold, alpha=alpha,
                           gate_absolute=False, shared_threshold=shared)

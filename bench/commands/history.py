@@ -2,7 +2,7 @@
 
 `append` adds one run's per-cell summary (a run file, or pytest-benchmark JSON) to the
 append-only history file (a run already there is skipped, so re-running a CI step is harmless;
-a file that is not a history is refused, see bench/history.py); `report` writes the trends page.
+a file that is not a history is refused, see reports/history.py); `report` writes the trends page.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from bench.errors import UsageError
-from bench.history import DEFAULT_HISTORY, HistoryError, append_run, check_history_file
-from bench.paths import writable_file
+from bench.paths import DEFAULT_HISTORY, writable_file
 from bench.store import StoreError, load_run
+from reports.history import HistoryError, append_run, check_history_file
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -56,7 +56,7 @@ def run_append(args: argparse.Namespace) -> int:
         check_history_file(args.history)  # before anything: never append to a non-history
     except HistoryError as exc:
         raise UsageError(str(exc)) from exc
-    from reports.pytest_benchmark import is_pytest_benchmark_json, load_pytest_benchmark
+    from bench.pytest_benchmark_json import is_pytest_benchmark_json, load_pytest_benchmark
 
     try:
         if is_pytest_benchmark_json(args.run):  # `pytest bench/ --benchmark-json`: a run too

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from bench.errors import UsageError
+from bench.record import Status
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
     ctx = worker_context(logs / "forkserver.log")
     got = run_in_worker(ctx, measure_overhead, (cell, CellOptions(), args.steps),
                         logs / "overhead.log", timeout_s=600)
-    if got.status != "ok":
+    if got.status != Status.OK:
         print(f"overhead measurement failed: {got.reason or got.value} (log: {logs})")
         return 1
     r = got.value

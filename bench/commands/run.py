@@ -148,13 +148,8 @@ def main(args: argparse.Namespace) -> int:
               f"{getattr(exc, 'run_path', args.out)} (the run is incomplete)", file=sys.stderr)
         return WRITE_FAILED
 
-    from reports.table import (
-        default_columns,
-        format_table,
-        load_runs,
-        load_warnings,
-        records_frame,
-    )
+    from bench.store import load_runs
+    from reports.table import default_columns, format_table, load_warnings, records_frame
 
     if not paths:
         raise UsageError("no node recorded a cell")
@@ -162,7 +157,7 @@ def main(args: argparse.Namespace) -> int:
     frame = records_frame(runs)
     written = None
     if args.report:
-        from reports.command import write_report
+        from bench.commands.report import write_report
 
         written = write_report(runs, Path(args.report))
     if args.format:

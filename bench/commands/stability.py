@@ -13,6 +13,7 @@ import math
 import sys
 
 from bench.errors import UsageError
+from bench.record import Status
 from bench.store import Run
 
 
@@ -40,7 +41,7 @@ def _target_share(frame, run: Run) -> tuple[int, int, int, float]:
     workers, ok cells, target). The first is what one process resolves; the second, from the
     spread of the cell's workers, is what a rerun can expect (bench.replicates)."""
     target = float(run.header.options.get("target_ci", 0.02))
-    ok = frame[frame.status == "ok"]
+    ok = frame[frame.status == Status.OK]
     between = ok["ci_between"] if "ci_between" in ok else ok["ci_rel_halfwidth"] * math.nan
     return (int((ok.ci_rel_halfwidth <= target).sum()), int((between <= target).sum()),
             len(ok), target)
@@ -58,7 +59,8 @@ def _agreement(a, b, tolerance: float, what: str) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from reports.table import load_runs, records_frame, run_warnings
+    from bench.store import load_runs, run_warnings
+    from reports.table import records_frame
 
     if args.tolerance <= 0:
         raise UsageError("--tolerance must be positive")
@@ -74,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"run {name}: {run.path}: {took_text}, {ok} ok cells x {rounds} worker(s); "
               f"CI within the {100 * target:g}% target: {within}/{ok} inside one worker "
               f"(pooled samples), {between}/{ok} between workers (what a rerun sees)")
-    a, b = (f[f.status == "ok"] for f in frames)
+    a, b = (f[f.status == Status.OK] for f in frames)
     if a.index.intersection(b.index).empty:
         raise UsageError("the two runs have no ok cell in common")
     print(_agreement(a["images_per_s"], b["images_per_s"], args.tolerance, "throughput"))

@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.commands import add_runs_argument
+from bench.store import load_runs, run_warnings
 from reports.table import (
     FORMATS,
     default_columns,
     format_table,
-    load_runs,
     load_warnings,
     printable_columns,
     records_frame,
-    run_warnings,
     select_columns,
 )
 
@@ -27,8 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "table", help="print one row per cell (rounds pooled) from run files",
         description=__doc__.splitlines()[0],
     )
-    parser.add_argument("runs", nargs="+", metavar="RUN",
-                        help="run file (.jsonl) or directory of run files")
+    add_runs_argument(parser)
     parser.add_argument("--format", choices=FORMATS, default="text",
                         help="output format (default: text)")
     which = parser.add_mutually_exclusive_group()

@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.compare import REFERENCE_MODE, PooledCell, eager_key, pool_cells, round_speedups
+from bench.paths import DEFAULT_HISTORY
 from bench.stats import mann_whitney_u, ratio_ci, summarize
 from bench.store import Run, append_whole
+from reports.compare import REFERENCE_MODE, eager_key, round_speedups
+from reports.pool import PooledCell, pool_cells
 
-DEFAULT_HISTORY = Path(__file__).resolve().parents[1] / "reports" / "history" / "history.jsonl"
 HISTORY_SCHEMA = 1
 UNKNOWN_COMMIT = "unknown"
 

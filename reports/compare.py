@@ -26,29 +26,24 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.record import Cell, Record
+from bench.record import Cell, Status
 from bench.replicates import (
     SPEEDUP_OUTLIER,
     THROUGHPUT_OUTLIER,
     compare_replicates,
     used_values,
-    worker_speedup,
-    worker_throughput,
 )
 from bench.stats import _bootstrap_medians, mann_whitney_u
 from bench.store import Run
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-BASELINE_DIR = REPO_ROOT / "reports" / "baselines"
+from reports.format import format_value as _format_value
+from reports.pool import PooledCell, pool_cells
 
 REFERENCE_MODE = "eager"
-VERDICTS = ("regression", "improvement", "same", "changed", "missing", "new")
 # Verdicts that fail the gate (when the row is gated). "changed" is an exact metric that moved
 # in no clearly better direction: fail, so that the baseline is refreshed on purpose.
 FAILING_VERDICTS = ("regression", "changed")
@@ -57,97 +52,10 @@ COLUMNS = ["key", "metric", "baseline", "current", "change", "p_value", "verdict
 SPEED_METRICS = ("images_per_s", "speedup_vs_eager")
 BOOTSTRAP_RESAMPLES = 2000
 
-# A pooled cell takes the worst status of its rounds (as reports.table does).
-_SEVERITY = {"ok": 0, "skipped": 1, "error": 2, "timeout": 3, "crashed": 4}
 _MISSING = "missing"
 
 
 # --------------------------------------------------------------------------- pooling
-
-
-@dataclass
-class PooledCell:
-    """All rounds of one cell on one side of the comparison."""
-
-    cell: Cell
-    status: str  # worst status over rounds
-    reason: str
-    round_samples: dict[tuple[int, int], np.ndarray]  # (run index, round) -> ok samples
-    images_per_step: int
-    graph_nodes: dict[str, int] = field(default_factory=dict)
-    equivalent: bool | None = None
-    debug: dict[str, Any] = field(default_factory=dict)
-    # One value per worker (run index, round): its images/s and its paired speed-up.
-    worker_ips: dict[tuple[int, int], float] = field(default_factory=dict)
-    worker_speedups: dict[tuple[int, int], float] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def samples(self) -> np.ndarray:
-        parts = [self.round_samples[r] for r in sorted(self.round_samples)]
-        return np.concatenate(parts) if parts else np.empty(0)
-
-    def images_per_s(self, samples: np.ndarray | None = None) -> float:
-        median = float(np.median(self.samples if samples is None else samples))
-        return self.images_per_step / median if median > 0 else math.inf
-
-
-def pool_cells(runs: Sequence[Run]) -> dict[str, PooledCell]:
-    """Group the records of some runs by cell key; rounds (and runs) of a cell are pooled."""
-    grouped: dict[str, list[tuple[int, Record]]] = {}
-    for index, run in enumerate(runs):
-        for record in run.records:
-            grouped.setdefault(record.cell.key, []).append((index, record))
-    return {key: _pool(items) for key, items in grouped.items()}
-
-
-def _pool(items: list[tuple[int, Record]]) -> PooledCell:
-    records = [record for _, record in items]
-    worst = max(records, key=lambda r: _SEVERITY.get(r.status, len(_SEVERITY)))
-    rounds: dict[tuple[int, int], list[float]] = {}
-    worker_ips: dict[tuple[int, int], float] = {}
-    worker_speedups: dict[tuple[int, int], float] = {}
-    for index, record in items:
-        if record.status == "ok" and record.samples_s:
-            rounds.setdefault((index, record.round), []).extend(record.samples_s)
-        ips, speedup = worker_throughput(record), worker_speedup(record)
-        if ips:
-            worker_ips[(index, record.round)] = ips
-        if speedup:
-            worker_speedups[(index, record.round)] = speedup
-    graph_nodes: dict[str, int] = {}
-    debug: dict[str, Any] = {}
-    for record in sorted(records, key=lambda r: r.round):  # the earliest round wins
-        for name, count in record.graph_nodes.items():
-            graph_nodes.setdefault(name, count)
-        for name, value in record.debug.items():
-            debug.setdefault(name, value)
-    verdicts = [v for v in (_equivalent(r) for r in records) if v is not None]
-    per_step = next((r.images_per_step for r in records if r.images_per_step), 0)
-    return PooledCell(
-        cell=records[0].cell,
-        status=worst.status,
-        reason=worst.reason,
-        round_samples={k: np.asarray(v, dtype=float) for k, v in rounds.items()},
-        images_per_step=per_step or records[0].cell.batch,
-        graph_nodes=graph_nodes,
-        equivalent=all(verdicts) if verdicts else None,
-        debug=debug,
-        worker_ips=worker_ips,
-        worker_speedups=worker_speedups,
-    )
-
-
-def _equivalent(record: Record) -> bool | None:
-    """The record's verdict, or max_abs_diff <= tolerance when only the numbers were stored."""
-    if record.equivalent is not None:
-        return bool(record.equivalent)
-    if record.max_abs_diff is not None and record.tolerance is not None:
-        return record.max_abs_diff <= record.tolerance
-    return None
 
 
 def eager_key(cell: Cell) -> str:
@@ -240,13 +148,8 @@ def describe(row: dict[str, Any]) -> str:
 
 
 def format_value(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.4g}"
-    return str(value)
+    """The one value formatter (reports.format), with "-" for a missing value."""
+    return _format_value(value, missing="-")
 
 
 def _finite(value: Any) -> bool:
@@ -298,17 +201,6 @@ def compare_runs(
     return CompareResult(frame, gate_absolute, regressed, threshold, alpha, reason)
 
 
-def compare_frame(
-    baseline: list[Run],
-    current: list[Run],
-    threshold: float = 0.05,
-    alpha: float = 0.01,
-    gate_absolute: bool | None = None,
-) -> pd.DataFrame:
-    """`compare_runs(...).rows`, for reports that only want the table."""
-    return compare_runs(baseline, current, threshold, alpha, gate_absolute).rows
-
-
 @dataclass(frozen=True)
 class _Rules:
     threshold: float
@@ -354,9 +246,9 @@ def _compare_cell(key: str, base: dict[str, PooledCell], cur: dict[str, PooledCe
 def _status_verdict(baseline: str, current: str) -> str:
     if baseline == current:
         return "same"
-    if baseline == "ok":
+    if baseline == Status.OK:
         return "regression"  # failed, skipped or gone: whatever it was, it no longer works
-    if current == "ok":
+    if current == Status.OK:
         return "new"
     if current == _MISSING:
         return "missing"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine import fingerprint
-from bench.record import SCHEMA_VERSION, Record, SchemaError
+from bench.record import SCHEMA_VERSION, Record, SchemaError, Status
 from bench.store import Run, RunHeader, StoreError
 
 DEFAULT_SUITE = "pytest-benchmark"
@@ -124,7 +124,7 @@ def _record(bench: Any, run_id: str) -> tuple[Record, dict[str, Any]]:
     machine = info.get("machine") if isinstance(info.get("machine"), dict) else {}
     mode_extra = info.get("mode_extra") if isinstance(info.get("mode_extra"), dict) else {}
     obj = {
-        "kind": "record", "schema": SCHEMA_VERSION, "cell": cell, "status": "ok",
+        "kind": "record", "schema": SCHEMA_VERSION, "cell": cell, "status": Status.OK,
         "run_id": run_id, "round": 0,
         # Per batch, as the worker records them: a call may cover several batches (Model.fit).
         "samples_s": [float(s) / per_call for s in raw] if isinstance(raw, list) else [],

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.commands import add_runs_argument
 from bench.errors import UsageError
-from bench.history import HistoryError, check_history_file
 from bench.paths import writable_file
-from bench.store import Run
-from reports.table import load_runs, run_warnings
+from bench.store import Run, load_runs, run_warnings
+from reports.history import HistoryError, check_history_file
 
 TABLES = ("cells", "modes", "break_even", "scorecard", "baseline")
 
@@ -26,8 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "report", help="write a self-contained HTML report (plus CSV tables) from run files",
         description=__doc__.splitlines()[0],
     )
-    parser.add_argument("runs", nargs="+", metavar="RUN",
-                        help="run file (.jsonl), pytest-benchmark JSON, or directory of them")
+    add_runs_argument(parser)
     parser.add_argument("--baseline", action="append", metavar="RUN", default=[],
                         help="baseline run file or directory to compare against (repeatable)")
     parser.add_argument("-o", "--output", default="report.html", metavar="FILE",

@@ -1,0 +1,80 @@
+"""The vocabularies declared once: statuses, setup stages, how a value is shown."""
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from bench.record import (
+    FAILED_STATUSES,
+    SETUP_STAGES,
+    STATUSES,
+    Status,
+    is_failed,
+    severity,
+    worst_status,
+)
+from reports.format import format_value
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_statuses_are_ordered_by_severity_and_failed_is_declared_once():
+    assert [s.value for s in STATUSES] == ["ok", "skipped", "error", "timeout", "crashed"]
+    assert [severity(s) for s in STATUSES] == list(range(len(STATUSES)))
+    assert set(FAILED_STATUSES) == {"error", "timeout", "crashed"}
+    assert not is_failed("ok") and not is_failed(Status.SKIPPED) and is_failed("timeout")
+    assert worst_status(["ok", "crashed", "skipped"]) == "crashed"
+    assert severity("no-such-status") > severity("crashed")
+
+
+def test_failed_statuses_are_not_spelled_out_outside_the_registry():
+    spelled = re.compile(r"\(\s*\"error\",\s*\"timeout\",\s*\"crashed\"\s*\)|_SEVERITY\s*=")
+    for path in [*ROOT.glob("bench/**/*.py"), *ROOT.glob("reports/**/*.py")]:
+        if path.name != "record.py":
+            assert not spelled.search(path.read_text()), path
+
+
+def test_every_setup_stage_a_mode_emits_is_declared():
+    emitted = set()
+    for path in ROOT.glob("bench/**/*.py"):
+        text = path.read_text()
+        emitted |= set(re.findall(r"stage\(timings, \"(\w+)\"\)", text))
+        emitted |= set(re.findall(r"setup\[\"(\w+)\"\]", text))
+        emitted |= set(re.findall(r"\"(\w+)\": time\.perf_counter\(\) - t1", text))
+    assert emitted >= {"build", "import", "first_call"}
+    assert emitted <= set(SETUP_STAGES)
+
+
+def test_one_value_formatter():
+    assert format_value(True) == "yes" and format_value(np.bool_(False)) == "no"
+    assert format_value(None) == "" and format_value(math.nan, missing="-") == "-"
+    assert format_value(np.int64(12345)) == "12345"
+    assert format_value(12345, grouping=True) == "12,345"
+    assert format_value(1234.56) == "1235" and format_value(1234.56, grouping=True) == "1,235"
+    assert format_value(3.0) == "3" and format_value(0.012345) == "0.0123"
+    assert format_value(math.inf) == "inf" and format_value("a\nb") == "a b"
+
+
+def test_imports_flow_one_way_store_to_reports_to_commands():
+    """bench's engine and store never import reports; only bench/commands does."""
+    uses_reports = re.compile(r"^\s*(from|import) reports\b", re.M)
+    for path in ROOT.glob("bench/**/*.py"):
+        if "commands" not in path.parts:
+            assert not uses_reports.search(path.read_text()), path
+    for path in ROOT.glob("reports/**/*.py"):
+        assert "bench.commands" not in path.read_text(), path
+
+
+def test_reports_never_import_tensorflow():
+    """Checked in a fresh interpreter: other tests in this process may have imported TF."""
+    import subprocess
+    import sys
+
+    modules = sorted(p.stem for p in (ROOT / "reports").glob("*.py") if p.stem != "__init__")
+    code = (f"import importlib, sys; [importlib.import_module('reports.' + m) for m in {modules}]"
+            "; import bench.cli; bench.cli.build_parser(); print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.split() == ["False"]
