@@ -130,6 +130,16 @@ def shade(value: float, low: float, high: float) -> str:
     return f"background-color: hsl(210, 70%, {lightness:.0f}%)"
 
 
+def shade_better(value: float, low: float, high: float, better: str) -> str:
+    """An inline background from red (worse) to green (better) along the column's range;
+    `better` is "higher" or "lower" (bench.probes.BETTER)."""
+    if not math.isfinite(value) or high <= low:
+        return ""
+    t = (value - low) / (high - low)
+    goodness = t if better == "higher" else 1.0 - t
+    return f"background-color: hsl({120 * goodness:.0f}, 60%, 88%)"
+
+
 def section(anchor: str, title: str, body: str, level: int = 2) -> str:
     return str(Markup('<h{0} id="{1}">{2}</h{0}>\n{3}').format(level, anchor, title,
                                                                  Markup(body)))

@@ -16,6 +16,7 @@ import pandas as pd
 
 from bench.record import FAILED_STATUSES, Status
 from bench.stats import ratio_ci
+from reports.format import format_value
 
 REFERENCE_MODE = "eager"
 # Eager first (the reference), then the TF2 graph modes, then the TF1-style graph modes.
@@ -279,6 +280,7 @@ def scorecard(frame: pd.DataFrame) -> pd.DataFrame:
         }
         for column in dbg:
             row[column] = summarize_probe(cells[column])
+            row[f"{column}__varies"] = explain_variation(cells, column)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -294,6 +296,45 @@ def summarize_probe(values: pd.Series) -> Any:
         return float(np.median(present))
     distinct = list(dict.fromkeys(str(v) for v in present))
     return distinct[0] if len(distinct) == 1 else "mixed"
+
+
+# The cell fields a probe's value may depend on, in the order a reader thinks of them.
+VARIATION_KEYS = ("phase", "input", "config", "batch", "threads")
+
+
+def explain_variation(cells: pd.DataFrame, column: str) -> str:
+    """Where a probe's value differs between a mode's cells: the first cell field that explains
+    it ('phase: infer yes · train no'), or '' when the value is the same everywhere. Numbers
+    are rounded to what the scorecard shows, so timing jitter is not called a difference."""
+    known = cells[[v is not None and not _isnan(v) for v in cells[column]]]
+    if known[column].map(_same).nunique() <= 1:
+        return ""
+    for key in VARIATION_KEYS:
+        if key not in known or known[key].nunique() <= 1:
+            continue
+        per = known.groupby(key, sort=False)[column].agg(lambda v: v.map(_same).nunique())
+        if (per <= 1).all():
+            values = known.groupby(key, sort=False)[column].first()
+            return f"{key}: " + " · ".join(f"{k} {_shown(v)}" for k, v in values.items())
+    return "differs between cells"
+
+
+def _same(value: Any) -> str:
+    """What two values must share to count as the same (numbers to the digits shown)."""
+    if isinstance(value, (float, np.floating)):
+        return format_value(value, digits=2)
+    return str(value)
+
+
+def _shown(value: Any) -> str:
+    """A value as the variation note shows it: short (lists by their length)."""
+    if isinstance(value, (float, np.floating)):
+        return format_value(value, digits=2)
+    text = format_value(value)
+    if text.startswith("["):  # a list the table stored as compact JSON
+        count = text.count('","') + 1 if text not in ("[]", "") else 0
+        return f"{count} name{'s' if count != 1 else ''}"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def machine_summary(frame: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ debuggability scorecard), the numbers per case (modes as columns), the plots tha
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.probes import BETTER
 from bench.record import Status
 from bench.store import Run, run_warnings
 from reports import html as h
@@ -37,6 +39,7 @@ from reports.pivots import (
     with_speedup,
 )
 from reports.table import load_warnings, machine_label, printable_columns, records_frame
+from reports.time_spent import by_mode, by_stage, eta_error_at
 from reports.versus_baseline import BaselineView, baseline_view
 
 TITLE = "TensorFlow execution modes: benchmark report"
@@ -67,11 +70,13 @@ def build_report(runs: Sequence[Run], baseline: Sequence[Run] | None = None,
         parts.append(_machine_section(machine, device, cells, even))
     if view is not None:
         parts.append(_baseline_section(view))
+    parts.append(_time_section(runs))
     parts.append(_all_cells_section(frame))
     tables = {"cells": frame.loc[:, printable_columns(frame)],
               "modes": main_table(frame) if not frame.empty else frame,
               "break_even": even,
-              "scorecard": scorecard(frame) if not frame.empty else pd.DataFrame()}
+              "scorecard": scorecard(frame) if not frame.empty else pd.DataFrame(),
+              "time": by_stage(list(runs))}
     if view is not None:
         tables["baseline"] = view.rows
     now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -200,6 +205,7 @@ def _contents(frame: pd.DataFrame, view: BaselineView | None) -> list[tuple[str,
         items.insert(0, ("machines", "Across machines and devices"))
     if view is not None:
         items.append(("baseline", "Comparison with the baseline"))
+    items.append(("time", "Where the time went"))
     items.append(("all-cells", "All cells"))
     return items
 
@@ -268,10 +274,14 @@ def _scorecard_table(frame: pd.DataFrame) -> str:
     ]
     for probe in probes:
         rows.append([h.text(probe.removeprefix("dbg_").replace("_", " ")),
-                     *(_probe_cell(v, ranges[probe]) for v in card[probe])])
+                     *(_probe_cell(probe, v, ranges[probe], why)
+                       for v, why in zip(card[probe], card[f"{probe}__varies"], strict=True))])
     note = ("" if probes else h.paragraph("No debuggability probes in this run.", "small"))
-    legend = h.paragraph("Probes are measured per mode: green means the debugging aid works, red "
-                         "that it does not; numbers are shaded from low to high.", "small") \
+    legend = h.paragraph("Probes are measured per mode. Green marks the end that helps a "
+                         "debugging user (the aid works, fewer retraces, a faster cold start), "
+                         "red the other; descriptive values (graph sizes, op lists) are not "
+                         "coloured. Lists show their length (open them for the names); a value "
+                         "that differs between the mode's cells says where.", "small") \
         if probes else ""
     return h.table(header, rows, css="card") + note + legend
 
@@ -281,14 +291,39 @@ def _numeric_range(values: pd.Series) -> tuple[float, float]:
     return (min(nums), max(nums)) if nums else (math.nan, math.nan)
 
 
-def _probe_cell(value: Any, span: tuple[float, float]) -> h.Cell:
+def _probe_cell(probe: str, value: Any, span: tuple[float, float], varies: str = "") -> h.Cell:
+    """One probe value: coloured only where the probe has a better direction (BETTER)."""
+    better = BETTER.get(probe)
+    if varies:
+        return h.text(f"varies: {varies}", "neutral small")
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return h.text("–", "neutral")
     if isinstance(value, (bool, np.bool_)):
-        return h.text("✓ yes" if value else "✗ no", "good" if value else "bad")
+        if better is True:
+            return h.text("✓ yes" if value else "✗ no", "good" if value else "bad")
+        return h.text("yes" if value else "no")
     if h._is_num(value):
-        return h.text(h.format_number(value), "num", h.shade(float(value), *span))
-    return h.text(value, "neutral" if value == "mixed" else "")
+        style = h.shade_better(float(value), *span, better) if better in ("higher", "lower") \
+            else ""
+        return h.text(h.format_number(value), "num", style)
+    names = _listed_names(value)
+    if names is not None:
+        if not names:
+            return h.text("none")
+        return h.raw(h.details(f"{len(names)} name{'s' if len(names) != 1 else ''}",
+                               h.esc(", ".join(names))))
+    return h.text(value)
+
+
+def _listed_names(value: Any) -> list[str] | None:
+    """A probe value that is a list (stored as compact JSON by the table), or None."""
+    if not (isinstance(value, str) and value.startswith("[")):
+        return None
+    try:
+        items = json.loads(value)
+    except ValueError:
+        return None
+    return [str(item) for item in items] if isinstance(items, list) else None
 
 
 def _range_text(low: float, high: float) -> str:
@@ -578,6 +613,50 @@ _ALL_COLUMNS = {
     "peak_fraction": "% peak", "graph_nodes": "graph nodes", "equivalent": "agrees",
     "reason": "reason",
 }
+
+
+# Stages a longer budget lengthens; everything else is paid once per cell whatever the budget.
+_MEASURING = ("warmup", "sampling", "paired")
+_ETA_POINTS = (0.1, 0.25, 0.5)
+
+
+def _time_section(runs: Sequence[Run]) -> str:
+    """Where the cells' time went (Record.time_s), per stage and per mode, and how close the
+    progress display's ETA was to the real remaining time."""
+    stages = by_stage(runs)
+    if stages.empty:
+        return h.section("time", "Where the time went", h.paragraph(
+            "These runs did not record where their time went (written before time accounting "
+            "existed)."))
+    total = float(stages["seconds"].sum())
+    measuring = float(stages.loc[stages["stage"].isin(_MEASURING), "seconds"].sum())
+    body = h.paragraph(
+        f"The cells took {total:.0f} s. Measuring (warm-up, sampling, the paired measurement "
+        f"with eager) was {measuring / total:.0%} of it: that is the part a longer budget "
+        "lengthens. The rest (process start, inputs, setup, first call, equivalence steps, the "
+        "eager reference, probes) is paid once per cell whatever the budget.")
+    rows = [[h.text(r.stage), h.text(f"{r.seconds:.1f}", "num"), h.text(f"{r.share:.0%}", "num")]
+            for r in stages.itertuples()]
+    left = h.table(["stage", "seconds", "share"], rows)
+    modes = by_mode(runs).head(12)
+    mode_rows = [[h.text(f"{r['mode']} {r['phase']}")]
+                 + [h.text(f"{r[c]:.1f}", "num")
+                    for c in ("getting ready", "measuring", "probing", "total")]
+                 for _, r in modes.iterrows()]
+    right = h.table(["mode · phase", "getting ready s", "measuring s", "probes s", "total s"],
+                    mode_rows)
+    body += f'<div class="side"><div>{left}</div><div>{right}</div></div>'
+    eta = []
+    for run in runs:
+        errors = [(p, eta_error_at(run, p)) for p in _ETA_POINTS]
+        known = [f"{p:.0%} of cells: {e:+.0%}" for p, e in errors if e is not None]
+        if known:
+            eta.append(f"{run.header.run_id}: " + ", ".join(known))
+    if eta:
+        body += h.paragraph("Error of the remaining time the progress display printed, after "
+                            "a share of the cells (printed / actual - 1): " + "; ".join(eta),
+                            "small")
+    return h.section("time", "Where the time went", body)
 
 
 def _all_cells_section(frame: pd.DataFrame) -> str:

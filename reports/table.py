@@ -20,7 +20,7 @@ import pandas as pd
 
 from bench.errors import UsageError
 from bench.placement import OTHER_LOAD_WARN
-from bench.record import SETUP_STAGES, Record
+from bench.record import SETUP_STAGES, TIME_STAGES, Record
 from bench.replicates import (
     SPEEDUP_OUTLIER,
     THROUGHPUT_OUTLIER,
@@ -120,7 +120,8 @@ def _column_order(frame: pd.DataFrame) -> list[str]:
     setup = sorted((c for c in extra if c.startswith("setup_")), key=_stage_rank)
     nodes = [c for c in extra if c.startswith("graph_nodes_")]
     debug = sorted(c for c in extra if c.startswith("dbg_"))
-    return BASE_COLUMNS + setup + nodes + debug + TAIL_COLUMNS + RAW_COLUMNS
+    timing = [f"time_{stage}_s" for stage in TIME_STAGES if f"time_{stage}_s" in extra]
+    return BASE_COLUMNS + setup + nodes + debug + timing + TAIL_COLUMNS + RAW_COLUMNS
 
 
 def _stage_rank(column: str) -> tuple[int, str]:
@@ -159,6 +160,9 @@ def _row(pooled: PooledCell, run: Run) -> dict[str, Any]:
     for name in ("first_result_s", "peak_rss_mb", "peak_device_mb", "max_abs_diff"):
         row[name] = _num(getattr(pooled, name)) if ok else math.nan
     row["wall_s"] = _num(pooled.wall_s)
+    # Where the cell's time went (bench.record.TIME_STAGES), summed over its rounds.
+    for stage, seconds in pooled.time_s.items():
+        row[f"time_{stage}_s"] = seconds
     nodes = pooled.graph_nodes
     row["graph_nodes"] = _num(_graph_size(nodes))
     for stage, count in nodes.items():

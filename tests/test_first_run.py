@@ -215,3 +215,40 @@ def test_measuring_is_bounded_by_the_budget_or_by_slow_steps():
     slow = estimate(cell_shape(_cell("keras", "train", batch=64, case="mobilenet"),
                                {"cpu/t1": 1e10}, False), slow_budget)
     assert slow.budget_s == 0 and slow.steps_s > 0
+
+
+def test_report_has_a_time_section_and_eta_check(recorded):
+    from reports.report import build_report
+
+    _, run = recorded
+    html = build_report([run]).html
+    assert 'id="time"' in html and "Where the time went" in html
+    assert "sampling" in html and "paid once per cell whatever the budget" in html
+    assert "Error of the remaining time the progress display printed" in html
+
+
+def test_scorecard_colours_only_where_a_direction_is_better():
+    from reports.report import _probe_cell
+
+    count = _probe_cell("dbg_graph_nodes", 53.0, (10.0, 100.0))
+    assert count.style == ""  # a graph's size is not better or worse for debugging
+    fast = _probe_cell("dbg_cold_start_s", 0.1, (0.1, 1.0))
+    slow = _probe_cell("dbg_cold_start_s", 1.0, (0.1, 1.0))
+    assert "hsl(120" in fast.style and "hsl(0," in slow.style  # lower is better
+    assert _probe_cell("dbg_nan_detected", True, (0, 0)).css == "good"
+    assert _probe_cell("dbg_batch_norm_folded", True, (0, 0)).css == ""  # a fact, not a grade
+    listed = _probe_cell("dbg_fused_op_types", '["BiasAdd","Relu"]', (0, 0))
+    assert "2 names" in str(listed.markup) and "BiasAdd, Relu" in str(listed.markup)
+    assert "varies: phase: infer yes" in str(
+        _probe_cell("dbg_nan_detected", "mixed", (0, 0), "phase: infer yes · train no").markup)
+
+
+def test_scorecard_explains_where_a_probe_varies(recorded):
+    from reports.pivots import scorecard
+
+    _, run = recorded
+    card = scorecard(with_speedup(records_frame([run])))
+    eager = card[card["mode"] == "eager"].iloc[0]
+    # eager's Python runs every step in both phases, but a different number of calls
+    assert eager["dbg_python_calls_per_step__varies"].startswith("phase: infer")
+    assert eager["dbg_fault_layer__varies"] == ""  # the same layer in every cell

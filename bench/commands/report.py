@@ -18,7 +18,7 @@ from bench.paths import writable_file
 from bench.store import Run, load_runs, run_warnings
 from reports.history import HistoryError, check_history_file
 
-TABLES = ("cells", "modes", "break_even", "scorecard", "baseline")
+TABLES = ("cells", "modes", "break_even", "scorecard", "baseline", "time")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
