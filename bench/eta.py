@@ -246,6 +246,18 @@ class Forecast:
                                          self.corrector)
 
 
+# The calibrated peaks of the machine PRIOR was fitted on, for estimates made before any
+# calibration on this machine (`bench run --estimate` without an earlier run to read).
+REFERENCE_PEAK = {"cpu/t1": 1.49e11, "cpu/tall": 2.48e11}
+
+
+def estimate_run(order: list[tuple[int, Cell]], probed: set[tuple[int, Cell]], budget: Budget,
+                 peak: dict[str, float]) -> float:
+    """Prior seconds for a whole plan (cells only; calibration adds a few seconds)."""
+    return sum(estimate(cell_shape(cell, peak, (r, cell) in probed), budget).total_s
+               for r, cell in order)
+
+
 def fit_prior(rows: list[tuple[CellShape, Record]]) -> dict[tuple[str, str], ModeCost]:
     """Least-squares constants per (mode, phase) from measured records (with time_s) and
     their shapes. Used to derive PRIOR; kept so the next machine's constants can be refit."""

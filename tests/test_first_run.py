@@ -252,3 +252,14 @@ def test_scorecard_explains_where_a_probe_varies(recorded):
     # eager's Python runs every step in both phases, but a different number of calls
     assert eager["dbg_python_calls_per_step__varies"].startswith("phase: infer")
     assert eager["dbg_fault_layer__varies"] == ""  # the same layer in every cell
+
+
+def test_estimate_prints_the_plan_and_runs_nothing(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", "overview",
+                             "--estimate", "--out", str(tmp_path)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("overview: 84 cells (76 run, 8 not applicable), estimated ")
+    assert "reference machine" in result.stdout
+    assert not list(tmp_path.iterdir())

@@ -88,6 +88,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="print the full table of cells in this format instead of the verdict "
                         "(for scripts)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--estimate", action="store_true",
+                   help="print the cells and the estimated run time, then stop (bench.eta; "
+                        "peaks from the newest run in --out, else the reference machine's)")
     p.set_defaults(func=main)
 
 
@@ -114,6 +117,9 @@ def main(args: argparse.Namespace) -> int:
                                   where="command-line options")
     if not cells:
         raise UsageError("the selection leaves no cells to run")
+    if args.estimate:
+        print(_estimate_text(cells, suite.name, settings, args.out))
+        return 0
     if args.report and not args.report.lower().endswith((".html", ".htm")):
         raise UsageError(f"--report {args.report}: give an .html file")
     if args.report:  # before the run: an unwritable report must not spoil a good run
@@ -175,6 +181,32 @@ def main(args: argparse.Namespace) -> int:
     print(f"\nresults: {', '.join(str(p) for p in paths)}"
           + (f"\nreport: {written}" if written and args.format else ""), file=sys.stderr)
     return 1 if result.failed else 0
+
+
+def _estimate_text(cells: list, name: str, settings, out_dir: str) -> str:
+    """How long the plan would take: the ETA's prior model on the newest run's peaks."""
+    from bench import plan
+    from bench.eta import REFERENCE_PEAK, Budget, estimate_run
+    from bench.modes import not_applicable_reason
+    from bench.store import StoreError, load_run
+
+    peak, source = dict(REFERENCE_PEAK), "the reference machine's peaks (no earlier run found)"
+    for path in sorted(Path(out_dir).glob("*.jsonl"), key=lambda p: p.stat().st_mtime,
+                       reverse=True):
+        try:
+            run = load_run(path)
+        except StoreError:
+            continue
+        if run.header.peak_flops:
+            peak, source = run.header.peak_flops, f"the peaks calibrated by {path}"
+            break
+    order = plan.rounds_order(cells, settings.rounds)
+    probed = plan.probe_selection(order, settings.probes)
+    seconds = estimate_run(order, probed, Budget.of(settings), peak)
+    runs = sum(1 for _, c in order if not not_applicable_reason(c.mode, c.phase))
+    return (f"{name}: {len(order)} cells ({runs} run, {len(order) - runs} not applicable), "
+            f"estimated {seconds / 60:.1f} min of cells on {source}; the run corrects the "
+            "estimate with the times it measures")
 
 
 def execute(cells: list, name: str, settings, out_dir: str | Path, *,
