@@ -258,6 +258,10 @@ def estimate_run(order: list[tuple[int, Cell]], probed: set[tuple[int, Cell]], b
                for r, cell in order)
 
 
+RIDGE = 0.5
+TYPICAL_STEP = (0.0, 0.7, 0.5)  # log(step) slopes on log(layers) and log(flops / peak)
+
+
 def fit_prior(rows: list[tuple[CellShape, Record]]) -> dict[tuple[str, str], ModeCost]:
     """Least-squares constants per (mode, phase) from measured records (with time_s) and
     their shapes. Used to derive PRIOR; kept so the next machine's constants can be refit."""
@@ -274,7 +278,12 @@ def fit_prior(rows: list[tuple[CellShape, Record]]) -> dict[tuple[str, str], Mod
                          for s, _ in items])
         steps = np.array([float(np.median(r.samples_s)) for _, r in items])
         design = np.column_stack([np.ones_like(layers), np.log(layers), np.log(work)])
-        step = np.linalg.lstsq(design, np.log(steps), rcond=None)[0]
+        # A little ridge toward typical slopes: with one case in the runs, log(layers) has no
+        # spread and a plain least-squares slope would be anything.
+        pull = np.sqrt(RIDGE) * np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        step = np.linalg.lstsq(np.vstack([design, pull]),
+                               np.concatenate([np.log(steps), pull @ np.array(TYPICAL_STEP)]),
+                               rcond=None)[0]
         lin = np.column_stack([np.ones_like(layers), layers])
         fixed = np.array([actual(r).fixed_s for _, r in items])
         fixed_coef = _non_negative_fit(lin, fixed)
@@ -294,3 +303,24 @@ def _non_negative_fit(design, target) -> tuple[float, float]:
 
     coef, _ = nnls(design, target)
     return (round(float(coef[0]), 3), round(float(coef[1]), 4))
+
+
+def refit(paths: list[str]) -> str:
+    """PRIOR rows fitted on recorded runs (with time_s), as Python source to paste above."""
+    from bench.store import load_run
+
+    rows = []
+    for path in paths:
+        run = load_run(path)
+        probed = {(r.cell, r.round) for r in run.records if r.debug}
+        rows += [(cell_shape(r.cell, run.header.peak_flops, (r.cell, r.round) in probed), r)
+                 for r in run.records if r.time_s]
+    fitted = fit_prior(rows)
+    return "\n".join(f"    {key!r}: ModeCost({cost.fixed}, {cost.step}, {cost.probes}),"
+                     for key, cost in sorted(fitted.items()))
+
+
+if __name__ == "__main__":  # python -m bench.eta RUN.jsonl ...: refit PRIOR on this machine
+    import sys
+
+    print(refit(sys.argv[1:]))
