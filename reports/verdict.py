@@ -28,11 +28,16 @@ def verdict_lines(frame: pd.DataFrame, report_path: str | None = None) -> list[s
         return ["No cells were measured."]
     lines = ["What this run found (fastest mode per case, phase, batch and threads: speed-up "
              "over eager, 95% CI; ~ lists modes it is not shown faster than):"]
-    for (case, phase, batch), cells in frame.groupby(["case_label", "phase", "batch"],
-                                                      sort=False):
-        lines.append(f"  {case} {phase} batch {batch}: " + " | ".join(
-            f"{_threads_text(threads)}: {_fastest(profile)}"
-            for threads, profile in cells.groupby("threads", sort=False)))
+    # Speed-ups exist only within one machine and device (a cluster run has several).
+    places = ["machine", "device"] if frame.groupby(["machine", "device"]).ngroups > 1 else []
+    for key, cells in frame.groupby([*places, "case_label", "input", "phase", "batch"],
+                                    sort=False):
+        where = " · ".join(str(k) for k in key[:len(places)])
+        case, input_style, phase, batch = key[len(places):]
+        fed = "" if frame["input"].nunique() <= 1 else f" ({input_style} input)"
+        lines.append(f"  {where + ': ' if where else ''}{case}{fed} {phase} batch {batch}: "
+                     + " | ".join(f"{_threads_text(threads)}: {_fastest(profile)}"
+                                  for threads, profile in cells.groupby("threads", sort=False)))
     lines.append("  first result soonest: " + "; ".join(
         _soonest(case, cells) for case, cells in frame.groupby("case_label", sort=False)))
     lines.append("  " + _most_debuggable(frame))
