@@ -39,7 +39,7 @@ from bench.errors import UsageError
 from bench.machine import ENV_FLAGS
 from bench.node import GroupJob, NodeInfo, run_group
 from bench.progress import Progress
-from bench.record import FAILED_STATUSES, Cell, Record
+from bench.record import FAILED_STATUSES, Cell, Record, Status
 from bench.store import RunHeader, RunWriter, claim_run_file
 
 SLOT = "bench_slot"  # the custom resource: one per node, one benchmark at a time
@@ -300,7 +300,7 @@ def _lost(group: _Group, exc: Exception, record) -> _Group | None:
     left = group.job.cells[group.done:]
     if left:
         round_index, cell = left[0]
-        record(group, Record(cell=cell, status="crashed", round=round_index,
+        record(group, Record(cell=cell, status=Status.CRASHED, round=round_index,
                              reason=f"crashed: node lost ({type(exc).__name__}: {cause})",
                              extra={"node": group.node.tag}))
     if len(left) <= 1:

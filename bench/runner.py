@@ -26,7 +26,7 @@ from bench.machine import fingerprint, machine_facts
 from bench.modes import not_applicable_reason
 from bench.placement import available_cpus, pin, placement
 from bench.progress import Progress
-from bench.record import Cell, Record, is_failed
+from bench.record import Cell, Record, Status, is_failed
 from bench.replicates import remeasure_reason
 from bench.store import RunHeader, RunWriter, peak_key
 from bench.worker import CellOptions, calibrate, error_record, run_cell
@@ -78,9 +78,9 @@ def _child(target, args, conn, log_path: str) -> None:
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     try:
-        result = ("ok", target(*args))
+        result = (Status.OK, target(*args))
     except BaseException as exc:  # noqa: BLE001 - everything a cell raises is its own failure
-        result = ("error", exc if _picklable(exc) else RuntimeError(repr(exc)))
+        result = (Status.ERROR, exc if _picklable(exc) else RuntimeError(repr(exc)))
         import traceback
 
         traceback.print_exception(exc)
@@ -122,25 +122,26 @@ def run_in_worker(ctx, target, args, log_path: Path, timeout_s: float,
                 except (EOFError, OSError):
                     break  # died without a word: decoded below
                 process.join(5)
-                if kind == "ok":
-                    return Outcome("ok", value)
-                return Outcome("error", value)
+                if kind == Status.OK:
+                    return Outcome(Status.OK, value)
+                return Outcome(Status.ERROR, value)
             if not process.is_alive() and not receiver.poll(0):
                 break
             if time.monotonic() > deadline:
                 _kill(process)
-                return Outcome("timeout", reason=f"timeout: no result after {timeout_s:g} s")
+                return Outcome(Status.TIMEOUT, reason=f"timeout: no result after {timeout_s:g} s")
             rss = _rss_mb(process.pid)
             if memory_limit_mb and rss and rss > memory_limit_mb:
                 _kill(process)
-                return Outcome("crashed", reason=f"out of memory: resident memory {rss:.0f} MB "
-                                                 f"exceeded the {memory_limit_mb:g} MB limit")
+                return Outcome(Status.CRASHED,
+                               reason=f"out of memory: resident memory {rss:.0f} MB "
+                                      f"exceeded the {memory_limit_mb:g} MB limit")
     finally:
         if process.is_alive():
             _kill(process)
         receiver.close()
     process.join(5)
-    return Outcome("crashed", reason=_describe_exit(process.exitcode))
+    return Outcome(Status.CRASHED, reason=_describe_exit(process.exitcode))
 
 
 def _kill(process) -> None:
@@ -237,7 +238,7 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
             for extra in range(remeasure):
                 mine = [r for r in result.records if r.cell == cell]
                 reason = remeasure_reason(mine, rounds)
-                if not reason or any(r.status != "ok" for r in mine):
+                if not reason or any(r.status != Status.OK for r in mine):
                     break
                 progress.total += 1
                 measure(cell, rounds + extra, False, reason)
@@ -296,7 +297,7 @@ def calibrate_profiles(ctx, profiles: list[tuple[str, str]], threads_inter: int,
         got = run_in_worker(ctx, calibrate, (device, place.cpus, place.intra_op,
                                              place.inter_op),
                             log_dir / f"calibrate-{when}-{device}-t{threads}.log", timeout_s=300)
-        if got.status != "ok":
+        if got.status != Status.OK:
             raise RuntimeError(f"calibration on {device} failed: {got.reason or got.value}")
         if device == "gpu" and not got.value.get("gpus"):
             raise UsageError("device 'gpu' requested but TensorFlow sees no GPU on this machine "
@@ -318,17 +319,17 @@ def _measure_one(ctx, cell: Cell, options: CellOptions, log_path: Path, timeout_
                  memory_limit_mb: float | None) -> Record:
     reason = not_applicable_reason(cell.mode, cell.phase)
     if reason:
-        return Record(cell=cell, status="skipped", reason=reason)
+        return Record(cell=cell, status=Status.SKIPPED, reason=reason)
     started = time.perf_counter()
     got = run_in_worker(ctx, run_cell, (cell, options), log_path, timeout_s, memory_limit_mb)
     elapsed = time.perf_counter() - started
-    if got.status == "ok":
+    if got.status == Status.OK:
         record = got.value
         # The worker accounted for its own stages; the rest is forking it and the result's trip.
         record.time_s = {"start": max(elapsed - sum(record.time_s.values()), 0.0),
                          **record.time_s}
         return record
-    if got.status == "error":
+    if got.status == Status.ERROR:
         record = error_record(cell, got.value)
     else:
         record = Record(cell=cell, status=got.status, reason=got.reason)

@@ -43,17 +43,19 @@ import pytest
 
 from bench.machine import machine_facts
 from bench.modes import (
+    REFERENCE_MODE,
     DeviceUnavailable,
     NotApplicable,
     Request,
     Threads,
     load_mode,
     not_applicable_reason,
+    tolerance,
 )
-from bench.modes.base import Prepared, equivalence_calls, tolerance
+from bench.modes.base import Prepared, equivalence_calls
 from bench.placement import pin, placement
 from bench.plan import Settings
-from bench.record import Cell
+from bench.record import Cell, SetupStage
 from bench.stats import summarize
 from bench.worker import _peak_rss_mb, _reset_peak_rss, reference_diff
 from cases import get_workload
@@ -112,7 +114,7 @@ def test_bench(benchmark, bench_cell: Cell, bench_selection, bench_runtime: Runt
         prepared.close()
         _release_tf_state()
 
-    reference = load_mode("eager").prepare(request)
+    reference = load_mode(REFERENCE_MODE).prepare(request)
     try:
         diff = reference_diff(request, reference, measured.pop("outputs"), measured.pop("trained"))
     finally:
@@ -143,7 +145,7 @@ def _measure(benchmark, prepared: Prepared, request: Request, settings: Settings
     t1 = time.perf_counter()
     outputs = [np.asarray(one_batch())]
     first_result_s = time.perf_counter() - started
-    setup = {**prepared.setup_s, "first_call": time.perf_counter() - t1}
+    setup = {**prepared.setup_s, SetupStage.FIRST_CALL: time.perf_counter() - t1}
     trained = None
     if request.phase == "train":
         calls = equivalence_calls(request.input, request.phase)

@@ -28,7 +28,7 @@ import numpy as np
 
 from bench.modes.base import EPOCH_BATCHES
 from bench.placement import LoadMeter, available_cpus, pin
-from bench.record import Cell, Record
+from bench.record import Cell, Record, SetupStage, Status
 from bench.timing import measure, measure_paired
 
 # "<mode>:<crash|hang|oom|error>[,...]": deliberate failures for the isolation tests.
@@ -77,8 +77,8 @@ def _request(cell: Cell, options: CellOptions):
 def run_cell(cell: Cell, options: CellOptions) -> Record:
     """Measure one cell. Errors raised here are the runner's to record (status `error`)."""
     from bench.inject import slow_down
-    from bench.modes import load_mode, not_applicable_reason
-    from bench.modes.base import NotApplicable, equivalence_calls, tolerance
+    from bench.modes import REFERENCE_MODE, load_mode, not_applicable_reason, tolerance
+    from bench.modes.base import NotApplicable, equivalence_calls
     from bench.modes.runtime import configure_threads, device_peak_memory_mb
 
     started = time.perf_counter()
@@ -88,7 +88,7 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
     _maybe_inject_fault(cell)
     reason = not_applicable_reason(cell.mode, cell.phase)
     if reason:
-        return Record(cell=cell, status="skipped", reason=reason)
+        return Record(cell=cell, status=Status.SKIPPED, reason=reason)
     baseline_mb = _reset_peak_rss()
     request = _request(cell, options)
     # Size TF's eager pools before any op (Sessions get the same sizes through ConfigProto);
@@ -102,13 +102,13 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
     try:
         prepared = mode.prepare(request)
     except NotApplicable as exc:
-        return Record(cell=cell, status="skipped", reason=str(exc))
+        return Record(cell=cell, status=Status.SKIPPED, reason=str(exc))
     one_batch = prepared.single_step or prepared.step
     t1 = laps.lap("setup")
     first = one_batch()
     first_result_s = time.perf_counter() - t0
     setup = dict(prepared.setup_s)
-    setup["first_call"] = laps.lap("first_call") - t1
+    setup[SetupStage.FIRST_CALL] = laps.lap(SetupStage.FIRST_CALL) - t1
 
     outputs = [np.asarray(first)]
     if training:
@@ -137,13 +137,13 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         debug = run_probes(cell, workload, request, prepared)
         laps.lap("probes")
     per_call = prepared.batches_per_call
-    reference = load_mode("eager").prepare(request)
+    reference = load_mode(REFERENCE_MODE).prepare(request)
     try:
         diff = reference_diff(request, reference, outputs, trained if training else None)
         laps.lap("reference")
         paired_s: list[float] = []
         paired_eager_s: list[float] = []
-        if options.paired and cell.mode != "eager":
+        if options.paired and cell.mode != REFERENCE_MODE:
             meter.start()
             mode_s, eager_s = measure_paired(step, reference.step, min_pairs=options.min_samples,
                                              target_rel_ci=options.target_ci,
@@ -161,7 +161,7 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
 
     flops = 2.0 * workload.macs_per_image * (3.0 if training else 1.0)
     return Record(
-        cell=cell, status="ok", samples_s=[t / per_call for t in measurement.samples_s],
+        cell=cell, status=Status.OK, samples_s=[t / per_call for t in measurement.samples_s],
         warmup_s=[t / per_call for t in measurement.warmup_s], images_per_step=cell.batch,
         setup_s=setup,
         first_result_s=first_result_s, peak_rss_mb=peak_rss_mb, peak_device_mb=peak_device_mb,
@@ -226,7 +226,7 @@ def error_record(cell: Cell, exc: BaseException) -> Record:
     message = " ".join(str(exc).split()) or type(exc).__name__
     if len(message) > 300:
         message = message[:297] + "..."
-    return Record(cell=cell, status="error", reason=f"{type(exc).__name__}: {message}")
+    return Record(cell=cell, status=Status.ERROR, reason=f"{type(exc).__name__}: {message}")
 
 
 def _read_status_kb(field: str) -> float:
@@ -266,7 +266,7 @@ def _maybe_inject_fault(cell: Cell) -> None:
         hog = []
         while True:
             hog.append(np.ones(64 * 1024 * 1024 // 8))  # 64 MB at a time, touched
-    if kind == "error":
+    if kind == Status.ERROR:
         raise RuntimeError(f"injected error in {cell.key}")
 
 

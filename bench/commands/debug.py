@@ -53,7 +53,8 @@ def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, bat
     Without --mode, modes that cannot take the input style are left out (function_epoch
     without dataset input); a mode named that cannot take it is an error, as in bench.plan.
     """
-    from bench.modes import MODE_INPUTS, MODES, accepts_input
+    from bench.modes import MODE_TABLE as MODES
+    from bench.modes import accepts_input, mode_inputs
     from bench.plan import MAX_BATCH
     from bench.record import Cell
     from cases import ConfigError, get_workload
@@ -68,8 +69,8 @@ def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, bat
     for mode in chosen:
         if not accepts_input(mode, input_style):
             raise UsageError(f"mode {mode!r} cannot take input {input_style}; it takes only "
-                             f"{', '.join(MODE_INPUTS[mode])} (use --input "
-                             f"{MODE_INPUTS[mode][0]})")
+                             f"{', '.join(mode_inputs(mode))} (use --input "
+                             f"{mode_inputs(mode)[0]})")
     if not chosen:
         raise UsageError("--mode selects no modes")
     if not specs:

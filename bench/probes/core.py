@@ -61,13 +61,13 @@ def probe_record(cell: Any, seed: int = 0):
     from bench.modes import load_mode, not_applicable_reason
     from bench.modes.base import NotApplicable, Request, Threads
     from bench.placement import pin, placement
-    from bench.record import Record
+    from bench.record import Record, SetupStage, Status
     from cases import get_workload
 
     started = time.perf_counter()
     reason = not_applicable_reason(cell.mode, cell.phase)
     if reason:
-        return Record(cell=cell, status="skipped", reason=reason)
+        return Record(cell=cell, status=Status.SKIPPED, reason=reason)
     workload = get_workload(cell.case_spec)
     weights = workload.weights(seed)
     images, labels = workload.inputs(cell.batch, seed)
@@ -80,12 +80,12 @@ def probe_record(cell: Any, seed: int = 0):
     try:
         prepared = load_mode(cell.mode).prepare(request)
     except NotApplicable as exc:
-        return Record(cell=cell, status="skipped", reason=str(exc))
+        return Record(cell=cell, status=Status.SKIPPED, reason=str(exc))
     t1 = time.perf_counter()
     prepared.step()
     first_result_s = time.perf_counter() - t0
     setup = dict(prepared.setup_s)
-    setup["first_call"] = time.perf_counter() - t1
+    setup[SetupStage.FIRST_CALL] = time.perf_counter() - t1
     for _ in range(2):  # the runner's equivalence steps and warm-up
         prepared.step()
     if prepared.read_weights is not None:
@@ -96,7 +96,7 @@ def probe_record(cell: Any, seed: int = 0):
     finally:
         prepared.close()
     return Record(
-        cell=cell, status="ok", images_per_step=cell.batch, setup_s=setup,
+        cell=cell, status=Status.OK, images_per_step=cell.batch, setup_s=setup,
         first_result_s=first_result_s, graph_nodes=dict(prepared.graph_nodes),
         macs_per_image=workload.macs_per_image, params=workload.params,
         threads=threads.as_dict(), debug=debug, wall_s=time.perf_counter() - started,
