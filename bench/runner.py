@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import time
-import uuid
 from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import forkserver
 from pathlib import Path
@@ -28,7 +27,7 @@ from bench.placement import available_cpus, pin, placement
 from bench.progress import Progress
 from bench.record import Cell, Record, Status, is_failed
 from bench.replicates import remeasure_reason
-from bench.store import RunHeader, RunWriter, peak_key
+from bench.store import RunHeader, RunWriter, new_run_id, peak_key
 from bench.worker import CellOptions, calibrate, error_record, run_cell
 
 PRELOAD = ["bench.worker", "bench.modes.runtime", "bench.modes.tf2", "bench.modes.graph", "cases"]
@@ -197,7 +196,7 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
                               facts)
     calibration_s = time.perf_counter() - calibration_started
     facts["fingerprint"] = fingerprint(facts, ",".join(sorted({d for d, _ in profiles})))
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    run_id = new_run_id()
     header = RunHeader(run_id=run_id, suite=suite, started=dt.datetime.now(dt.UTC)
                        .isoformat(timespec="seconds"), machine=facts,
                        options={**(settings or {}), **asdict(options), "timeout_s": timeout_s,

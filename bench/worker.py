@@ -19,6 +19,7 @@ This module imports no TensorFlow itself; the modes it loads do, inside the work
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import traceback
@@ -54,6 +55,16 @@ class CellOptions:
     inter_op: int = 0
     slowdown: float = 0.0  # planted regression (bench.inject); 0 = none
     epoch_batches: int = EPOCH_BATCHES  # dataset input: batches per epoch (one measured call)
+
+    @classmethod
+    def from_settings(cls, settings, **overrides) -> CellOptions:
+        """The measurement settings of a suite (bench.plan.Settings) as a worker's options:
+        every field the two share by name, except `probes` (a suite says "once"/"all"/"none",
+        the runner decides per cell), then `overrides` (placement, slowdown...)."""
+        shared = {f.name for f in dataclasses.fields(cls)} - {"probes"}
+        values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
+                  if f.name in shared}
+        return cls(**{**values, **overrides})
 
 
 def _threads(options: CellOptions):

@@ -14,7 +14,6 @@ import argparse
 import datetime as dt
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from bench.errors import UsageError
@@ -90,13 +89,12 @@ def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, bat
 
 def main(args: argparse.Namespace) -> int:
     cells = plan_cells(args.cases, args.modes, args.phase, args.batch, args.input)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_path = None
     if args.out:
         from bench.paths import writable_dir
-        from bench.store import claim_run_file
+        from bench.store import claim_run_file, run_stem
 
-        out_path = claim_run_file(writable_dir(args.out, "--out"), f"debug-{stamp}")
+        out_path = claim_run_file(writable_dir(args.out, "--out"), run_stem("debug"))
         log_dir = out_path.with_name(out_path.stem + "_logs")
     else:
         import tempfile
@@ -152,10 +150,10 @@ def probe_cells(cells: list, log_dir: Path, timeout_s: float) -> list:
 
 def write_run(path: Path, records: list, options: dict) -> None:
     from bench.machine import machine_facts
-    from bench.store import RunHeader, RunWriter
+    from bench.store import RunHeader, RunWriter, new_run_id
 
     now = dt.datetime.now(dt.UTC)
-    run_id = now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    run_id = new_run_id()
     header = RunHeader(run_id=run_id, suite="debug", started=now.isoformat(timespec="seconds"),
                        machine=machine_facts(),
                        options={k: v for k, v in options.items() if k != "func"})
