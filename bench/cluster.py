@@ -29,7 +29,6 @@ import datetime as dt
 import os
 import signal
 import socket
-import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -39,8 +38,8 @@ from bench.errors import UsageError
 from bench.machine import ENV_FLAGS
 from bench.node import GroupJob, NodeInfo, run_group
 from bench.progress import Progress
-from bench.record import FAILED_STATUSES, Cell, Record
-from bench.store import RunHeader, RunWriter, claim_run_file
+from bench.record import FAILED_STATUSES, Cell, Record, Status
+from bench.store import RunHeader, RunWriter, claim_run_file, new_run_id
 
 SLOT = "bench_slot"  # the custom resource: one per node, one benchmark at a time
 LOCAL = ("", "local")  # --ray alone or --ray local: an in-process cluster
@@ -187,7 +186,7 @@ def run_on_cluster(cells_in_order: list[tuple[int, Cell]], *, address: str, suit
 def _drive(ray, cells_in_order, *, address, suite, out_dir, stem, options, timeout_s,
            memory_limit_mb, settings, show_progress, probe, threads_inter, remeasure,
            slowdown) -> ClusterResult:
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    run_id = new_run_id()
     cells = list(dict.fromkeys(cell for _, cell in cells_in_order))
     profiles = sorted({(cell.device, cell.threads) for cell in cells}) or [("cpu", "all")]
     rounds = 1 + max((r for r, _ in cells_in_order), default=0)
@@ -300,7 +299,7 @@ def _lost(group: _Group, exc: Exception, record) -> _Group | None:
     left = group.job.cells[group.done:]
     if left:
         round_index, cell = left[0]
-        record(group, Record(cell=cell, status="crashed", round=round_index,
+        record(group, Record(cell=cell, status=Status.CRASHED, round=round_index,
                              reason=f"crashed: node lost ({type(exc).__name__}: {cause})",
                              extra={"node": group.node.tag}))
     if len(left) <= 1:

@@ -28,7 +28,7 @@ Clock = Callable[[], float]
 
 def parse_slowdowns(text: str | None) -> dict[tuple[str, str | None], float]:
     """'function:infer:0.1,xla:0.05' -> {('function', 'infer'): 0.1, ('xla', None): 0.05}."""
-    from bench.modes import MODES
+    from bench.modes import MODE_TABLE as MODES
     from bench.record import PHASES
 
     planted: dict[tuple[str, str | None], float] = {}

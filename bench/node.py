@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.record import Cell, Record
+from bench.record import Cell, Record, Status
 
 # (run id, node id) -> NodeInfo: the calibration of this Ray worker process's node for a run.
 _CALIBRATED: dict[tuple[str, str], NodeInfo] = {}
@@ -107,7 +107,7 @@ def run_group(job: GroupJob) -> Iterator[NodeInfo | Record]:
             for extra in range(job.remeasure):
                 mine = [r for r in records if r.cell == cell]
                 reason = remeasure_reason(mine, job.rounds)
-                if not reason or any(r.status != "ok" for r in mine):
+                if not reason or any(r.status != Status.OK for r in mine):
                     break
                 started = time.time()
                 record = measure_placed(ctx, cell, job.rounds + extra, job.options,

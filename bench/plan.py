@@ -43,13 +43,14 @@ inputs is left out; a mode named in a list that takes none of the listed inputs 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cases
 from bench.errors import UsageError
-from bench.modes import MODE_INPUTS, MODES, accepts_input
+from bench.modes import MODE_TABLE, accepts_input, mode_inputs
 from bench.modes.base import EPOCH_BATCHES
 from bench.placement import parse_threads
 from bench.record import ALL_THREADS, DEVICES, INPUT_STYLES, PHASES, Cell
@@ -58,8 +59,8 @@ from cases import ConfigError, get_workload
 SUITES_DIR = Path(cases.__file__).parent / "suites"
 
 # Axis key -> (values accepted, what one value is called); batches are checked separately.
-_CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
-    "modes": (tuple(MODES), "mode"),
+_CHOICES: dict[str, tuple[Collection[str], str]] = {
+    "modes": (MODE_TABLE.keys(), "mode"),  # a live view: modes registered later count
     "phases": (PHASES, "phase"),
     "inputs": (INPUT_STYLES, "input style"),
     "devices": (DEVICES, "device"),
@@ -67,7 +68,7 @@ _CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
 AXES = ("batches", *_CHOICES, "threads")  # batches and threads are checked on their own
 BUILTIN_DEFAULTS: dict[str, list[Any]] = {
     "batches": [1],
-    "modes": list(MODES),
+    "modes": list(MODE_TABLE),
     "phases": list(PHASES),
     "inputs": ["resident"],
     "devices": ["cpu"],
@@ -358,7 +359,7 @@ def expand(
         _check_inputs(axes["modes"], axes["inputs"], entry.case)
         for threads in axes["threads"]:
             for batch in sorted(set(axes["batches"])):
-                for mode in _in_order(axes["modes"], MODES):
+                for mode in _in_order(axes["modes"], MODE_TABLE):
                     for phase in _in_order(axes["phases"], PHASES):
                         for input_style in _in_order(axes["inputs"], INPUT_STYLES):
                             if not accepts_input(mode, input_style):
@@ -373,14 +374,14 @@ def expand(
 
 def _check_inputs(modes: list[str], inputs: list[str], case: str) -> None:
     """A mode named in a narrowed list must take at least one of the listed input styles."""
-    if set(modes) >= set(MODES):
+    if set(modes) >= set(MODE_TABLE):
         return  # every mode: those that take none of the inputs are simply left out
     for mode in modes:
         if not any(accepts_input(mode, i) for i in inputs):
             raise SuiteError(
                 f"{case}: mode {mode!r} cannot take input {', '.join(inputs)}; it takes only "
-                f"{', '.join(MODE_INPUTS[mode])} (add it to the inputs, e.g. --input "
-                f"{','.join([*inputs, *MODE_INPUTS[mode]])}, or drop the mode)")
+                f"{', '.join(mode_inputs(mode))} (add it to the inputs, e.g. --input "
+                f"{','.join([*inputs, *mode_inputs(mode)])}, or drop the mode)")
 
 
 def _select_cases(suite: Suite, specs: list[str]) -> list[Entry]:

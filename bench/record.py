@@ -74,7 +74,18 @@ def worst_status(statuses: Iterable[str]) -> str:
 # graph or variables, `trace` a tf.function, `freeze` variables into constants, `optimize` the
 # frozen graph, `import` it into the graph that runs, `first_call` (the first step, which
 # includes XLA compilation). A mode emits only the stages it has.
-SETUP_STAGES = ("build", "trace", "freeze", "optimize", "import", "first_call")
+class SetupStage(StrEnum):
+    """A setup stage; like Status, a member is its own name as a string."""
+
+    BUILD = "build"
+    TRACE = "trace"
+    FREEZE = "freeze"
+    OPTIMIZE = "optimize"
+    IMPORT = "import"
+    FIRST_CALL = "first_call"
+
+
+SETUP_STAGES = tuple(SetupStage)
 
 
 class SchemaError(ValueError):

@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import time
-import uuid
 from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import forkserver
 from pathlib import Path
@@ -26,9 +25,9 @@ from bench.machine import fingerprint, machine_facts
 from bench.modes import not_applicable_reason
 from bench.placement import available_cpus, pin, placement
 from bench.progress import Progress
-from bench.record import Cell, Record, is_failed
+from bench.record import Cell, Record, Status, is_failed
 from bench.replicates import remeasure_reason
-from bench.store import RunHeader, RunWriter, peak_key
+from bench.store import RunHeader, RunWriter, new_run_id, peak_key
 from bench.worker import CellOptions, calibrate, error_record, run_cell
 
 PRELOAD = ["bench.worker", "bench.modes.runtime", "bench.modes.tf2", "bench.modes.graph", "cases"]
@@ -78,9 +77,9 @@ def _child(target, args, conn, log_path: str) -> None:
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     try:
-        result = ("ok", target(*args))
+        result = (Status.OK, target(*args))
     except BaseException as exc:  # noqa: BLE001 - everything a cell raises is its own failure
-        result = ("error", exc if _picklable(exc) else RuntimeError(repr(exc)))
+        result = (Status.ERROR, exc if _picklable(exc) else RuntimeError(repr(exc)))
         import traceback
 
         traceback.print_exception(exc)
@@ -122,25 +121,26 @@ def run_in_worker(ctx, target, args, log_path: Path, timeout_s: float,
                 except (EOFError, OSError):
                     break  # died without a word: decoded below
                 process.join(5)
-                if kind == "ok":
-                    return Outcome("ok", value)
-                return Outcome("error", value)
+                if kind == Status.OK:
+                    return Outcome(Status.OK, value)
+                return Outcome(Status.ERROR, value)
             if not process.is_alive() and not receiver.poll(0):
                 break
             if time.monotonic() > deadline:
                 _kill(process)
-                return Outcome("timeout", reason=f"timeout: no result after {timeout_s:g} s")
+                return Outcome(Status.TIMEOUT, reason=f"timeout: no result after {timeout_s:g} s")
             rss = _rss_mb(process.pid)
             if memory_limit_mb and rss and rss > memory_limit_mb:
                 _kill(process)
-                return Outcome("crashed", reason=f"out of memory: resident memory {rss:.0f} MB "
-                                                 f"exceeded the {memory_limit_mb:g} MB limit")
+                return Outcome(Status.CRASHED,
+                               reason=f"out of memory: resident memory {rss:.0f} MB "
+                                      f"exceeded the {memory_limit_mb:g} MB limit")
     finally:
         if process.is_alive():
             _kill(process)
         receiver.close()
     process.join(5)
-    return Outcome("crashed", reason=_describe_exit(process.exitcode))
+    return Outcome(Status.CRASHED, reason=_describe_exit(process.exitcode))
 
 
 def _kill(process) -> None:
@@ -196,7 +196,7 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
                               facts)
     calibration_s = time.perf_counter() - calibration_started
     facts["fingerprint"] = fingerprint(facts, ",".join(sorted({d for d, _ in profiles})))
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    run_id = new_run_id()
     header = RunHeader(run_id=run_id, suite=suite, started=dt.datetime.now(dt.UTC)
                        .isoformat(timespec="seconds"), machine=facts,
                        options={**(settings or {}), **asdict(options), "timeout_s": timeout_s,
@@ -237,7 +237,7 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
             for extra in range(remeasure):
                 mine = [r for r in result.records if r.cell == cell]
                 reason = remeasure_reason(mine, rounds)
-                if not reason or any(r.status != "ok" for r in mine):
+                if not reason or any(r.status != Status.OK for r in mine):
                     break
                 progress.total += 1
                 measure(cell, rounds + extra, False, reason)
@@ -296,7 +296,7 @@ def calibrate_profiles(ctx, profiles: list[tuple[str, str]], threads_inter: int,
         got = run_in_worker(ctx, calibrate, (device, place.cpus, place.intra_op,
                                              place.inter_op),
                             log_dir / f"calibrate-{when}-{device}-t{threads}.log", timeout_s=300)
-        if got.status != "ok":
+        if got.status != Status.OK:
             raise RuntimeError(f"calibration on {device} failed: {got.reason or got.value}")
         if device == "gpu" and not got.value.get("gpus"):
             raise UsageError("device 'gpu' requested but TensorFlow sees no GPU on this machine "
@@ -318,17 +318,17 @@ def _measure_one(ctx, cell: Cell, options: CellOptions, log_path: Path, timeout_
                  memory_limit_mb: float | None) -> Record:
     reason = not_applicable_reason(cell.mode, cell.phase)
     if reason:
-        return Record(cell=cell, status="skipped", reason=reason)
+        return Record(cell=cell, status=Status.SKIPPED, reason=reason)
     started = time.perf_counter()
     got = run_in_worker(ctx, run_cell, (cell, options), log_path, timeout_s, memory_limit_mb)
     elapsed = time.perf_counter() - started
-    if got.status == "ok":
+    if got.status == Status.OK:
         record = got.value
         # The worker accounted for its own stages; the rest is forking it and the result's trip.
         record.time_s = {"start": max(elapsed - sum(record.time_s.values()), 0.0),
                          **record.time_s}
         return record
-    if got.status == "error":
+    if got.status == Status.ERROR:
         record = error_record(cell, got.value)
     else:
         record = Record(cell=cell, status=got.status, reason=got.reason)

@@ -17,10 +17,12 @@ file and line number and every readable record is still returned.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import errno
 import json
 import math
 import os
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,18 @@ class StoreError(ValueError):
 
 class StoreWriteError(OSError):
     """A line could not be written (disk full, I/O error); the file ends at the last whole line."""
+
+
+def run_stem(name: str) -> str:
+    """A run file's name without suffix: `<suite or command>-YYYYmmdd-HHMMSS`, local time
+    (what the user sees in the folder); `claim_run_file` adds `-2`... on a clash."""
+    return f"{name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def new_run_id() -> str:
+    """A run's id, recorded in its header and every record: UTC start time and six random
+    hex digits, so runs started in the same second on different machines stay apart."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
 def claim_run_file(directory: str | os.PathLike, stem: str, suffix: str = ".jsonl") -> Path:

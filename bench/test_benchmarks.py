@@ -38,25 +38,26 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pytest
 
+from bench.lifecycle import PreparedCell, make_request, prepare_cell
 from bench.machine import machine_facts
 from bench.modes import (
+    REFERENCE_MODE,
     DeviceUnavailable,
     NotApplicable,
     Request,
     Threads,
     load_mode,
     not_applicable_reason,
+    tolerance,
 )
-from bench.modes.base import Prepared, equivalence_calls, tolerance
+from bench.modes.base import Prepared
 from bench.placement import pin, placement
 from bench.plan import Settings
 from bench.record import Cell
 from bench.stats import summarize
 from bench.worker import _peak_rss_mb, _reset_peak_rss, reference_diff
-from cases import get_workload
 from cases.base import Workload
 
 MAX_ROUNDS = 100_000  # a guard against a calibration call that was absurdly fast
@@ -91,20 +92,17 @@ def test_bench(benchmark, bench_cell: Cell, bench_selection, bench_runtime: Runt
         pytest.skip(reason)
     benchmark.group = group_name(cell)
     settings = bench_selection.suite.settings
-    workload = get_workload(cell.case_spec)
-    images, labels = workload.inputs(cell.batch, settings.seed)
-    request = Request(workload, workload.weights(settings.seed), images, labels, cell.phase,
-                      cell.device, cell.input, bench_runtime.threads,
-                      epoch_batches=settings.epoch_batches, seed=settings.seed)
+    request = make_request(cell, settings.seed, bench_runtime.threads, settings.epoch_batches)
+    workload = request.workload
 
     baseline_mb = _reset_peak_rss()
-    started = time.perf_counter()
     try:
-        prepared = load_mode(cell.mode).prepare(request)
+        ready = prepare_cell(load_mode(cell.mode), request)
     except (NotApplicable, DeviceUnavailable) as exc:
         pytest.skip(str(exc))
+    prepared = ready.prepared
     try:
-        measured = _measure(benchmark, prepared, request, settings, bench_selection, started)
+        measured = _measure(benchmark, ready, settings, bench_selection)
         measured["peak_rss_mb"] = _peak_rss_mb() - baseline_mb
         measured["debug"], measured["probes"] = _probes(bench_selection.probes, cell, workload,
                                                         request, prepared)
@@ -112,9 +110,9 @@ def test_bench(benchmark, bench_cell: Cell, bench_selection, bench_runtime: Runt
         prepared.close()
         _release_tf_state()
 
-    reference = load_mode("eager").prepare(request)
+    reference = load_mode(REFERENCE_MODE).prepare(request)
     try:
-        diff = reference_diff(request, reference, measured.pop("outputs"), measured.pop("trained"))
+        diff = reference_diff(request, reference, ready.outputs, ready.trained)
     finally:
         reference.close()
     tol = tolerance(cell.mode, cell.phase)
@@ -134,31 +132,19 @@ def group_name(cell: Cell) -> str:
     return f"{case} {cell.phase} {cell.device} {cell.input} b{cell.batch}"
 
 
-def _measure(benchmark, prepared: Prepared, request: Request, settings: Settings, selection,
-             started: float) -> dict[str, Any]:
-    """First call and equivalence outputs, then the timed rounds; see the module docstring."""
-    # Exactly one batch for the first call and the equivalence steps (Keras training's timed
-    # call runs several), or one epoch with dataset input; the timed rounds call `step`.
-    one_batch = getattr(prepared, "single_step", None) or prepared.step
-    t1 = time.perf_counter()
-    outputs = [np.asarray(one_batch())]
-    first_result_s = time.perf_counter() - started
-    setup = {**prepared.setup_s, "first_call": time.perf_counter() - t1}
-    trained = None
-    if request.phase == "train":
-        calls = equivalence_calls(request.input, request.phase)
-        outputs += [np.asarray(one_batch()) for _ in range(calls - 1)]
-        trained = prepared.read_weights()
-
+def _measure(benchmark, ready: PreparedCell, settings: Settings, selection) -> dict[str, Any]:
+    """The timed rounds after bench.lifecycle's first call and equivalence steps; see the
+    module docstring."""
+    prepared = ready.prepared
     t2 = time.perf_counter()
     prepared.step()  # the first call of the timed step: also an untimed warm-up
     calibration_s = time.perf_counter() - t2
     rounds = selection.rounds or rounds_for_budget(calibration_s, settings)
     benchmark.pedantic(prepared.step, warmup_rounds=selection.warmup, rounds=rounds,
                        iterations=1)
-    return {"outputs": outputs, "trained": trained, "setup_s": setup,
+    return {"setup_s": ready.setup_s,
             "batches_per_call": getattr(prepared, "batches_per_call", 1),
-            "first_result_s": first_result_s, "calibration_step_s": calibration_s,
+            "first_result_s": ready.first_result_s, "calibration_step_s": calibration_s,
             "rounds": rounds, "warmup_rounds": selection.warmup}
 
 

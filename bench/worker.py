@@ -19,6 +19,7 @@ This module imports no TensorFlow itself; the modes it loads do, inside the work
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import traceback
@@ -26,9 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.lifecycle import Laps, make_request, prepare_cell
 from bench.modes.base import EPOCH_BATCHES
 from bench.placement import LoadMeter, available_cpus, pin
-from bench.record import Cell, Record
+from bench.record import Cell, Record, Status
 from bench.timing import measure, measure_paired
 
 # "<mode>:<crash|hang|oom|error>[,...]": deliberate failures for the isolation tests.
@@ -54,6 +56,16 @@ class CellOptions:
     slowdown: float = 0.0  # planted regression (bench.inject); 0 = none
     epoch_batches: int = EPOCH_BATCHES  # dataset input: batches per epoch (one measured call)
 
+    @classmethod
+    def from_settings(cls, settings, **overrides) -> CellOptions:
+        """The measurement settings of a suite (bench.plan.Settings) as a worker's options:
+        every field the two share by name, except `probes` (a suite says "once"/"all"/"none",
+        the runner decides per cell), then `overrides` (placement, slowdown...)."""
+        shared = {f.name for f in dataclasses.fields(cls)} - {"probes"}
+        values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
+                  if f.name in shared}
+        return cls(**{**values, **overrides})
+
 
 def _threads(options: CellOptions):
     from bench.modes.base import Threads
@@ -62,23 +74,11 @@ def _threads(options: CellOptions):
     return Threads(options.intra_op or default.intra_op, options.inter_op or default.inter_op)
 
 
-def _request(cell: Cell, options: CellOptions):
-    """The workload, its weights and input batch (deterministic from the seed), as a Request."""
-    from bench.modes.base import Request
-    from cases import get_workload
-
-    workload = get_workload(cell.case_spec)
-    images, labels = workload.inputs(cell.batch, options.seed)
-    return Request(workload, workload.weights(options.seed), images, labels, cell.phase,
-                   cell.device, cell.input, _threads(options),
-                   epoch_batches=options.epoch_batches, seed=options.seed)
-
-
 def run_cell(cell: Cell, options: CellOptions) -> Record:
     """Measure one cell. Errors raised here are the runner's to record (status `error`)."""
     from bench.inject import slow_down
-    from bench.modes import load_mode, not_applicable_reason
-    from bench.modes.base import NotApplicable, equivalence_calls, tolerance
+    from bench.modes import REFERENCE_MODE, load_mode, not_applicable_reason, tolerance
+    from bench.modes.base import NotApplicable
     from bench.modes.runtime import configure_threads, device_peak_memory_mb
 
     started = time.perf_counter()
@@ -88,9 +88,9 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
     _maybe_inject_fault(cell)
     reason = not_applicable_reason(cell.mode, cell.phase)
     if reason:
-        return Record(cell=cell, status="skipped", reason=reason)
+        return Record(cell=cell, status=Status.SKIPPED, reason=reason)
     baseline_mb = _reset_peak_rss()
-    request = _request(cell, options)
+    request = make_request(cell, options.seed, _threads(options), options.epoch_batches)
     # Size TF's eager pools before any op (Sessions get the same sizes through ConfigProto);
     # what TensorFlow reports back is what the record says.
     threads = configure_threads(request.threads)
@@ -98,24 +98,12 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
     training = cell.phase == "train"
     mode = load_mode(cell.mode)
 
-    t0 = laps.lap("inputs")
-    try:
-        prepared = mode.prepare(request)
+    laps.lap("inputs")
+    try:  # setup, first call and equivalence steps, each its own lap
+        ready = prepare_cell(mode, request, laps)
     except NotApplicable as exc:
-        return Record(cell=cell, status="skipped", reason=str(exc))
-    one_batch = prepared.single_step or prepared.step
-    t1 = laps.lap("setup")
-    first = one_batch()
-    first_result_s = time.perf_counter() - t0
-    setup = dict(prepared.setup_s)
-    setup["first_call"] = laps.lap("first_call") - t1
-
-    outputs = [np.asarray(first)]
-    if training:
-        calls = equivalence_calls(cell.input, cell.phase)
-        outputs += [np.asarray(one_batch()) for _ in range(calls - 1)]
-        trained = prepared.read_weights()
-    laps.lap("equivalence")
+        return Record(cell=cell, status=Status.SKIPPED, reason=str(exc))
+    prepared = ready.prepared
 
     step, extra = prepared.step, {}
     if options.slowdown:
@@ -137,13 +125,13 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         debug = run_probes(cell, workload, request, prepared)
         laps.lap("probes")
     per_call = prepared.batches_per_call
-    reference = load_mode("eager").prepare(request)
+    reference = load_mode(REFERENCE_MODE).prepare(request)
     try:
-        diff = reference_diff(request, reference, outputs, trained if training else None)
+        diff = reference_diff(request, reference, ready.outputs, ready.trained)
         laps.lap("reference")
         paired_s: list[float] = []
         paired_eager_s: list[float] = []
-        if options.paired and cell.mode != "eager":
+        if options.paired and cell.mode != REFERENCE_MODE:
             meter.start()
             mode_s, eager_s = measure_paired(step, reference.step, min_pairs=options.min_samples,
                                              target_rel_ci=options.target_ci,
@@ -161,10 +149,10 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
 
     flops = 2.0 * workload.macs_per_image * (3.0 if training else 1.0)
     return Record(
-        cell=cell, status="ok", samples_s=[t / per_call for t in measurement.samples_s],
+        cell=cell, status=Status.OK, samples_s=[t / per_call for t in measurement.samples_s],
         warmup_s=[t / per_call for t in measurement.warmup_s], images_per_step=cell.batch,
-        setup_s=setup,
-        first_result_s=first_result_s, peak_rss_mb=peak_rss_mb, peak_device_mb=peak_device_mb,
+        setup_s=ready.setup_s,
+        first_result_s=ready.first_result_s, peak_rss_mb=peak_rss_mb, peak_device_mb=peak_device_mb,
         graph_nodes=prepared.graph_nodes, max_abs_diff=diff, tolerance=tol,
         equivalent=bool(diff <= tol), macs_per_image=workload.macs_per_image,
         params=workload.params, flops_per_image=flops, threads=threads.as_dict(),
@@ -173,29 +161,6 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         extra={**prepared.extra, **extra, "stopped_by": measurement.stopped_by,
                "reached_target": measurement.reached_target, "batches_per_call": per_call},
     )
-
-
-class Laps:
-    """Consecutive stage times: each lap charges the time since the previous one to a stage,
-    so the stages of a cell add up to its wall time (Record.time_s)."""
-
-    def __init__(self, started: float):
-        self.last = started
-        self.stages: dict[str, float] = {}
-
-    def lap(self, stage: str) -> float:
-        now = time.perf_counter()
-        self.stages[stage] = self.stages.get(stage, 0.0) + (now - self.last)
-        self.last = now
-        return now
-
-    def split(self, first: str, rest: str, first_s: float) -> None:
-        """One lap shared by two stages: `first_s` of it to `first`, the remainder to `rest`."""
-        now = time.perf_counter()
-        first_s = min(max(first_s, 0.0), now - self.last)
-        self.stages[first] = self.stages.get(first, 0.0) + first_s
-        self.last += first_s
-        self.lap(rest)
 
 
 def reference_diff(request, reference, outputs: list[np.ndarray],
@@ -226,7 +191,7 @@ def error_record(cell: Cell, exc: BaseException) -> Record:
     message = " ".join(str(exc).split()) or type(exc).__name__
     if len(message) > 300:
         message = message[:297] + "..."
-    return Record(cell=cell, status="error", reason=f"{type(exc).__name__}: {message}")
+    return Record(cell=cell, status=Status.ERROR, reason=f"{type(exc).__name__}: {message}")
 
 
 def _read_status_kb(field: str) -> float:
@@ -266,7 +231,7 @@ def _maybe_inject_fault(cell: Cell) -> None:
         hog = []
         while True:
             hog.append(np.ones(64 * 1024 * 1024 // 8))  # 64 MB at a time, touched
-    if kind == "error":
+    if kind == Status.ERROR:
         raise RuntimeError(f"injected error in {cell.key}")
 
 
@@ -295,7 +260,8 @@ def measure_overhead(cell: Cell, options: CellOptions, steps: int) -> dict:
 
     if options.cpus:
         pin(options.cpus)
-    prepared = load_mode(cell.mode).prepare(_request(cell, options))
+    request = make_request(cell, options.seed, _threads(options), options.epoch_batches)
+    prepared = prepare_cell(load_mode(cell.mode), request).prepared
     for _ in range(max(options.warmup, 5)):
         prepared.step()
     result = overhead_benchmark(prepared.step, steps, block=max(steps // 20, 10))

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.modes import REFERENCE_MODE
 from bench.record import Cell, Status
 from bench.replicates import (
     SPEEDUP_OUTLIER,
@@ -43,7 +44,6 @@ from bench.store import Run
 from reports.format import format_value as _format_value
 from reports.pool import PooledCell, pool_cells
 
-REFERENCE_MODE = "eager"
 # Verdicts that fail the gate (when the row is gated). "changed" is an exact metric that moved
 # in no clearly better direction: fail, so that the baseline is refreshed on purpose.
 FAILING_VERDICTS = ("regression", "changed")

@@ -14,24 +14,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.modes import REFERENCE_MODE, display_order
 from bench.record import FAILED_STATUSES, Status
 from bench.stats import ratio_ci
 from reports.format import format_value
 
-REFERENCE_MODE = "eager"
-# Eager first (the reference), then the TF2 graph modes, then the TF1-style graph modes.
-MODE_ORDER = ("eager", "function", "function_epoch", "xla", "keras", "session", "frozen",
-              "optimized")
 # Everything that identifies a comparable group of cells: only the mode differs inside one.
 GROUP_KEYS = ["run_id", "machine", "device", "case", "config", "phase", "input", "batch",
               "threads"]
 
 
 def mode_order(modes: Iterable[str]) -> list[str]:
-    """Known modes in the canonical order, unknown ones after them alphabetically."""
+    """Known modes in the table's display order (bench.modes.MODE_TABLE), unknown ones
+    after them alphabetically."""
     present = set(modes)
-    known = [m for m in MODE_ORDER if m in present]
-    return known + sorted(present - set(MODE_ORDER))
+    order = display_order()
+    known = [m for m in order if m in present]
+    return known + sorted(present - set(order))
 
 
 def sort_cells(frame: pd.DataFrame) -> pd.DataFrame:

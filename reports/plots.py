@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import matplotlib
 
+from bench.modes import MODE_TABLE
 from bench.record import Status, is_failed
 
 matplotlib.use("Agg")
@@ -54,16 +55,13 @@ def _style() -> Iterator[None]:
         yield
 
 
-# Okabe-Ito colours (colour-blind safe), assigned so related modes are still told apart.
-_MODE_COLORS = {"eager": "#4d4d4d", "function": "#0072B2", "function_epoch": "#332288",
-                "xla": "#D55E00", "keras": "#009E73", "session": "#CC79A7",
-                "frozen": "#56B4E9", "optimized": "#E69F00"}
+# Colours of modes the table (bench.modes.MODE_TABLE) does not know, e.g. from older runs.
 _SPARE_COLORS = ("#F0E442", "#8c564b", "#7f7f7f", "#17becf")
 
 
 def mode_colors(modes: list[str]) -> dict[str, str]:
     """One fixed colour per mode across all plots; eager, the reference, is dark grey."""
-    colors = dict(_MODE_COLORS)
+    colors = {name: info.color for name, info in MODE_TABLE.items()}
     unknown = [m for m in mode_order(modes) if m not in colors]
     for i, mode in enumerate(unknown):
         colors[mode] = _SPARE_COLORS[i % len(_SPARE_COLORS)]

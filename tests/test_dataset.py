@@ -17,8 +17,10 @@ OPTIONS = CellOptions(warmup=1, min_samples=3, budget_s=0.2, paired_budget_s=0.2
 @pytest.mark.parametrize(("mode", "phase"), [("session", "train"), ("function_epoch", "train"),
                                              ("keras", "infer")])
 def test_worker_measures_epochs_and_checks_them_against_eager(tmp_path, mode, phase):
-    from reports.demo import write_run
-    from reports.table import load_runs, records_frame
+    from runs import write_run
+
+    from bench.store import load_runs
+    from reports.table import records_frame
 
     case, _, config = SMALL_CNN.partition(":")
     record = run_cell(Cell(case, config, mode, phase, input="dataset", batch=2), OPTIONS)

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from conftest import SMALL_CNN, SMALL_CNN_VALID, SMALL_MOBILENET, TRAIN_MOBILENET
 
-from bench.modes import MODES, Request, accepts_input, load_mode
-from bench.modes.base import EQUIVALENCE_STEPS, NotApplicable, tolerance
+from bench.modes import MODE_TABLE, Request, accepts_input, load_mode, tolerance
+from bench.modes.base import EQUIVALENCE_STEPS, NotApplicable
 from cases import get_workload
 
 tf = pytest.importorskip("tensorflow")
 
-INFER_MODES = [m for m, (phases, _) in MODES.items() if "infer" in phases]
-TRAIN_MODES = [m for m, (phases, _) in MODES.items() if "train" in phases]
+INFER_MODES = [m for m, info in MODE_TABLE.items() if "infer" in info.phases]
+TRAIN_MODES = [m for m, info in MODE_TABLE.items() if "train" in info.phases]
 
 
 def _request(spec, batch, phase, input_style="resident", seed=0):

@@ -21,9 +21,9 @@ from bench.eta import (
     cell_shape,
     estimate,
 )
+from bench.lifecycle import Laps
 from bench.record import TIME_STAGES, Cell, Record
 from bench.store import load_run, load_runs
-from bench.worker import Laps
 from reports.pivots import with_speedup
 from reports.table import records_frame
 from reports.time_spent import by_mode, by_stage, eta_accuracy, eta_error_at, time_line

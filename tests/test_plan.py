@@ -7,7 +7,8 @@ import pytest
 
 from bench import plan
 from bench.errors import UsageError
-from bench.modes import MODES, accepts_input
+from bench.modes import MODE_TABLE as MODES
+from bench.modes import accepts_input
 from bench.plan import Settings, SuiteError, expand, load_suite, parse_shard, rounds_order, shard
 
 SHIPPED = ("smoke", "quick", "overview", "standard", "full")

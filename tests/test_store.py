@@ -85,3 +85,34 @@ def test_table_on_a_corrupt_file_warns_and_exits_2_when_unusable(tmp_path, capsy
     junk.write_text("garbage\n")
     assert main(["table", str(junk)]) == 2
     assert "junk.jsonl:1" in capsys.readouterr().err
+
+
+def test_one_way_to_name_a_run_file_and_a_run(tmp_path):
+    import re
+
+    from bench.store import claim_run_file, new_run_id, run_stem
+
+    assert re.fullmatch(r"quick-\d{8}-\d{6}", run_stem("quick"))
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", new_run_id())
+    first = claim_run_file(tmp_path, run_stem("quick"))
+    second = claim_run_file(tmp_path, first.stem)
+    assert second.name == f"{first.stem}-2.jsonl"
+
+
+def test_cell_options_are_derived_from_the_suite_settings():
+    import dataclasses
+
+    from bench.plan import Settings
+    from bench.worker import CellOptions
+
+    settings = Settings(warmup=3, min_samples=4, target_ci=0.05, budget_s=1.5, seed=7,
+                        probes="all", paired=False, paired_budget_s=2.0, epoch_batches=5)
+    options = CellOptions.from_settings(settings, cpus=(1,))
+    assert (options.warmup, options.min_samples, options.target_ci, options.budget_s,
+            options.seed, options.paired, options.paired_budget_s, options.epoch_batches,
+            options.cpus) == (3, 4, 0.05, 1.5, 7, False, 2.0, 5, (1,))
+    assert options.probes is False  # decided per cell by the runner, not copied
+    shared = {f.name for f in dataclasses.fields(CellOptions)} & \
+        {f.name for f in dataclasses.fields(Settings)}
+    assert shared == {"warmup", "min_samples", "target_ci", "budget_s", "seed", "probes",
+                      "paired", "paired_budget_s", "epoch_batches"}

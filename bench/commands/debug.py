@@ -14,7 +14,6 @@ import argparse
 import datetime as dt
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from bench.errors import UsageError
@@ -53,7 +52,8 @@ def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, bat
     Without --mode, modes that cannot take the input style are left out (function_epoch
     without dataset input); a mode named that cannot take it is an error, as in bench.plan.
     """
-    from bench.modes import MODE_INPUTS, MODES, accepts_input
+    from bench.modes import MODE_TABLE as MODES
+    from bench.modes import accepts_input, mode_inputs
     from bench.plan import MAX_BATCH
     from bench.record import Cell
     from cases import ConfigError, get_workload
@@ -68,8 +68,8 @@ def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, bat
     for mode in chosen:
         if not accepts_input(mode, input_style):
             raise UsageError(f"mode {mode!r} cannot take input {input_style}; it takes only "
-                             f"{', '.join(MODE_INPUTS[mode])} (use --input "
-                             f"{MODE_INPUTS[mode][0]})")
+                             f"{', '.join(mode_inputs(mode))} (use --input "
+                             f"{mode_inputs(mode)[0]})")
     if not chosen:
         raise UsageError("--mode selects no modes")
     if not specs:
@@ -89,13 +89,12 @@ def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, bat
 
 def main(args: argparse.Namespace) -> int:
     cells = plan_cells(args.cases, args.modes, args.phase, args.batch, args.input)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_path = None
     if args.out:
         from bench.paths import writable_dir
-        from bench.store import claim_run_file
+        from bench.store import claim_run_file, run_stem
 
-        out_path = claim_run_file(writable_dir(args.out, "--out"), f"debug-{stamp}")
+        out_path = claim_run_file(writable_dir(args.out, "--out"), run_stem("debug"))
         log_dir = out_path.with_name(out_path.stem + "_logs")
     else:
         import tempfile
@@ -151,10 +150,10 @@ def probe_cells(cells: list, log_dir: Path, timeout_s: float) -> list:
 
 def write_run(path: Path, records: list, options: dict) -> None:
     from bench.machine import machine_facts
-    from bench.store import RunHeader, RunWriter
+    from bench.store import RunHeader, RunWriter, new_run_id
 
     now = dt.datetime.now(dt.UTC)
-    run_id = now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    run_id = new_run_id()
     header = RunHeader(run_id=run_id, suite="debug", started=now.isoformat(timespec="seconds"),
                        machine=machine_facts(),
                        options={k: v for k, v in options.items() if k != "func"})

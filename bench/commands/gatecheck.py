@@ -101,6 +101,7 @@ def measure_runs(args: argparse.Namespace) -> dict[float, list]:
     from bench import plan
     from bench.commands.run import execute
     from bench.inject import SLOWDOWN_ENV
+    from bench.modes import REFERENCE_MODE
     from bench.store import load_runs
 
     if args.runs < 3:
@@ -108,7 +109,7 @@ def measure_runs(args: argparse.Namespace) -> dict[float, list]:
     suite = plan.load_suite(args.suite)
     cases = args.cases or [suite.entries[-1].case]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if args.plant not in modes or "eager" not in modes:
+    if args.plant not in modes or REFERENCE_MODE not in modes:
         raise UsageError("--modes must include eager and the --plant mode")
     cells = plan.expand(suite, cases=cases, modes=modes, phases=[args.phase])
     settings = plan.make_settings({**dataclasses.asdict(suite.settings),

@@ -28,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.modes import MODES, accepts_input, not_applicable_reason
+    from bench.modes import MODE_TABLE as MODES
+    from bench.modes import accepts_input, not_applicable_reason
     from bench.record import Cell
     from bench.runner import run_in_worker, worker_context
     from bench.worker import CellOptions, measure_overhead

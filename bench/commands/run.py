@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 from bench import signals
 from bench.errors import WRITE_FAILED, UsageError
 from bench.paths import writable_dir, writable_file
-from bench.store import StoreWriteError, claim_run_file, release_claim
+from bench.store import StoreWriteError, claim_run_file, release_claim, run_stem
 
 
 def _csv(kind=str):
@@ -224,13 +223,8 @@ def execute(cells: list, name: str, settings, out_dir: str | Path, *,
 
     out_dir = writable_dir(out_dir, "--out")
     slowdown = slowdown_from_env()
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_path = claim_run_file(out_dir, f"{name}-{stamp}")
-    options = CellOptions(warmup=settings.warmup, min_samples=settings.min_samples,
-                          target_ci=settings.target_ci, budget_s=settings.budget_s,
-                          seed=settings.seed, paired=settings.paired,
-                          paired_budget_s=settings.paired_budget_s,
-                          epoch_batches=settings.epoch_batches)
+    out_path = claim_run_file(out_dir, run_stem(name))
+    options = CellOptions.from_settings(settings)
     rounds = rounds or settings.rounds
     order = plan.rounds_order(cells, rounds)
     probe = plan.probe_selection(order, probes or settings.probes)
@@ -268,18 +262,15 @@ def execute_ray(cells: list, name: str, settings, out_dir: str | Path, address: 
 
     out_dir = writable_dir(out_dir, "--out")
     slowdown = slowdown_from_env()
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    options = CellOptions(warmup=settings.warmup, min_samples=settings.min_samples,
-                          target_ci=settings.target_ci, budget_s=settings.budget_s,
-                          seed=settings.seed, paired=settings.paired,
-                          paired_budget_s=settings.paired_budget_s)
+    stem = run_stem(name)
+    options = CellOptions.from_settings(settings)
     order = plan.rounds_order(cells, settings.rounds)
     probe = plan.probe_selection(order, settings.probes)
     where = address if address not in ("", "local") else "a local in-process Ray cluster"
     print(f"running {len(cells)} cells x {settings.rounds} round(s) of suite '{name}' on "
-          f"{where} -> {out_dir}/{name}-{stamp}-<node>.jsonl", file=sys.stderr)
+          f"{where} -> {out_dir}/{stem}-<node>.jsonl", file=sys.stderr)
     result = run_on_cluster(order, address=address, suite=name, out_dir=out_dir,
-                            stem=f"{name}-{stamp}", options=options,
+                            stem=stem, options=options,
                             timeout_s=settings.timeout_s,
                             memory_limit_mb=settings.memory_limit_mb,
                             settings=dataclasses.asdict(settings), show_progress=show_progress,

@@ -1,12 +1,18 @@
-"""Execution modes: one module per mode, all behind `prepare(request) -> Prepared`.
+"""Execution modes: one module per mode, all behind `prepare(request) -> Prepared`, and the one
+table that says what each mode is (`MODE_TABLE`, a `ModeInfo` row per mode).
 
-This package's `__init__` is TensorFlow-free so that plans and suite files can be validated
-without importing TF; `load_mode(name)` imports a mode module (and TF) on demand.
+Every other place that needs to know something about a mode (the plan, the worker, the
+probes, the reports' order and colours, tolerances) reads it from the table, so adding a mode
+is one module in this package plus one row here.
+
+This package's `__init__` is TensorFlow-free so that plans, suite files and reports can use
+the table without importing TF; `load_mode(name)` imports a mode module (and TF) on demand.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from types import ModuleType
 
 from bench.modes.base import (
@@ -16,44 +22,121 @@ from bench.modes.base import (
     Request,
     Threads,
 )
+from bench.record import INPUT_STYLES, PHASES
 
-# Mode name -> (phases it supports, one-line description).
-MODES: dict[str, tuple[tuple[str, ...], str]] = {
-    "session": (("infer", "train"), "tf.compat.v1 graph run by Session.run"),
-    "frozen": (("infer",), "variables folded into constants, re-imported, Session.run"),
-    "optimized": (("infer",), "frozen graph after optimize_for_inference + grappler"),
-    "eager": (("infer", "train"), "op-by-op eager execution, GradientTape loop"),
-    "function": (("infer", "train"), "tf.function traced graph"),
-    "function_epoch": (("infer", "train"), "a whole dataset epoch inside one tf.function"),
-    "xla": (("infer", "train"), "tf.function(jit_compile=True)"),
-    "keras": (("infer", "train"), "Keras layers: predict_on_batch / Model.fit"),
-}
+INFER, TRAIN = PHASES
+
+# Families: how a mode runs the model, which is what the probes look inside.
+GRAPH = "graph"  # a tf.compat.v1 Graph run by Session.run (handles: graph, session, graph_def)
+TRACED = "traced"  # a tf.function trace (handles: function, concrete_function)
+EAGER_FAMILY = "eager"  # op by op (handles: function, variables)
+KERAS = "keras"  # Keras layers (handles: model)
+FAMILIES = (GRAPH, TRACED, EAGER_FAMILY, KERAS)
+
+_INFERENCE_ONLY = ("not applicable: {mode} graphs are inference-only (their variables are "
+                   "constants, so there is nothing to train)")
 
 
-# Modes that take only some input styles (bench.record.INPUT_STYLES); every other mode takes all.
-MODE_INPUTS: dict[str, tuple[str, ...]] = {
-    "function_epoch": ("dataset",),
-}
+@dataclass(frozen=True)
+class ModeInfo:
+    """Everything the suite knows about a mode, besides its module's `prepare`."""
+
+    name: str  # also the module name: bench.modes.<name>, unless `module` says otherwise
+    description: str
+    family: str  # one of FAMILIES
+    # Inference: max |logits - eager logits| a mode may show and still compute "the same
+    # thing". Training: max of |loss diff| and max |weight diff| after the equivalence steps.
+    tolerance: float
+    train_tolerance: float | None  # None: the mode cannot train
+    order: int  # display order in reports and plots
+    color: str  # one fixed colour in every plot
+    phases: tuple[str, ...] = PHASES
+    inputs: tuple[str, ...] = INPUT_STYLES  # bench.record.INPUT_STYLES it takes
+    not_applicable: str = _INFERENCE_ONLY  # why a phase outside `phases` is not applicable
+    module: str = ""  # import path of the module; "" = bench.modes.<name>
+
+    def reason(self, phase: str) -> str | None:
+        return None if phase in self.phases else self.not_applicable.format(mode=self.name,
+                                                                             phase=phase)
+
+    @property
+    def module_path(self) -> str:
+        return self.module or f"bench.modes.{self.name}"
+
+
+# The reference every mode is checked and timed against.
+EAGER = "eager"
+REFERENCE_MODE = EAGER
+
+# Rows in the order plans run them (TF1-style graph modes, then TF2 modes, then Keras);
+# `order` is the display order of reports and plots: eager first (the reference), then the TF2
+# graph modes, then the TF1-style graph modes. Tolerances, float32 throughout: graph modes run
+# the same kernels as eager; XLA fuses and reorders reductions; the optimised graph folds batch
+# norm into convolution weights. Training: a randomly initialised deep net with batch norm has
+# exploding gradients toward its input, so float32 rounding differences grow from step to
+# step; XLA's fused batch-norm reductions round differently enough to need a looser bound.
+# Colours: Okabe-Ito (colour-blind safe), assigned so related modes are still told apart.
+MODE_TABLE: dict[str, ModeInfo] = {info.name: info for info in (
+    ModeInfo("session", "tf.compat.v1 graph run by Session.run", GRAPH,
+             tolerance=1e-4, train_tolerance=1e-4, order=5, color="#CC79A7"),
+    ModeInfo("frozen", "variables folded into constants, re-imported, Session.run", GRAPH,
+             tolerance=1e-4, train_tolerance=None, order=6, color="#56B4E9", phases=(INFER,)),
+    ModeInfo("optimized", "frozen graph after optimize_for_inference + grappler", GRAPH,
+             tolerance=1e-3, train_tolerance=None, order=7, color="#E69F00", phases=(INFER,)),
+    ModeInfo(EAGER, "op-by-op eager execution, GradientTape loop", EAGER_FAMILY,
+             tolerance=0.0, train_tolerance=0.0, order=0, color="#4d4d4d"),
+    ModeInfo("function", "tf.function traced graph", TRACED,
+             tolerance=1e-4, train_tolerance=1e-4, order=1, color="#0072B2"),
+    ModeInfo("function_epoch", "a whole dataset epoch inside one tf.function", TRACED,
+             tolerance=1e-4, train_tolerance=1e-4, order=2, color="#332288",
+             inputs=("dataset",)),
+    ModeInfo("xla", "tf.function(jit_compile=True)", TRACED,
+             tolerance=1e-3, train_tolerance=2e-2, order=3, color="#D55E00"),
+    ModeInfo("keras", "Keras layers: predict_on_batch / Model.fit", KERAS,
+             tolerance=1e-3, train_tolerance=1e-4, order=4, color="#009E73"),
+)}
+
+
+def mode_info(name: str) -> ModeInfo:
+    try:
+        return MODE_TABLE[name]
+    except KeyError:
+        raise ValueError(f"unknown mode {name!r}; accepted modes: {', '.join(MODE_TABLE)}") \
+            from None
+
+
+def display_order() -> tuple[str, ...]:
+    """Mode names in the reports' order (ModeInfo.order, then name)."""
+    return tuple(sorted(MODE_TABLE, key=lambda m: (MODE_TABLE[m].order, m)))
 
 
 def accepts_input(mode: str, input_style: str) -> bool:
-    return input_style in MODE_INPUTS.get(mode, (input_style,))
+    return input_style in MODE_TABLE[mode].inputs
+
+
+def mode_inputs(mode: str) -> tuple[str, ...]:
+    return MODE_TABLE[mode].inputs
 
 
 def not_applicable_reason(mode: str, phase: str) -> str | None:
     """Why a (mode, phase) cell cannot exist, or None when it can."""
-    phases = MODES[mode][0]
-    if phase in phases:
-        return None
-    return (f"not applicable: {mode} graphs are inference-only (their variables are constants, "
-            "so there is nothing to train)")
+    return MODE_TABLE[mode].reason(phase)
+
+
+def tolerance(mode: str, phase: str) -> float:
+    """The stated tolerance of a mode's equivalence check, recorded with every result."""
+    info = MODE_TABLE[mode]
+    value = info.train_tolerance if phase == TRAIN else info.tolerance
+    if value is None:
+        raise KeyError(f"{mode} has no {phase} tolerance")
+    return value
 
 
 def load_mode(name: str) -> ModuleType:
-    if name not in MODES:
-        raise ValueError(f"unknown mode {name!r}; accepted modes: {', '.join(MODES)}")
-    return importlib.import_module(f"bench.modes.{name}")
+    return importlib.import_module(mode_info(name).module_path)
 
 
-__all__ = ["MODES", "MODE_INPUTS", "DeviceUnavailable", "NotApplicable", "Prepared", "Request",
-           "Threads", "accepts_input", "load_mode", "not_applicable_reason"]
+__all__ = ["EAGER", "FAMILIES", "MODE_TABLE", "REFERENCE_MODE", "DeviceUnavailable",
+           "ModeInfo", "NotApplicable", "Prepared", "Request", "Threads", "accepts_input",
+           "display_order", "load_mode", "mode_info", "mode_inputs", "not_applicable_reason",
+           "tolerance"]

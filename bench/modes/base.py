@@ -11,31 +11,7 @@ import numpy as np
 
 from cases.base import Workload
 
-# Inference: max |logits - eager logits| a mode may show and still compute "the same thing",
-# float32 throughout. Graph modes run the same kernels as eager; XLA fuses and reorders
-# reductions; the optimised graph folds batch norm into convolution weights.
-TOLERANCE = {
-    "session": 1e-4,
-    "frozen": 1e-4,
-    "optimized": 1e-3,
-    "eager": 0.0,
-    "function": 1e-4,
-    "function_epoch": 1e-4,
-    "xla": 1e-3,
-    "keras": 1e-3,
-}
-# Training: max of |loss diff| and max |weight diff| (moving statistics included) after three
-# SGD steps. A randomly initialised deep net with batch norm has exploding gradients toward its
-# input, so float32 rounding differences grow from step to step; XLA's fused batch-norm
-# reductions round differently enough to need a looser bound.
-TRAIN_TOLERANCE = {
-    "session": 1e-4,
-    "eager": 0.0,
-    "function": 1e-4,
-    "function_epoch": 1e-4,
-    "xla": 2e-2,
-    "keras": 1e-4,
-}
+# Tolerances of the equivalence check: bench.modes.MODE_TABLE (ModeInfo.tolerance).
 # Small on purpose: the benchmark measures speed, not learning, and with the exploding
 # gradients of a freshly initialised MobileNet a larger rate turns three steps chaotic, which
 # would make the equivalence check meaningless. Speed does not depend on the rate.
@@ -51,11 +27,6 @@ def equivalence_calls(input_style: str, phase: str) -> int:
     if phase != "train":
         return 1
     return 1 if input_style == "dataset" else EQUIVALENCE_STEPS
-
-
-def tolerance(mode: str, phase: str) -> float:
-    """The stated tolerance of a mode's equivalence check, recorded with every result."""
-    return (TRAIN_TOLERANCE if phase == "train" else TOLERANCE)[mode]
 
 
 class NotApplicable(Exception):

@@ -7,4 +7,4 @@ from bench.modes.tf2 import prepare_tf2
 
 
 def prepare(request: Request) -> Prepared:
-    return prepare_tf2(request, "eager", wrap=None)
+    return prepare_tf2(request, __name__.rpartition(".")[2], wrap=None)

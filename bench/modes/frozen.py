@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from bench.modes import graph as g
+from bench.modes import not_applicable_reason
 from bench.modes.base import NotApplicable, Prepared, Request
 from bench.modes.data import batches_per_call
 from bench.modes.runtime import device_name, session_config, stage
+from bench.record import SetupStage
+
+NAME = __name__.rpartition(".")[2]  # the mode is named after its module (MODE_TABLE)
 
 
 def frozen_graph_def(request: Request, device: str, config, timings: dict[str, float]):
     """Build, initialise and freeze the inference graph; times `build` and `freeze`."""
-    with stage(timings, "build"):
+    with stage(timings, SetupStage.BUILD):
         built, session = g.inference_graph_def(request, device, config)
         built_nodes = g.count_nodes(built.graph.as_graph_def())
-    with stage(timings, "freeze"):
+    with stage(timings, SetupStage.FREEZE):
         frozen = g.freeze(session, built)
     session.close()
     return frozen, built_nodes
@@ -21,7 +25,7 @@ def frozen_graph_def(request: Request, device: str, config, timings: dict[str, f
 
 def prepare(request: Request) -> Prepared:
     if request.phase != "infer":
-        raise NotApplicable("not applicable: a frozen graph has no variables to train")
+        raise NotApplicable(not_applicable_reason(NAME, request.phase))
     device = device_name(request.device)
     config = session_config(request.threads, request.device)
     timings: dict[str, float] = {}

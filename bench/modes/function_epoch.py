@@ -17,6 +17,7 @@ from bench.modes.data import epoch_dataset
 from bench.modes.graph import count_nodes
 from bench.modes.runtime import configure_threads, device_name, stage
 from bench.modes.tf2 import infer_fn, make_variables, train_fn
+from bench.record import SetupStage
 
 
 def epoch_fn(step, training: bool):
@@ -62,11 +63,11 @@ def prepare(request: Request) -> Prepared:
     training = request.phase == "train"
     timings: dict[str, float] = {}
     with tf.device(device):
-        with stage(timings, "build"):
+        with stage(timings, SetupStage.BUILD):
             variables = make_variables(request)
             step = train_fn(request, variables) if training else infer_fn(request, variables)
             dataset = epoch_dataset(request)
-        with stage(timings, "trace"):
+        with stage(timings, SetupStage.TRACE):
             fn = tf.function(epoch_fn(step, training))
             concrete = fn.get_concrete_function(dataset)
 
@@ -83,7 +84,7 @@ def prepare(request: Request) -> Prepared:
         graph_nodes={"traced": count_nodes(concrete.graph.as_graph_def())},
         read_weights=read_weights if training else None,
         batches_per_call=request.epoch_batches,
-        extra={"mode_impl": "function_epoch"},
+        extra={"mode_impl": __name__.rpartition(".")[2]},
         # `function` takes a dataset here, not a batch (bench.probes.context.step_inputs).
         handles={"concrete_function": concrete, "function": fn, "function_input": "dataset",
                  "dataset": dataset, "variables": variables},

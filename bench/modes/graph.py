@@ -23,6 +23,7 @@ import tensorflow as tf
 from bench.modes.base import Request
 from bench.modes.data import epoch_dataset, epoch_result
 from bench.modes.runtime import stage
+from bench.record import SetupStage
 from cases.layers import softmax_cross_entropy
 
 INPUT_NAME = "images"
@@ -205,7 +206,7 @@ def import_for_run(graph_def, request: Request, device: str, source: str):
 
 def run_frozen(graph_def, request: Request, device: str, config, timings: dict[str, float]):
     """Shared by frozen/optimized: import, initialise the resident input, make the step."""
-    with stage(timings, "import"):
+    with stage(timings, SetupStage.IMPORT):
         graph, feed, logits, init, init_feed = import_for_run(graph_def, request, device,
                                                               request.input)
         session = new_session(graph, config)

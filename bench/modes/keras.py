@@ -24,6 +24,7 @@ import tensorflow as tf
 from bench.modes.base import Prepared, Request
 from bench.modes.data import batches_per_call, epoch_dataset
 from bench.modes.runtime import configure_threads, device_name, stage
+from bench.record import SetupStage
 from cases.base import get_keras_weights
 
 FIT_BATCHES = 8  # batches per Model.fit call
@@ -34,7 +35,7 @@ def prepare(request: Request) -> Prepared:
     device = device_name(request.device)
     training = request.phase == "train"
     timings: dict[str, float] = {}
-    with tf.device(device), stage(timings, "build"):
+    with tf.device(device), stage(timings, SetupStage.BUILD):
         model = request.workload.keras_model(request.weights)
         if training:
             model.compile(
@@ -56,7 +57,7 @@ def prepare(request: Request) -> Prepared:
 
     single_step = None
     if request.input == "dataset":
-        with tf.device(device), stage(timings, "build"):
+        with tf.device(device), stage(timings, SetupStage.BUILD):
             dataset = epoch_dataset(request)
 
         def step():

@@ -12,10 +12,14 @@ import tensorflow as tf
 from tensorflow.python.tools import optimize_for_inference_lib
 
 from bench.modes import graph as g
+from bench.modes import not_applicable_reason
 from bench.modes.base import NotApplicable, Prepared, Request
 from bench.modes.data import batches_per_call
 from bench.modes.frozen import frozen_graph_def
 from bench.modes.runtime import device_name, session_config, stage
+from bench.record import SetupStage
+
+NAME = __name__.rpartition(".")[2]  # the mode is named after its module (MODE_TABLE)
 
 
 def optimize(frozen_graph_def) -> tf.compat.v1.GraphDef:
@@ -42,12 +46,12 @@ def grappler(graph_def, config) -> tf.compat.v1.GraphDef:
 
 def prepare(request: Request) -> Prepared:
     if request.phase != "infer":
-        raise NotApplicable("not applicable: an optimised inference graph cannot be trained")
+        raise NotApplicable(not_applicable_reason(NAME, request.phase))
     device = device_name(request.device)
     config = session_config(request.threads, request.device)
     timings: dict[str, float] = {}
     frozen, built_nodes = frozen_graph_def(request, device, config, timings)
-    with stage(timings, "optimize"):
+    with stage(timings, SetupStage.OPTIMIZE):
         folded = optimize(frozen)
         optimized = grappler(folded, config)
     step, session, graph = g.run_frozen(optimized, request, device, config, timings)

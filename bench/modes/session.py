@@ -7,6 +7,7 @@ import numpy as np
 from bench.modes import graph as g
 from bench.modes.base import Prepared, Request
 from bench.modes.runtime import device_name, session_config, stage
+from bench.record import SetupStage
 
 
 def prepare(request: Request) -> Prepared:
@@ -14,7 +15,7 @@ def prepare(request: Request) -> Prepared:
     training = request.phase == "train"
     feeding = request.input == "feed"
     timings: dict[str, float] = {}
-    with stage(timings, "build"):
+    with stage(timings, SetupStage.BUILD):
         built = g.build(request, device, training=training, source=request.input)
         session = g.new_session(built.graph, session_config(request.threads, request.device))
         g.initialize(session, built)

@@ -17,6 +17,7 @@ import tensorflow as tf
 from bench.modes.base import Prepared, Request
 from bench.modes.data import epoch_dataset, epoch_result
 from bench.modes.runtime import configure_threads, device_name, stage
+from bench.record import SetupStage
 from cases.layers import softmax_cross_entropy
 
 
@@ -68,14 +69,14 @@ def prepare_tf2(request: Request, mode: str,
     handles: dict = {}
     graph_nodes: dict[str, int] = {}
     with tf.device(device):
-        with stage(timings, "build"):
+        with stage(timings, SetupStage.BUILD):
             variables = make_variables(request)
             fn = train_fn(request, variables) if training else infer_fn(request, variables)
             resident = request.input == "resident"
             args = _inputs(request, training, resident)
             dataset = epoch_dataset(request) if request.input == "dataset" else None
         if wrap is not None:
-            with stage(timings, "trace"):
+            with stage(timings, SetupStage.TRACE):
                 fn = wrap(fn)
                 concrete = fn.get_concrete_function(*_specs(request, training))
             handles["concrete_function"] = concrete

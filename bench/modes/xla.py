@@ -9,5 +9,5 @@ from bench.modes.tf2 import prepare_tf2
 
 
 def prepare(request: Request) -> Prepared:
-    return prepare_tf2(request, "xla",
+    return prepare_tf2(request, __name__.rpartition(".")[2],
                        wrap=lambda fn: tf.function(fn, jit_compile=True))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from bench.modes import GRAPH, KERAS
 from bench.probes.context import ProbeContext, patched_call
 from cases.base import no_tap
 
@@ -64,7 +65,7 @@ def _counting_workload(ctx: ProbeContext, traces: list[Any]):
 @contextmanager
 def _keras_trace_counter(ctx: ProbeContext, traces: list[Any]) -> Iterator[None]:
     """Keras: note each run of the model's output layer outside eager execution (a trace)."""
-    if ctx.family != "keras":
+    if ctx.family != KERAS:
         yield
         return
     last = ctx.prepared.handles["model"].layers[-1]  # layers[0] may be the InputLayer
@@ -86,7 +87,7 @@ def _serve(ctx: ProbeContext, fresh, workload, images: np.ndarray, labels: np.nd
     """Run the new batch size twice: (accepted without a manual rebuild, s to first result)."""
     handles = fresh.handles
     start = time.perf_counter()
-    if ctx.family == "graph":
+    if ctx.family == GRAPH:
         if _feed_graph(ctx, handles, images):
             return True, time.perf_counter() - start
         rebuilt = ctx.build(workload, images, labels)
@@ -97,7 +98,7 @@ def _serve(ctx: ProbeContext, fresh, workload, images: np.ndarray, labels: np.nd
         finally:
             rebuilt.close()
         return False, seconds
-    if ctx.family == "keras":
+    if ctx.family == KERAS:
         run = _keras_runner(ctx, handles["model"], images, labels)
     else:
         function, args = handles["function"], ctx.step_inputs(images, labels)

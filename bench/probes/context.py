@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from bench.modes import load_mode
+from bench.modes import MODE_TABLE, load_mode
 from bench.modes.base import Prepared, Request
 from bench.modes.runtime import device_name
 from cases.base import Workload
@@ -40,14 +40,8 @@ class ProbeContext:
 
     @property
     def family(self) -> str:
-        handles = self.prepared.handles
-        if "session" in handles:
-            return "graph"
-        if "concrete_function" in handles:
-            return "traced"
-        if "model" in handles:
-            return "keras"
-        return "eager"
+        """The mode's family (bench.modes.FAMILIES): which handles the probes can look into."""
+        return MODE_TABLE[self.cell.mode].family
 
     @property
     def training(self) -> bool:

@@ -57,38 +57,31 @@ def run_all(cell: Any, workload: Any, request: Any, prepared: Any) -> dict[str, 
 
 
 def probe_record(cell: Any, seed: int = 0):
-    """Prepare the cell as bench.worker does (prepare, first step, warm-up), then probe it."""
+    """Prepare the cell as bench.worker does (bench.lifecycle: prepare, first call, equivalence
+    steps), warm it up to three calls in all, then probe it."""
+    from bench.lifecycle import make_request, prepare_cell
     from bench.modes import load_mode, not_applicable_reason
-    from bench.modes.base import NotApplicable, Request, Threads
+    from bench.modes.base import NotApplicable, Threads
     from bench.placement import pin, placement
-    from bench.record import Record
-    from cases import get_workload
+    from bench.record import Record, Status
 
     started = time.perf_counter()
     reason = not_applicable_reason(cell.mode, cell.phase)
     if reason:
-        return Record(cell=cell, status="skipped", reason=reason)
-    workload = get_workload(cell.case_spec)
-    weights = workload.weights(seed)
-    images, labels = workload.inputs(cell.batch, seed)
+        return Record(cell=cell, status=Status.SKIPPED, reason=reason)
     place = placement(cell.threads)
     pin(place.cpus)
     threads = Threads(place.intra_op, place.inter_op)
-    request = Request(workload, weights, images, labels, cell.phase, cell.device, cell.input,
-                      threads, seed=seed)
-    t0 = time.perf_counter()
+    request = make_request(cell, seed, threads)
+    workload = request.workload
     try:
-        prepared = load_mode(cell.mode).prepare(request)
+        ready = prepare_cell(load_mode(cell.mode), request)
     except NotApplicable as exc:
-        return Record(cell=cell, status="skipped", reason=str(exc))
-    t1 = time.perf_counter()
-    prepared.step()
-    first_result_s = time.perf_counter() - t0
-    setup = dict(prepared.setup_s)
-    setup["first_call"] = time.perf_counter() - t1
-    for _ in range(2):  # the runner's equivalence steps and warm-up
+        return Record(cell=cell, status=Status.SKIPPED, reason=str(exc))
+    prepared = ready.prepared
+    for _ in range(3 - len(ready.outputs)):  # the runner's warm-up
         prepared.step()
-    if prepared.read_weights is not None:
+    if ready.trained is None and prepared.read_weights is not None:
         prepared.read_weights()  # as the runner does after training steps (a Session pays
         # for its first read of every variable once)
     try:
@@ -96,8 +89,8 @@ def probe_record(cell: Any, seed: int = 0):
     finally:
         prepared.close()
     return Record(
-        cell=cell, status="ok", images_per_step=cell.batch, setup_s=setup,
-        first_result_s=first_result_s, graph_nodes=dict(prepared.graph_nodes),
+        cell=cell, status=Status.OK, images_per_step=cell.batch, setup_s=ready.setup_s,
+        first_result_s=ready.first_result_s, graph_nodes=dict(prepared.graph_nodes),
         macs_per_image=workload.macs_per_image, params=workload.params,
         threads=threads.as_dict(), debug=debug, wall_s=time.perf_counter() - started,
         extra={**prepared.extra, "probes_only": True},

@@ -35,6 +35,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from bench.modes import KERAS
 from bench.probes.context import ProbeContext, patched_call, profiling
 from bench.probes.messages import (
     is_numerics_report,
@@ -43,6 +44,7 @@ from bench.probes.messages import (
     reported_op,
     short_error,
 )
+from bench.record import SetupStage
 from cases.base import keras_layer_name, no_tap
 
 NAN_OP = "Log"
@@ -60,7 +62,7 @@ def nan_fault(tensor):
 def faults(ctx: ProbeContext) -> dict[str, Any]:
     layer = ctx.fault_layer
     names = (layer, keras_layer_name(layer))
-    line = _keras_layer_line(ctx) if ctx.family == "keras" else ctx.fault_source_line()
+    line = _keras_layer_line(ctx) if ctx.family == KERAS else ctx.fault_source_line()
 
     def points_to_source(text: str) -> bool:
         return line is not None and names_source(text, ctx.case_file, line)
@@ -77,7 +79,7 @@ def faults(ctx: ProbeContext) -> dict[str, Any]:
     if not is_numerics_report(_text(exc)):
         failure = short_error(exc) if exc is not None else "no error: the NaN went unreported"
         method = NONE
-        if ctx.family != "keras":  # per-layer checks go in through the tap hook
+        if ctx.family != KERAS:  # per-layer checks go in through the tap hook
             _, exc_ops = _run_faulty(ctx, nan_fault, checks=PER_LAYER)
             if is_numerics_report(_text(exc_ops)):
                 method, exc = PER_LAYER, exc_ops
@@ -102,7 +104,7 @@ def _text(exc: BaseException | None) -> str:
 
 def _run_faulty(ctx: ProbeContext, fault: Callable, checks: str | None):
     """Build and step the mode with the fault in place: (stage, exception or None)."""
-    if ctx.family == "keras":
+    if ctx.family == KERAS:
         return _run_keras_faulty(ctx, fault, checks)
     target, inner = ctx.fault_layer, ctx.workload.forward
     per_layer = checks == PER_LAYER
@@ -147,7 +149,7 @@ def _attempt(build: Callable, numerics: bool):
         try:
             prepared = build()
         except Exception as exc:  # noqa: BLE001 - the fault's error is the measurement
-            return "build", exc
+            return SetupStage.BUILD, exc
         try:
             prepared.step()
         except Exception as exc:  # noqa: BLE001

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bench.modes import EAGER_FAMILY, GRAPH, TRACED
 from bench.probes.context import ProbeContext, keras_step_graph
 from bench.probes.messages import names_layer
 
@@ -39,11 +40,11 @@ EMPTY = {"dbg_graph_nodes_built": None, "dbg_graph_nodes": None, "dbg_layer_ops_
 
 def graph_visibility(ctx: ProbeContext) -> dict[str, Any]:
     family = ctx.family
-    if family == "eager":
+    if family == EAGER_FAMILY:
         return dict(EMPTY)
-    if family == "graph":
+    if family == GRAPH:
         return _compare(ctx, _built_graph_def(ctx), ctx.prepared.handles["graph_def"])
-    if family == "traced":
+    if family == TRACED:
         concrete = ctx.prepared.handles["concrete_function"]
         traced = concrete.graph.as_graph_def()
         if _jit_compiled(concrete):

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.modes import GRAPH
+from bench.modes import KERAS as KERAS_FAMILY
 from bench.probes.context import ProbeContext, matches, profiling
 
 DEBUGGER, FETCH, KERAS, OUTPUT = "debugger hook", "fetch by name", "keras sub-model", "step output"
@@ -48,11 +50,11 @@ def intermediates(ctx: ProbeContext) -> dict[str, Any]:
     accept(DEBUGGER, truth, named=seen)
 
     handles = ctx.prepared.handles
-    if ctx.family == "graph":
+    if ctx.family == GRAPH:
         truth_now = ctx.layer_values(ctx.current_weights(), ctx.training) if ctx.training \
             else truth
         accept(FETCH, truth_now, named=_fetch_by_name(ctx, names))
-    if ctx.family == "keras":
+    if ctx.family == KERAS_FAMILY:
         truth_inference = ctx.layer_values(ctx.current_weights(), training=False)
         accept(KERAS, truth_inference, anonymous=_keras_outputs(ctx, handles["model"]))
     accept(OUTPUT, truth, anonymous=[output])

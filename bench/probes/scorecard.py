@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.modes import MODES
+from bench.modes import MODE_TABLE as MODES
 from bench.probes import KEYS
-from bench.record import Record
+from bench.record import Record, Status
 
 CELL_WIDTH = 28
 
@@ -42,15 +42,15 @@ def _one(key: tuple, records: list[Record], fmt: str) -> str:
     status_row = ["status"]
     for mode in modes:
         record = by_mode[mode]
-        status_row.append(record.status if record.status == "ok" else
-                          "n/a" if record.status == "skipped" else record.status)
-        if record.status not in ("ok", "skipped"):
+        status_row.append(record.status if record.status == Status.OK else
+                          "n/a" if record.status == Status.SKIPPED else record.status)
+        if record.status not in (Status.OK, Status.SKIPPED):
             notes.append(f"{mode}: {record.status}: {record.reason}")
     rows.append(status_row)
     for k in keys:
         row = [label(k)]
         for mode in modes:
-            value = by_mode[mode].debug.get(k) if by_mode[mode].status == "ok" else None
+            value = by_mode[mode].debug.get(k) if by_mode[mode].status == Status.OK else None
             shown, full = cell_text(k, value)
             row.append(shown)
             if full:
