@@ -22,14 +22,16 @@ slow for every case). Pure functions and plain data: no TensorFlow.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
-from bench.record import Cell, Record
+from bench.modes import REFERENCE_MODE, TRAIN, mode_info
+from bench.record import TIME_STAGES, Cell, Record, Status
 
-FIXED_STAGES = ("start", "inputs", "setup", "first_call", "equivalence", "reference",
-                "teardown", "lost")
 MEASURE_STAGES = ("warmup", "sampling", "paired")
+FIXED_STAGES = tuple(s for s in TIME_STAGES if s not in (*MEASURE_STAGES, "probes"))
 PARTS = ("fixed", "budget", "steps", "probes")
 # Seconds of evidence before a correction factor moves far from 1 (shrinkage).
 PRIOR_WEIGHT_S = 10.0
@@ -100,28 +102,20 @@ class Estimate:
 # Fraction of a budget a measurement uses when its steps are fast: it stops as soon as the
 # median's CI reaches the target, often well before the budget.
 BUDGET_USE = 0.55
-# Batches one measured call of a mode runs on resident or fed input (Model.fit runs several
-# per call); with dataset input every mode's call is an epoch.
-BATCHES_PER_CALL = {("keras", "train"): 8}
-# Modes without fitted constants of their own, costed like their closest relative.
-RELATIVE = {"function_epoch": "function"}
 DEFAULT_COST = ModeCost((1.0, 0.1), (-6.0, 1.0, 1.0), (2.0, 0.2))
-# fit_prior on the standard suite run of 2026-11-30 (2-vCPU Xeon, budget 1.5 s, paired 1.0 s,
-# min 10 samples; 224 cells): its total predicted in-sample within 3%.
-PRIOR: dict[tuple[str, str], ModeCost] = {
-    ('eager', 'infer'): ModeCost((0.125, 0.0115), (-5.043, 1.07, 0.304), (0.0, 0.0274)),
-    ('eager', 'train'): ModeCost((0.0, 0.0886), (-4.313, 1.376, 0.323), (0.0, 0.0785)),
-    ('frozen', 'infer'): ModeCost((0.019, 0.053), (-2.351, 0.48, 0.665), (0.0, 0.1586)),
-    ('function', 'infer'): ModeCost((0.616, 0.0232), (-3.707, 0.578, 0.461), (0.104, 0.0822)),
-    ('function', 'train'): ModeCost((0.247, 0.1374), (-2.969, 0.867, 0.56), (0.0, 0.3486)),
-    ('keras', 'infer'): ModeCost((0.003, 0.0533), (-3.491, 0.576, 0.474), (0.008, 0.1221)),
-    ('keras', 'train'): ModeCost((0.0, 0.1793), (-2.525, 0.63, 0.377), (0.0, 0.5876)),
-    ('optimized', 'infer'): ModeCost((0.0, 0.0943), (-2.312, 0.256, 0.628), (0.0, 0.2603)),
-    ('session', 'infer'): ModeCost((0.0, 0.0405), (-3.466, 0.685, 0.583), (0.069, 0.0957)),
-    ('session', 'train'): ModeCost((0.0, 0.1574), (-3.472, 1.084, 0.584), (0.0, 0.6189)),
-    ('xla', 'infer'): ModeCost((0.755, 0.0449), (-3.177, 1.543, 0.699), (0.0, 0.2589)),
-    ('xla', 'train'): ModeCost((0.499, 0.2979), (-3.014, 1.718, 0.717), (0.0, 1.5262)),
-}
+# The fitted constants live in eta_prior.json (written by `python -m bench.eta RUN... --write`),
+# keyed by mode and phase; a mode without a row is costed like `ModeInfo.costed_like`.
+PRIOR_FILE = Path(__file__).with_name("eta_prior.json")
+
+
+def load_prior(path: Path = PRIOR_FILE) -> dict[tuple[str, str], ModeCost]:
+    data = json.loads(path.read_text())
+    return {(row["mode"], row["phase"]): ModeCost(tuple(row["fixed"]), tuple(row["step"]),
+                                                  tuple(row["probes"]))
+            for row in data["costs"]}
+
+
+PRIOR = load_prior()
 
 
 def step_s(cost: ModeCost, shape: CellShape) -> float:
@@ -138,16 +132,18 @@ def estimate(shape: CellShape, budget: Budget,
         return Estimate()
     cell = shape.cell
     table = PRIOR if prior is None else prior
-    mode = RELATIVE.get(cell.mode, cell.mode)
-    cost = table.get((mode, cell.phase), DEFAULT_COST)
+    info = mode_info(cell.mode)
+    cost = table.get((cell.mode, cell.phase)) or table.get((info.costed_like, cell.phase),
+                                                           DEFAULT_COST)
     step = step_s(cost, shape)
+    # With dataset input a measured call is an epoch; Model.fit runs several batches per call.
     batches = (budget.epoch_batches if cell.input == "dataset"
-               else BATCHES_PER_CALL.get((mode, cell.phase), 1))
+               else info.train_batches_per_call if cell.phase == TRAIN else 1)
     call = step * batches
     by_budget, by_steps = 0.0, budget.warmup * call
     loops = [(call, budget.budget_s)]
-    if budget.paired and cell.mode != "eager":
-        eager = table.get(("eager", cell.phase), DEFAULT_COST)
+    if budget.paired and cell.mode != REFERENCE_MODE:
+        eager = table.get((REFERENCE_MODE, cell.phase), DEFAULT_COST)
         loops.append((call + step_s(eager, shape) * (batches if cell.input == "dataset" else 1),
                       budget.paired_budget_s))
     for one, seconds in loops:
@@ -269,7 +265,7 @@ def fit_prior(rows: list[tuple[CellShape, Record]]) -> dict[tuple[str, str], Mod
 
     groups: dict[tuple[str, str], list[tuple[CellShape, Record]]] = {}
     for shape, record in rows:
-        if record.status == "ok" and record.samples_s:
+        if record.status == Status.OK and record.samples_s:
             groups.setdefault((shape.cell.mode, shape.cell.phase), []).append((shape, record))
     fitted: dict[tuple[str, str], ModeCost] = {}
     for key, items in groups.items():
@@ -306,7 +302,7 @@ def _non_negative_fit(design, target) -> tuple[float, float]:
 
 
 def refit(paths: list[str]) -> str:
-    """PRIOR rows fitted on recorded runs (with time_s), as Python source to paste above."""
+    """eta_prior.json's content fitted on recorded runs (with time_s)."""
     from bench.store import load_run
 
     rows = []
@@ -316,11 +312,16 @@ def refit(paths: list[str]) -> str:
         rows += [(cell_shape(r.cell, run.header.peak_flops, (r.cell, r.round) in probed), r)
                  for r in run.records if r.time_s]
     fitted = fit_prior(rows)
-    return "\n".join(f"    {key!r}: ModeCost({cost.fixed}, {cost.step}, {cost.probes}),"
-                     for key, cost in sorted(fitted.items()))
+    costs = [{"mode": mode, "phase": phase, "fixed": list(cost.fixed), "step": list(cost.step),
+              "probes": list(cost.probes)} for (mode, phase), cost in sorted(fitted.items())]
+    return json.dumps({"fitted_on": ", ".join(paths), "costs": costs}, indent=1) + "\n"
 
 
-if __name__ == "__main__":  # python -m bench.eta RUN.jsonl ...: refit PRIOR on this machine
+if __name__ == "__main__":  # python -m bench.eta RUN.jsonl ... [--write]: refit on this machine
     import sys
 
-    print(refit(sys.argv[1:]))
+    text = refit([a for a in sys.argv[1:] if a != "--write"])
+    if "--write" in sys.argv:
+        PRIOR_FILE.write_text(text)
+    else:
+        print(text, end="")

@@ -420,7 +420,7 @@ def _setup_cell(row: pd.Series) -> h.Cell:
 
 def _status_cell(row: pd.Series) -> h.Cell:
     if row["status"] == Status.OK:
-        return h.raw(h.badge("ok"))
+        return h.raw(h.badge(Status.OK))
     reason = f"<br>{h.esc(row['reason'])}" if row["reason"] else ""
     return h.raw(h.badge(row["status"]) + reason, "reason")
 

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from bench.probes import debuggability_score
-from bench.record import ALL_THREADS, FAILED_STATUSES
+from bench.record import ALL_THREADS, FAILED_STATUSES, Status
 from reports.pivots import REFERENCE_MODE, disagreeing_cells
 
 NOISY_CI = 0.05  # a CI half-width above 5% makes differences of that size unreadable
@@ -58,7 +58,7 @@ def with_labels(frame: pd.DataFrame) -> pd.DataFrame:
 def _fastest(cells: pd.DataFrame) -> str:
     """The fastest mode by speed-up over eager (paired where measured so), and the modes whose
     CI overlaps its own: those are not shown slower by this run."""
-    ok = cells[(cells["status"] == "ok") & cells["speedup"].notna()]
+    ok = cells[(cells["status"] == Status.OK) & cells["speedup"].notna()]
     if ok.empty:
         return "no ok cell with an eager reference"
     best = ok.loc[ok["speedup"].idxmax()]
@@ -88,7 +88,7 @@ def _threads_text(threads: str) -> str:
 
 
 def _soonest(case: str, cells: pd.DataFrame) -> str:
-    ok = cells[(cells["status"] == "ok") & cells["first_result_s"].notna()]
+    ok = cells[(cells["status"] == Status.OK) & cells["first_result_s"].notna()]
     if ok.empty:
         return f"{case}: -"
     by_mode = ok.groupby("mode")["first_result_s"].median().sort_values()
@@ -100,7 +100,7 @@ def _soonest(case: str, cells: pd.DataFrame) -> str:
 def _most_debuggable(frame: pd.DataFrame) -> str:
     columns = [c for c in frame.columns if c.startswith("dbg_")]
     scores: dict[str, list[float]] = {}
-    for _, row in frame[frame["status"] == "ok"].iterrows():
+    for _, row in frame[frame["status"] == Status.OK].iterrows():
         debug = {c: _value(row[c]) for c in columns}
         got, probed = debuggability_score(debug)
         if probed:
@@ -119,7 +119,7 @@ def problem_lines(frame: pd.DataFrame) -> list[str]:
     wrong = disagreeing_cells(frame)
     spread = frame["ci_between"].fillna(frame["ci_rel_halfwidth"]) \
         if "ci_between" in frame else frame["ci_rel_halfwidth"]
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == Status.OK]
     noisy = ok[spread[ok.index] > NOISY_CI]
     by_mode = ", ".join(f"{mode} {count}" for mode, count
                         in noisy["mode"].value_counts().items())

@@ -54,6 +54,11 @@ class ModeInfo:
     inputs: tuple[str, ...] = INPUT_STYLES  # bench.record.INPUT_STYLES it takes
     not_applicable: str = _INFERENCE_ONLY  # why a phase outside `phases` is not applicable
     module: str = ""  # import path of the module; "" = bench.modes.<name>
+    # Batches one measured training call runs on resident/fed input (Model.fit runs several
+    # per call so its per-call overhead is amortised as in real use).
+    train_batches_per_call: int = 1
+    # The ETA (bench.eta) costs a mode without fitted constants of its own like this one.
+    costed_like: str = ""
 
     def reason(self, phase: str) -> str | None:
         return None if phase in self.phases else self.not_applicable.format(mode=self.name,
@@ -89,11 +94,12 @@ MODE_TABLE: dict[str, ModeInfo] = {info.name: info for info in (
              tolerance=1e-4, train_tolerance=1e-4, order=1, color="#0072B2"),
     ModeInfo("function_epoch", "a whole dataset epoch inside one tf.function", TRACED,
              tolerance=1e-4, train_tolerance=1e-4, order=2, color="#332288",
-             inputs=("dataset",)),
+             inputs=("dataset",), costed_like="function"),
     ModeInfo("xla", "tf.function(jit_compile=True)", TRACED,
              tolerance=1e-3, train_tolerance=2e-2, order=3, color="#D55E00"),
     ModeInfo("keras", "Keras layers: predict_on_batch / Model.fit", KERAS,
-             tolerance=1e-3, train_tolerance=1e-4, order=4, color="#009E73"),
+             tolerance=1e-3, train_tolerance=1e-4, order=4, color="#009E73",
+             train_batches_per_call=8),
 )}
 
 

@@ -21,13 +21,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bench.modes import mode_info
 from bench.modes.base import Prepared, Request
 from bench.modes.data import batches_per_call, epoch_dataset
 from bench.modes.runtime import configure_threads, device_name, stage
 from bench.record import SetupStage
 from cases.base import get_keras_weights
 
-FIT_BATCHES = 8  # batches per Model.fit call
+NAME = __name__.rpartition(".")[2]  # the mode is named after its module (MODE_TABLE)
+FIT_BATCHES = mode_info(NAME).train_batches_per_call  # batches per Model.fit call
 
 
 def prepare(request: Request) -> Prepared:
