@@ -13,8 +13,8 @@ prior estimate from what it is, split into the three parts of its time that beha
 - `probes`: the debuggability probes, on the cells that run them.
 
 The step time comes from a log-linear model of the case's layers and FLOPs over the profile's
-calibrated peak; the constants (PRIOR) were fitted with `fit_prior` on a standard-suite run on
-this project's 2-vCPU reference machine. Each part is then scaled by what this run measured:
+calibrated peak; the constants (PRIOR, from eta_prior.json) were fitted with `fit_prior` on a
+standard-suite run on this project's 2-vCPU reference machine. Each part is then scaled by what
 actual over predicted seconds of the cells done (Record.time_s), shrunk toward 1 while few
 cells are done, and per mode for the fixed part (a compiler that is slow on this machine is
 slow for every case). Pure functions and plain data: no TensorFlow.
@@ -244,7 +244,7 @@ class Forecast:
 
 # The calibrated peaks of the machine PRIOR was fitted on, for estimates made before any
 # calibration on this machine (`bench run --estimate` without an earlier run to read).
-REFERENCE_PEAK = {"cpu/t1": 1.49e11, "cpu/tall": 2.48e11}
+REFERENCE_PEAK = {"cpu/t1": 1.48e11, "cpu/tall": 2.32e11}
 
 
 def estimate_run(order: list[tuple[int, Cell]], probed: set[tuple[int, Cell]], budget: Budget,
