@@ -16,9 +16,8 @@ The step time comes from a log-linear model of the case's layers and FLOPs over 
 calibrated peak; the constants (PRIOR, from eta_prior.json) were fitted with `fit_prior` on a
 standard-suite run on this project's 2-vCPU reference machine. Each part is then scaled by what
 this run measured: actual over predicted seconds of the cells done (Record.time_s), shrunk
-toward 1 while few
-cells are done, and per mode for the fixed part (a compiler that is slow on this machine is
-slow for every case). Pure functions and plain data: no TensorFlow.
+toward 1 while few cells are done, and per mode for the fixed part (a compiler that is slow on
+this machine is slow for every case). Pure functions and plain data: no TensorFlow.
 """
 
 from __future__ import annotations
