@@ -12,3 +12,12 @@ SMALL_CNN_VALID = (
 SMALL_MOBILENET = "mobilenet:alpha=0.25,resolution=32,classes=10"
 # Training equivalence needs enough spatial positions per batch-norm channel to be stable.
 TRAIN_MOBILENET = "mobilenet:alpha=0.25,resolution=64,classes=10"
+
+
+def sigint_default() -> None:
+    """Popen preexec_fn: SIGINT handled as in a terminal. A job started in the background of a
+    non-interactive shell inherits SIGINT *ignored* (POSIX), and Python then never raises
+    KeyboardInterrupt; the Ctrl-C tests must not depend on how the test run was launched."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

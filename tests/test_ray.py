@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_CNN
+from conftest import SMALL_CNN, sigint_default
 
 from bench.store import load_run
 
@@ -249,7 +249,8 @@ def test_a_signal_on_a_local_cluster_driver_keeps_readable_files_and_no_process(
     process = subprocess.Popen(
         [sys.executable, "-m", "bench", "run", "--suite", str(suite), "--out", str(out),
          "--quiet", "--probes", "none", "--ray"], cwd=ROOT, env=_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=sigint_default)
     seen: set[int] = set()
     deadline = time.monotonic() + 180
     try:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_CNN
+from conftest import SMALL_CNN, sigint_default
 
 from bench.store import load_run
 
@@ -64,7 +64,8 @@ def test_sigint_leaves_a_loadable_partial_run(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "bench", "run", "--suite", str(suite), "--out", str(out),
          "--quiet", "--probes", "none"], cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=sigint_default)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         files = list(out.glob("*.jsonl"))
