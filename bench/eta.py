@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.modes import REFERENCE_MODE, TRAIN, mode_info
-from bench.record import TIME_STAGES, Cell, Record, Status
+from bench.record import MEASURING_STAGES, TIME_STAGES, Cell, Record, Status
 
-MEASURE_STAGES = ("warmup", "sampling", "paired")
-FIXED_STAGES = tuple(s for s in TIME_STAGES if s not in (*MEASURE_STAGES, "probes"))
+FIXED_STAGES = tuple(s for s in TIME_STAGES if s not in (*MEASURING_STAGES, "probes"))
 PARTS = ("fixed", "budget", "steps", "probes")
 # Seconds of evidence before a correction factor moves far from 1 (shrinkage).
 PRIOR_WEIGHT_S = 10.0
@@ -160,7 +159,7 @@ def actual(record: Record) -> Estimate:
     """What a finished cell actually spent, in the model's three parts."""
     stages = record.time_s
     return Estimate(fixed_s=sum(stages.get(s, 0.0) for s in FIXED_STAGES),
-                    budget_s=sum(stages.get(s, 0.0) for s in MEASURE_STAGES),
+                    budget_s=sum(stages.get(s, 0.0) for s in MEASURING_STAGES),
                     probes_s=stages.get("probes", 0.0))
 
 

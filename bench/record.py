@@ -28,6 +28,8 @@ ALL_THREADS = "all"  # a threads value: every CPU the run may use
 # failed (its stages are unknown); `skipped` the runner's time on a not-applicable cell.
 TIME_STAGES = ("start", "inputs", "setup", "first_call", "equivalence", "warmup", "sampling",
                "probes", "reference", "paired", "teardown", "lost")
+# The stages a longer budget lengthens; the others are paid once per cell whatever the budget.
+MEASURING_STAGES = ("warmup", "sampling", "paired")
 
 
 class Status(StrEnum):

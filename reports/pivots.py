@@ -359,6 +359,17 @@ def machine_summary(frame: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- warnings
 
 
+NOISY_CI = 0.05  # a CI half-width above 5% makes differences of that size unreadable
+
+
+def noisy_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """Ok cells whose CI is wider than NOISY_CI: between workers where a cell has several
+    (the CI a rerun can expect), else within its one worker."""
+    spread = frame["ci_between"].fillna(frame["ci_rel_halfwidth"]) \
+        if "ci_between" in frame else frame["ci_rel_halfwidth"]
+    return frame[(frame["status"] == Status.OK) & (spread > NOISY_CI)]
+
+
 def failed_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """Cells that errored, timed out or crashed (skipped cells are by design, not failures)."""
     return sort_cells(frame[frame["status"].isin(FAILED_STATUSES)])

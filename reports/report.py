@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from bench.probes import BETTER
-from bench.record import Status
+from bench.record import MEASURING_STAGES, Status
 from bench.store import Run, run_warnings
 from reports import html as h
 from reports import plots
 from reports.pivots import (
+    NOISY_CI,
     REFERENCE_MODE,
     break_even,
     cell_label,
@@ -35,6 +36,7 @@ from reports.pivots import (
     machine_summary,
     main_table,
     mode_order,
+    noisy_cells,
     scorecard,
     with_speedup,
 )
@@ -44,7 +46,6 @@ from reports.versus_baseline import BaselineView, baseline_view
 
 TITLE = "TensorFlow execution modes: benchmark report"
 MAX_LISTED = 12  # warning lines per kind before "... and N more"
-NOISY_CI = 0.05  # a median CI half-width above 5% makes small differences unreadable
 
 
 @dataclass
@@ -70,13 +71,14 @@ def build_report(runs: Sequence[Run], baseline: Sequence[Run] | None = None,
         parts.append(_machine_section(machine, device, cells, even))
     if view is not None:
         parts.append(_baseline_section(view))
-    parts.append(_time_section(runs))
+    stages = by_stage(list(runs))
+    parts.append(_time_section(runs, stages))
     parts.append(_all_cells_section(frame))
     tables = {"cells": frame.loc[:, printable_columns(frame)],
               "modes": main_table(frame) if not frame.empty else frame,
               "break_even": even,
               "scorecard": scorecard(frame) if not frame.empty else pd.DataFrame(),
-              "time": by_stage(list(runs))}
+              "time": stages}
     if view is not None:
         tables["baseline"] = view.rows
     now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -176,10 +178,7 @@ def report_warnings(runs: Sequence[Run], frame: pd.DataFrame) -> list[str]:
         eager = cells[cells["mode"] == REFERENCE_MODE]
         if (eager["status"] != Status.OK).all() and (cells["status"] == Status.OK).any():
             lines.append(f"no ok eager cell for {cell_label(key, multi)}: no speed-ups there")
-    # The CI a rerun can expect: between workers where a cell has several, else within one.
-    spread = frame["ci_between"].fillna(frame["ci_rel_halfwidth"]) \
-        if "ci_between" in frame else frame["ci_rel_halfwidth"]
-    noisy = frame[spread > NOISY_CI]
+    noisy = noisy_cells(frame)
     if len(noisy):
         lines.append(f"{len(noisy)} cell(s) are noisy (CI wider than ±{NOISY_CI:.0%}, between "
                      "workers where there are several); differences smaller than that are not "
@@ -615,21 +614,18 @@ _ALL_COLUMNS = {
 }
 
 
-# Stages a longer budget lengthens; everything else is paid once per cell whatever the budget.
-_MEASURING = ("warmup", "sampling", "paired")
 _ETA_POINTS = (0.1, 0.25, 0.5)
 
 
-def _time_section(runs: Sequence[Run]) -> str:
+def _time_section(runs: Sequence[Run], stages: pd.DataFrame) -> str:
     """Where the cells' time went (Record.time_s), per stage and per mode, and how close the
-    progress display's ETA was to the real remaining time."""
-    stages = by_stage(runs)
+    progress display's ETA was to the real remaining time. `stages`: by_stage(runs)."""
     if stages.empty:
         return h.section("time", "Where the time went", h.paragraph(
             "These runs did not record where their time went (written before time accounting "
             "existed)."))
     total = float(stages["seconds"].sum())
-    measuring = float(stages.loc[stages["stage"].isin(_MEASURING), "seconds"].sum())
+    measuring = float(stages.loc[stages["stage"].isin(MEASURING_STAGES), "seconds"].sum())
     body = h.paragraph(
         f"The cells took {total:.0f} s. Measuring (warm-up, sampling, the paired measurement "
         f"with eager) was {measuring / total:.0%} of it: that is the part a longer budget "

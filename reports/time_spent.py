@@ -17,10 +17,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from bench.record import TIME_STAGES
+from bench.progress import clock
+from bench.record import MEASURING_STAGES, TIME_STAGES
 from bench.store import Run
-
-MEASURING = ("warmup", "sampling", "paired")
 
 
 def stage_seconds(runs: Sequence[Run]) -> pd.DataFrame:
@@ -54,7 +53,7 @@ def by_stage(runs: Sequence[Run]) -> pd.DataFrame:
 def by_mode(runs: Sequence[Run]) -> pd.DataFrame:
     """Seconds per mode and phase, split into getting ready, measuring and probes."""
     frame = stage_seconds(runs)
-    frame["measuring"] = frame[list(MEASURING)].sum(axis=1)
+    frame["measuring"] = frame[list(MEASURING_STAGES)].sum(axis=1)
     frame["probing"] = frame["probes"]
     frame["getting ready"] = frame["total"] - frame["measuring"] - frame["probing"]
     table = frame.groupby(["mode", "phase"], sort=False)[
@@ -70,8 +69,8 @@ def time_line(runs: Sequence[Run]) -> str:
     total = float(stages["seconds"].sum())
     top = stages.sort_values("seconds", ascending=False).head(4)
     parts = ", ".join(f"{row.stage} {row.share:.0%}" for row in top.itertuples())
-    measuring = float(stages.loc[stages["stage"].isin(MEASURING), "share"].sum())
-    return (f"time: {_clock(total)} in cells ({parts}); measuring took {measuring:.0%}, "
+    measuring = float(stages.loc[stages["stage"].isin(MEASURING_STAGES), "share"].sum())
+    return (f"time: {clock(total)} in cells ({parts}); measuring took {measuring:.0%}, "
             "the rest is what a longer budget does not change")
 
 
@@ -104,7 +103,3 @@ def eta_error_at(run: Run, fraction: float) -> float | None:
         return None
     after = table[table["fraction_done"] >= fraction]
     return None if after.empty else float(after["error"].iloc[0])
-
-
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"

@@ -15,10 +15,9 @@ from typing import Any
 import pandas as pd
 
 from bench.probes import debuggability_score
-from bench.record import ALL_THREADS, FAILED_STATUSES, Status
-from reports.pivots import REFERENCE_MODE, disagreeing_cells
+from bench.record import ALL_THREADS, Status
+from reports.pivots import NOISY_CI, REFERENCE_MODE, disagreeing_cells, failed_cells, noisy_cells
 
-NOISY_CI = 0.05  # a CI half-width above 5% makes differences of that size unreadable
 MAX_NAMED = 4  # cells named per line before "+N more"
 
 
@@ -115,12 +114,10 @@ def _most_debuggable(frame: pd.DataFrame) -> str:
 
 def problem_lines(frame: pd.DataFrame) -> list[str]:
     """Failed cells, cells that disagree with eager and noisy cells, each named (capped)."""
-    failed = frame[frame["status"].isin(FAILED_STATUSES)]
+    failed = failed_cells(frame)
     wrong = disagreeing_cells(frame)
-    spread = frame["ci_between"].fillna(frame["ci_rel_halfwidth"]) \
-        if "ci_between" in frame else frame["ci_rel_halfwidth"]
     ok = frame[frame["status"] == Status.OK]
-    noisy = ok[spread[ok.index] > NOISY_CI]
+    noisy = noisy_cells(frame)
     by_mode = ", ".join(f"{mode} {count}" for mode, count
                         in noisy["mode"].value_counts().items())
     return [
