@@ -1,6 +1,7 @@
 """Shared test settings: quiet TensorFlow, small thread pools, tiny case configurations."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -21,3 +22,41 @@ def sigint_default() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def tiny_suite(tmp_path: Path, modes: list[str], budget: float = 0.2, batches=(2,),
+               extra: str = "") -> Path:
+    """A suite file of SMALL_CNN inference cells for runner-level tests; `extra`: more
+    [settings] lines."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(
+        f'description = "test"\n[settings]\nbudget_s = {budget}\nmin_samples = 3\nwarmup = 1\n'
+        f"{extra}\n[defaults]\nmodes = {modes!r}\nphases = ['infer']\n"
+        f"[[case]]\nspec = '{SMALL_CNN}'\nbatches = {list(batches)!r}\n".replace("'", '"'))
+    return path
+
+
+def _process_tree() -> dict[int, list[int]]:
+    """Parent pid -> child pids, read from /proc."""
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (children of children too)."""
+    tree, found, todo = _process_tree(), set(), [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found

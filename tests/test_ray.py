@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_CNN, sigint_default
+from conftest import descendants, sigint_default, tiny_suite
 
 from bench.store import load_run
 
@@ -29,12 +29,7 @@ MB = 1024 * 1024
 
 
 def _suite(tmp_path: Path, modes: list[str], batches=(1, 2), budget: float = 0.05) -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(
-        f'description = "test"\n[settings]\nbudget_s = {budget}\nmin_samples = 3\nwarmup = 1\n'
-        f"timeout_s = 120\n[defaults]\nmodes = {modes!r}\nphases = ['infer']\n"
-        f"[[case]]\nspec = '{SMALL_CNN}'\nbatches = {list(batches)!r}\n".replace("'", '"'))
-    return path
+    return tiny_suite(tmp_path, modes, budget, batches, extra="timeout_s = 120")
 
 
 def _env(extra: dict | None = None) -> dict:
@@ -49,26 +44,6 @@ def _bench(args, env=None, timeout=300):
 
 def _runs(out: Path):
     return [load_run(p) for p in sorted(out.glob("*.jsonl"))]
-
-
-def _descendants(pid: int) -> set[int]:
-    """Every process below `pid`, read from /proc (children of children too)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
 
 
 def _alive(pids) -> set[int]:
@@ -255,12 +230,12 @@ def test_a_signal_on_a_local_cluster_driver_keeps_readable_files_and_no_process(
     deadline = time.monotonic() + 180
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            seen |= _descendants(process.pid)  # raylet, gcs, Ray workers, forkservers, cells
+            seen |= descendants(process.pid)  # raylet, gcs, Ray workers, forkservers, cells
             files = list(out.glob("*.jsonl"))
             if files and files[0].read_text().count('"kind": "record"') >= 2:
                 break
             time.sleep(0.3)
-        seen |= _descendants(process.pid)
+        seen |= descendants(process.pid)
         assert process.poll() is None, process.communicate()[1]
         if signum == signal.SIGINT:
             os.killpg(process.pid, signum)  # what Ctrl-C in a terminal does
@@ -308,7 +283,7 @@ def test_a_node_lost_mid_cell_records_that_cell_and_the_run_goes_on(tmp_path, cl
         doomed = set()
         for infos in node.all_processes.values():
             for info in infos:
-                doomed |= {info.process.pid} | _descendants(info.process.pid)
+                doomed |= {info.process.pid} | descendants(info.process.pid)
         cluster.remove_node(node)  # the machine goes away while a cell is measured
         _, stderr = process.communicate(timeout=240)
     finally:

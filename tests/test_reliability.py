@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import descendants
 from test_pytest_benchmark import bench_entry, pytest_benchmark_json
 from test_runner import ROOT, _suite
-from test_signals import _alive, descendants
+from test_signals import _alive
 
 import bench.store
 from bench import plan

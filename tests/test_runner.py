@@ -8,21 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_CNN, sigint_default
+from conftest import sigint_default
+from conftest import tiny_suite as _suite
 
 from bench.store import load_run
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _suite(tmp_path: Path, modes: list[str], budget: float = 0.2, batches=(2,),
-           extra: str = "") -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(
-        f'description = "test"\n[settings]\nbudget_s = {budget}\nmin_samples = 3\nwarmup = 1\n'
-        f"{extra}\n[defaults]\nmodes = {modes!r}\nphases = ['infer']\n"
-        f"[[case]]\nspec = '{SMALL_CNN}'\nbatches = {list(batches)!r}\n".replace("'", '"'))
-    return path
 
 
 def _bench(args, tmp_path, env=None, **kwargs):

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import descendants
 from test_runner import ROOT, _suite
 
 from bench.store import load_run
@@ -26,30 +27,6 @@ def _start(suite: Path, out: Path, env: dict | None = None) -> subprocess.Popen:
          "--quiet", "--probes", "none"], cwd=ROOT,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(ppid, []).append(int(entry))
-    return tree
-
-
-def descendants(pid: int) -> set[int]:
-    tree, found, todo = _children(), set(), [pid]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
 
 
 def snapshot(pid: int) -> dict[int, str | None]:
