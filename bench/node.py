@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.record import Cell, Record, Status
+from bench.record import Cell, Record
 
 # (run id, node id) -> NodeInfo: the calibration of this Ray worker process's node for a run.
 _CALIBRATED: dict[tuple[str, str], NodeInfo] = {}
@@ -75,8 +75,9 @@ def run_group(job: GroupJob) -> Iterator[NodeInfo | Record]:
     import ray
 
     from bench.placement import available_cpus, pin
-    from bench.replicates import remeasure_reason
+    from bench.replicates import remeasure_needed
     from bench.runner import measure_placed, worker_context
+    from bench.schedule import visits
 
     node_id = ray.get_runtime_context().get_node_id()
     # Ray sets OMP_NUM_THREADS=1 in workers of tasks that reserve no CPUs; a local run has no
@@ -91,34 +92,24 @@ def run_group(job: GroupJob) -> Iterator[NodeInfo | Record]:
     info = _calibrated(job, node_id, ctx, machine_cpus, log_dir)
     yield info
     records: list[Record] = []
+    def more(cell: Cell) -> str | None:
+        return remeasure_needed([r for r in records if r.cell == cell], job.rounds)
+
     try:
-        for round_index, cell in job.cells:
+        for visit in visits(job.cells, more, job.remeasure):
             started = time.time()
-            record = measure_placed(ctx, cell, round_index, job.options,
-                                    probes=(round_index, cell) in job.probe, log_dir=log_dir,
+            record = measure_placed(ctx, visit.cell, visit.round, job.options,
+                                    probes=not visit.note and (visit.round, visit.cell)
+                                    in job.probe, log_dir=log_dir,
                                     timeout_s=job.timeout_s,
                                     memory_limit_mb=job.memory_limit_mb,
                                     threads_inter=job.threads_inter,
                                     machine_cpus=machine_cpus, slowdown=job.slowdown)
             record.extra.update(node=info.tag, slot_held=[started, time.time()])
+            if visit.note:
+                record.extra["remeasure"] = visit.note
             records.append(record)
             yield record
-        for cell in list(dict.fromkeys(c for _, c in job.cells)) if job.remeasure else ():
-            for extra in range(job.remeasure):
-                mine = [r for r in records if r.cell == cell]
-                reason = remeasure_reason(mine, job.rounds)
-                if not reason or any(r.status != Status.OK for r in mine):
-                    break
-                started = time.time()
-                record = measure_placed(ctx, cell, job.rounds + extra, job.options,
-                                        probes=False, log_dir=log_dir, timeout_s=job.timeout_s,
-                                        memory_limit_mb=job.memory_limit_mb,
-                                        threads_inter=job.threads_inter,
-                                        machine_cpus=machine_cpus, slowdown=job.slowdown)
-                record.extra.update(node=info.tag, slot_held=[started, time.time()],
-                                    remeasure=reason)
-                records.append(record)
-                yield record
     finally:
         pin(machine_cpus)
 

@@ -180,3 +180,11 @@ def remeasure_reason(records: Sequence, wanted: int) -> str | None:
     speedups = [v for v in map(worker_speedup, records) if v]
     reason = needs_remeasure(speedups, SPEEDUP_OUTLIER, wanted)
     return f"paired speed-up: {reason}" if reason else None
+
+
+def remeasure_needed(records: Sequence, wanted: int) -> str | None:
+    """Why a cell whose workers all ran should get one more (remeasure_reason), or None; a
+    cell with a failed or skipped worker is not re-measured (its status says enough)."""
+    if any(r.status != Status.OK for r in records):
+        return None
+    return remeasure_reason(records, wanted)

@@ -26,7 +26,8 @@ from bench.modes import not_applicable_reason
 from bench.placement import available_cpus, pin, placement
 from bench.progress import Progress
 from bench.record import Cell, Record, Status, is_failed
-from bench.replicates import remeasure_reason
+from bench.replicates import remeasure_needed
+from bench.schedule import visits
 from bench.store import RunHeader, RunWriter, new_run_id, peak_key
 from bench.worker import CellOptions, calibrate, error_record, run_cell
 
@@ -230,17 +231,15 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
         progress.done(record)
         return record
 
+    def more(cell: Cell) -> str | None:
+        return remeasure_needed([r for r in result.records if r.cell == cell], rounds)
+
     try:
-        for round_index, cell in cells_in_order:
-            measure(cell, round_index, (round_index, cell) in (probe or ()))
-        for cell in cells if remeasure else ():
-            for extra in range(remeasure):
-                mine = [r for r in result.records if r.cell == cell]
-                reason = remeasure_reason(mine, rounds)
-                if not reason or any(r.status != Status.OK for r in mine):
-                    break
+        for visit in visits(cells_in_order, more, remeasure):
+            if visit.note:
                 progress.total += 1
-                measure(cell, rounds + extra, False, reason)
+            measure(visit.cell, visit.round,
+                    not visit.note and (visit.round, visit.cell) in (probe or ()), visit.note)
         try:
             end_peak = calibrate_profiles(ctx, profiles, threads_inter, machine_cpus, log_dir,
                                           "end", None)

@@ -23,15 +23,17 @@ import dataclasses
 import os
 import time
 import traceback
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from bench.lifecycle import Laps, make_request, prepare_cell
+from bench.lifecycle import Laps, PreparedCell, make_request, prepare_cell
 from bench.modes.base import EPOCH_BATCHES
 from bench.placement import LoadMeter, available_cpus, pin
 from bench.record import Cell, Record, Status
-from bench.timing import measure, measure_paired
+from bench.timing import Measurement, measure, measure_paired
 
 # "<mode>:<crash|hang|oom|error>[,...]": deliberate failures for the isolation tests.
 FAULT_ENV = "BENCH_INJECT_FAULT"
@@ -74,12 +76,36 @@ def _threads(options: CellOptions):
     return Threads(options.intra_op or default.intra_op, options.inter_op or default.inter_op)
 
 
-def run_cell(cell: Cell, options: CellOptions) -> Record:
-    """Measure one cell. Errors raised here are the runner's to record (status `error`)."""
+@dataclass
+class OpenCell:
+    """A cell prepared in this worker, its (possibly slowed) step ready to be timed.
+
+    `run_cell` times the step with bench.timing.measure; the A/B lockstep worker
+    (bench.lockstep) times it one step at a time on its driver's command. Both then close the
+    cell with `close_cell`, so a record means the same thing whoever timed its samples.
+    """
+
+    cell: Cell
+    options: CellOptions
+    ready: PreparedCell
+    step: Callable[[], Any]
+    laps: Laps
+    started: float
+    baseline_mb: float
+    threads: Any  # bench.modes.base.Threads as TensorFlow reports it
+    extra: dict = field(default_factory=dict)
+
+
+def open_cell(cell: Cell, options: CellOptions) -> OpenCell | Record:
+    """Steps 0-2 of the module docstring: pin, build, prepare, first call, equivalence steps.
+
+    Returns a skipped Record when the mode cannot run the cell. Errors raised here are the
+    runner's to record (status `error`).
+    """
     from bench.inject import slow_down
-    from bench.modes import REFERENCE_MODE, load_mode, not_applicable_reason, tolerance
+    from bench.modes import load_mode, not_applicable_reason
     from bench.modes.base import NotApplicable
-    from bench.modes.runtime import configure_threads, device_peak_memory_mb
+    from bench.modes.runtime import configure_threads
 
     started = time.perf_counter()
     laps = Laps(started)
@@ -94,8 +120,6 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
     # Size TF's eager pools before any op (Sessions get the same sizes through ConfigProto);
     # what TensorFlow reports back is what the record says.
     threads = configure_threads(request.threads)
-    workload = request.workload
-    training = cell.phase == "train"
     mode = load_mode(cell.mode)
 
     laps.lap("inputs")
@@ -103,20 +127,39 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         ready = prepare_cell(mode, request, laps)
     except NotApplicable as exc:
         return Record(cell=cell, status=Status.SKIPPED, reason=str(exc))
-    prepared = ready.prepared
-
-    step, extra = prepared.step, {}
+    step, extra = ready.prepared.step, {}
     if options.slowdown:
         step, iterations = slow_down(step, options.slowdown)
         extra.update(injected_slowdown=options.slowdown, injected_iterations=iterations)
-    cpus = available_cpus()  # what the pinning left this process
-    meter = LoadMeter(tuple(cpus))
+    return OpenCell(cell, options, ready, step, laps, started, baseline_mb, threads, extra)
+
+
+def run_cell(cell: Cell, options: CellOptions) -> Record:
+    """Measure one cell. Errors raised here are the runner's to record (status `error`)."""
+    opened = open_cell(cell, options)
+    if isinstance(opened, Record):
+        return opened
+    meter = LoadMeter(tuple(available_cpus()))
     meter.start()
-    measurement = measure(step, warmup=options.warmup, min_samples=options.min_samples,
+    measurement = measure(opened.step, warmup=options.warmup, min_samples=options.min_samples,
                           target_rel_ci=options.target_ci, budget_s=options.budget_s)
     meter.stop()
-    laps.split("warmup", "sampling", sum(measurement.warmup_s))
-    peak_rss_mb = _peak_rss_mb() - baseline_mb
+    opened.laps.split("warmup", "sampling", sum(measurement.warmup_s))
+    return close_cell(opened, measurement, meter)
+
+
+def close_cell(opened: OpenCell, measurement: Measurement, meter: LoadMeter | None = None,
+               reference_check: bool = True) -> Record:
+    """Steps 5-7: peak memory, probes, the eager reference and the paired measurement, then
+    the Record. `reference_check=False` leaves equivalence unchecked (None): for the extra
+    worker pairs of an A/B cell, whose first pair already checked it."""
+    from bench.modes import REFERENCE_MODE, load_mode, tolerance
+    from bench.modes.runtime import device_peak_memory_mb
+
+    cell, options, ready, laps = opened.cell, opened.options, opened.ready, opened.laps
+    request, prepared, workload = ready.request, ready.prepared, ready.workload
+    meter = meter or LoadMeter(tuple(available_cpus()))
+    peak_rss_mb = _peak_rss_mb() - opened.baseline_mb
     peak_device_mb = device_peak_memory_mb(cell.device)
     debug = {}
     if options.probes:
@@ -125,15 +168,18 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         debug = run_probes(cell, workload, request, prepared)
         laps.lap("probes")
     per_call = prepared.batches_per_call
-    reference = load_mode(REFERENCE_MODE).prepare(request)
+    paired_s: list[float] = []
+    paired_eager_s: list[float] = []
+    diff = None
+    reference = load_mode(REFERENCE_MODE).prepare(request) if reference_check else None
     try:
-        diff = reference_diff(request, reference, ready.outputs, ready.trained)
-        laps.lap("reference")
-        paired_s: list[float] = []
-        paired_eager_s: list[float] = []
-        if options.paired and cell.mode != REFERENCE_MODE:
+        if reference is not None:
+            diff = reference_diff(request, reference, ready.outputs, ready.trained)
+            laps.lap("reference")
+        if reference is not None and options.paired and cell.mode != REFERENCE_MODE:
             meter.start()
-            mode_s, eager_s = measure_paired(step, reference.step, min_pairs=options.min_samples,
+            mode_s, eager_s = measure_paired(opened.step, reference.step,
+                                             min_pairs=options.min_samples,
                                              target_rel_ci=options.target_ci,
                                              budget_s=options.paired_budget_s
                                              or options.budget_s)
@@ -142,11 +188,12 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
             paired_eager_s = [t / reference.batches_per_call for t in eager_s]
             laps.lap("paired")
     finally:
-        reference.close()
+        if reference is not None:
+            reference.close()
         prepared.close()
     laps.lap("teardown")
     tol = tolerance(cell.mode, cell.phase)
-
+    training = cell.phase == "train"
     flops = 2.0 * workload.macs_per_image * (3.0 if training else 1.0)
     return Record(
         cell=cell, status=Status.OK, samples_s=[t / per_call for t in measurement.samples_s],
@@ -154,11 +201,13 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
         setup_s=ready.setup_s,
         first_result_s=ready.first_result_s, peak_rss_mb=peak_rss_mb, peak_device_mb=peak_device_mb,
         graph_nodes=prepared.graph_nodes, max_abs_diff=diff, tolerance=tol,
-        equivalent=bool(diff <= tol), macs_per_image=workload.macs_per_image,
-        params=workload.params, flops_per_image=flops, threads=threads.as_dict(),
-        debug=debug, wall_s=time.perf_counter() - started, paired_s=paired_s,
-        paired_eager_s=paired_eager_s, cpus=cpus, load=meter.result(), time_s=laps.stages,
-        extra={**prepared.extra, **extra, "stopped_by": measurement.stopped_by,
+        equivalent=None if diff is None else bool(diff <= tol),
+        macs_per_image=workload.macs_per_image,
+        params=workload.params, flops_per_image=flops, threads=opened.threads.as_dict(),
+        debug=debug, wall_s=time.perf_counter() - opened.started, paired_s=paired_s,
+        paired_eager_s=paired_eager_s, cpus=available_cpus(), load=meter.result(),
+        time_s=laps.stages,
+        extra={**prepared.extra, **opened.extra, "stopped_by": measurement.stopped_by,
                "reached_target": measurement.reached_target, "batches_per_call": per_call},
     )
 

@@ -63,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from bench import plan
     from bench.commands.compare import render, resolve_baseline
-    from bench.commands.run import execute
+    from bench.execute import execute
     from bench.store import load_runs
     from reports.compare import (
         compare_runs,

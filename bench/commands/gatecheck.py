@@ -99,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
 def measure_runs(args: argparse.Namespace) -> dict[float, list]:
     """Clean and planted runs of the small matrix, interleaved; returns them loaded by kind."""
     from bench import plan
-    from bench.commands.run import execute
+    from bench.execute import execute
     from bench.inject import SLOWDOWN_ENV
     from bench.modes import REFERENCE_MODE
     from bench.store import load_runs
