@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "bench.commands.stability",
     "bench.commands.gate",
     "bench.commands.gatecheck",
+    "bench.commands.ab",
     "bench.commands.noise",
     "bench.commands.report",
 )

@@ -14,64 +14,25 @@ partial run is kept). With --ray the matrix runs on a Ray cluster, one run file 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
 from bench import signals
+from bench.commands.matrix import add_matrix_options, add_measurement_options, selection
 from bench.errors import WRITE_FAILED, UsageError
 from bench.execute import execute, execute_ray
 from bench.paths import writable_file
 from bench.store import StoreWriteError
 
 
-def _csv(kind=str):
-    def parse(text: str) -> list:
-        try:
-            return [kind(v.strip()) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a comma-separated list, got {text!r}") from None
-
-    return parse
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a benchmark suite (default: overview, on the CPU)",
                        description=__doc__.split("\n\n")[1] if __doc__ else None)
-    p.add_argument("--suite", default="overview",
-                   help="suite name in cases/suites (overview, standard, full, quick, smoke) "
-                        "or a .toml path")
-    p.add_argument("--case", action="append", dest="cases", metavar="SPEC",
-                   help="case spec, repeatable: cnn, 'mobilenet:alpha=0.5,resolution=160'")
-    p.add_argument("--mode", "--modes", type=_csv(), dest="modes", metavar="M[,M]",
-                   help="modes: session,frozen,optimized,eager,function,xla,keras")
-    p.add_argument("--phase", "--phases", type=_csv(), dest="phases", metavar="P[,P]",
-                   help="infer and/or train")
-    p.add_argument("--device", "--devices", type=_csv(), dest="devices", metavar="D[,D]",
-                   help="cpu and/or gpu (default: the suite's, normally cpu)")
-    p.add_argument("--batch", "--batches", type=_csv(int), dest="batches", metavar="N[,N]")
-    p.add_argument("--input", "--inputs", type=_csv(), dest="inputs", metavar="I[,I]",
-                   help="resident (batch already on the device), feed (host batch per step) and/or "
-                        "dataset (a tf.data epoch per measured call)")
-    p.add_argument("--epoch-batches", type=int, dest="epoch_batches", metavar="N",
-                   help="dataset input: distinct batches per epoch (one measured call)")
+    add_matrix_options(p, default_suite="overview")
     p.add_argument("--rounds", type=int, help="run the matrix R times, rotating the order")
-    p.add_argument("--budget", type=float, dest="budget_s", help="seconds of sampling per cell")
-    p.add_argument("--target-ci", type=float, help="stop when the median's CI is within this")
-    p.add_argument("--min-samples", type=int)
-    p.add_argument("--warmup", type=int)
-    p.add_argument("--timeout", type=float, dest="timeout_s", help="seconds per cell worker")
-    p.add_argument("--memory-limit-mb", type=int, help="kill a worker above this resident MB")
-    p.add_argument("--threads", type=_csv(), dest="threads", metavar="T[,T]",
-                   help="CPUs per worker, each a matrix value: e.g. 1,all (pinned; TF's "
-                        "intra-op pool sized to match; default: the suite's, normally all)")
-    p.add_argument("--inter-threads", type=int, dest="threads_inter",
-                   help="inter-op threads (default: min(threads, 2))")
+    add_measurement_options(p)
     p.add_argument("--remeasure", type=int,
                    help="extra workers per cell whose workers disagree (default: suite's, 2)")
-    p.add_argument("--no-paired", dest="paired", action="store_false", default=None,
-                   help="skip the paired (alternating with eager) speed-up measurement")
     p.add_argument("--shard", help="i/n: run only the i-th of n disjoint parts of the matrix")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="run on a Ray cluster, one cell per node at a time: 'auto' (the cluster "
@@ -100,20 +61,10 @@ def main(args: argparse.Namespace) -> int:
         from bench.cluster import require_ray
 
         require_ray()  # one line and exit 2 before any work
-    suite = plan.load_suite(args.suite)
-    cells = plan.expand(suite, cases=args.cases, modes=args.modes, phases=args.phases,
-                        batches=args.batches, inputs=args.inputs, devices=args.devices,
-                        threads=args.threads)
+    suite, cells, settings = selection(args)
     if args.shard:
         index, count = plan.parse_shard(args.shard)
         cells = plan.shard(cells, index, count)
-    overrides = {k: getattr(args, k) for k in ("rounds", "budget_s", "target_ci", "min_samples",
-                                               "warmup", "timeout_s", "memory_limit_mb",
-                                               "threads_inter", "probes", "remeasure", "paired",
-                                               "epoch_batches")
-                 if getattr(args, k) is not None}
-    settings = plan.make_settings({**dataclasses.asdict(suite.settings), **overrides},
-                                  where="command-line options")
     if not cells:
         raise UsageError("the selection leaves no cells to run")
     if args.estimate:

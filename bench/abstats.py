@@ -1,0 +1,167 @@
+"""Statistics of A/B in lockstep: one B/A ratio per worker pair, and a sequential verdict.
+
+Each worker pair of a cell (a fresh A process and a fresh B process on the same CPU, taking
+turns step by step) gives one number: the ratio of B's and A's median step times. The pair is
+the unit of replication, as the worker is in a run (bench.replicates): steps within a pair
+share a process's memory layout and thread placement, so only fresh pairs sample those.
+
+The verdict tests the mean of the pairs' log ratios with a Student t-interval, looked at
+after `min_pairs` pairs and again after each further pair up to `max_pairs`:
+
+- `slower` when the whole interval lies above +`margin` (by default a third of the
+  threshold: a change of at least that size is established), `faster` when it lies below -margin;
+- `same` (no change) when the whole interval lies within +-threshold;
+- otherwise the cell gets another pair; at `max_pairs` it is `undecided`.
+
+Why the false-alarm rate stays under alpha although the data are looked at several times:
+each look uses the interval at confidence 1 - alpha/K, K = max_pairs - min_pairs + 1 being
+the most looks a cell can have (Bonferroni). The chance that any one of the K looks puts the
+interval wholly above the true ratio is at most alpha/2 per look-family by the union bound,
+whatever the looks' dependence; for identical code (true ratio 1) a `slower` verdict needs the
+interval above 1 + margin, which is rarer still. Across the cells of a run the gate
+re-measures every `slower` cell with fresh pairs and fails only what the confirmation finds
+slower too (bench.commands.gate), and `bench gate-check` measures the whole run's rate.
+
+A pair further than OUTLIER from the median of the cell's pairs is left out (only with three
+or more pairs, and only a minority of them, as bench.replicates.outliers does): a process
+that lands in a slow state for its whole life (Keras training here runs at 23 or 45 ms per
+batch, per process) is a state of that process, not of the code, and one such pair would
+otherwise decide a cell. Pure Python + numpy/scipy; no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from bench.replicates import outliers
+
+OUTLIER = 0.10
+
+
+class Verdict(StrEnum):
+    """What an A/B cell found; like Status, a member is its own name as a string."""
+
+    SLOWER = "slower"
+    FASTER = "faster"
+    SAME = "no change"
+    UNDECIDED = "undecided"
+    FAILED = "failed"  # a side's worker failed: no ratio (the statuses say which)
+    SKIPPED = "skipped"  # not applicable on both sides
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The sequential rule's knobs (defaults: the CI gate's)."""
+
+    threshold: float = 0.03  # the change the verdict must catch
+    alpha: float = 0.10  # per cell, over all its looks (against no change at all)
+    min_pairs: int = 3
+    max_pairs: int = 8
+    margin: float | None = None  # smallest change called slower/faster; None = threshold / 3
+
+    @property
+    def looks(self) -> int:
+        return self.max_pairs - self.min_pairs + 1
+
+    @property
+    def effect(self) -> float:
+        return self.threshold / 3 if self.margin is None else self.margin
+
+    def check(self) -> Rule:
+        from bench.errors import UsageError
+
+        if not 0 < self.threshold < 1:
+            raise UsageError(f"threshold must be between 0 and 1, got {self.threshold!r}")
+        if not 0 < self.alpha < 1:
+            raise UsageError(f"alpha must be between 0 and 1, got {self.alpha!r}")
+        if not 2 <= self.min_pairs <= self.max_pairs <= 1000:
+            raise UsageError("pairs: need 2 <= min-pairs <= max-pairs <= 1000, got "
+                             f"{self.min_pairs} and {self.max_pairs}")
+        if not 0 <= self.effect <= self.threshold:
+            raise UsageError(f"margin must be between 0 and the threshold, got {self.margin!r}")
+        return self
+
+    def as_dict(self) -> dict[str, float]:
+        return {"threshold": self.threshold, "alpha": self.alpha,
+                "min_pairs": self.min_pairs, "max_pairs": self.max_pairs, "margin": self.effect}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Rule:
+        return cls(float(values.get("threshold", 0.03)), float(values.get("alpha", 0.10)),
+                   int(values.get("min_pairs", 3)), int(values.get("max_pairs", 8)),
+                   values.get("margin"))
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A cell's state after some pairs: the verdict and the B/A ratio with its interval."""
+
+    verdict: Verdict
+    pairs: int  # pairs with a ratio
+    excluded: int  # of those, left out as outliers
+    ratio: float  # geometric mean B/A of the used pairs (NaN with none)
+    low: float  # interval at the look's confidence (NaN with fewer than 2 used pairs)
+    high: float
+
+    @property
+    def change(self) -> float:
+        return self.ratio - 1.0
+
+
+def pair_ratio(a_samples: Sequence[float], b_samples: Sequence[float]) -> float | None:
+    """B's median step time over A's, or None when a side has no samples."""
+    a = [t for t in a_samples if t and t > 0]
+    b = [t for t in b_samples if t and t > 0]
+    if not a or not b:
+        return None
+    return float(np.median(b) / np.median(a))
+
+
+def interval(log_ratios: Sequence[float], confidence: float) -> tuple[float, float, float]:
+    """(geometric mean, low, high) of ratios from their logs, Student t on the logs."""
+    logs = np.asarray(log_ratios, dtype=float)
+    center = float(logs.mean()) if logs.size else math.nan
+    if logs.size < 2:
+        return math.exp(center), math.nan, math.nan
+    from scipy.stats import t
+
+    half = float(t.ppf(0.5 + confidence / 2, logs.size - 1) * logs.std(ddof=1)
+                 / math.sqrt(logs.size))
+    return math.exp(center), math.exp(center - half), math.exp(center + half)
+
+
+def judge(ratios: Sequence[float], rule: Rule) -> Judgement:
+    """The verdict on a cell's pair ratios at one look (undecided: it needs more pairs)."""
+    values = np.asarray([r for r in ratios if r and r > 0 and math.isfinite(r)], dtype=float)
+    flags = np.asarray(outliers(values, OUTLIER), dtype=bool) if values.size else values
+    used = values[~flags] if values.size else values
+    ratio, low, high = interval(np.log(used), 1.0 - rule.alpha / rule.looks)
+    verdict = Verdict.UNDECIDED
+    if values.size >= rule.min_pairs and math.isfinite(low):
+        if low > 1.0 + rule.effect:
+            verdict = Verdict.SLOWER
+        elif high < 1.0 / (1.0 + rule.effect):
+            verdict = Verdict.FASTER
+        elif low > 1.0 / (1.0 + rule.threshold) and high < 1.0 + rule.threshold:
+            verdict = Verdict.SAME
+    return Judgement(verdict, int(values.size), int(flags.sum()), ratio, low, high)
+
+
+def decided(judgement: Judgement) -> bool:
+    return judgement.verdict != Verdict.UNDECIDED
+
+
+def sequential(ratios: Sequence[float], rule: Rule) -> tuple[Judgement, int]:
+    """Replay the looks on ratios in the order they were measured: the first decision (and
+    how many pairs it took), or the judgement on all of them (undecided at the cap)."""
+    for n in range(rule.min_pairs, min(len(ratios), rule.max_pairs) + 1):
+        judgement = judge(ratios[:n], rule)
+        if decided(judgement):
+            return judgement, n
+    n = min(len(ratios), rule.max_pairs)
+    return judge(ratios[:n], rule), n
