@@ -37,7 +37,11 @@ class AbPair:
 
     @property
     def specs(self) -> tuple[str, str]:
-        return (self.a.header.options["ab"]["spec"], self.b.header.options["ab"]["spec"])
+        def name(run: Run) -> str:
+            spec = run.header.options["ab"]["spec"]
+            return "the working tree" if spec in (".", "") else spec
+
+        return name(self.a), name(self.b)
 
 
 def ab_info(run: Run) -> dict | None:

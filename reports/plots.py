@@ -437,3 +437,46 @@ def _short_config(config: str) -> str:
     short = {"alpha": "α", "resolution": "r", "width": "w", "depth": "d"}
     return " ".join(f"{short.get(k, k + '=')}{v}" if v else k
                     for k, v in config_params(config).items())
+
+
+def ab_forest_figure(table: pd.DataFrame, threshold: float, margin: float) -> Figure | None:
+    """A/B per cell: B/A step time with its interval, 1 and the thresholds marked.
+
+    Answers "what changed between the two builds, and how sure is each cell": a point right of
+    1 is B slower. Cells are ordered by ratio; colour is the verdict.
+    """
+    data = table[table["ratio"].map(lambda v: isinstance(v, float) and math.isfinite(v))]
+    if data.empty:
+        return None
+    data = data.sort_values("ratio").reset_index(drop=True)
+    colors = {"slower": "#D55E00", "faster": "#009E73", "no change": "#0072B2",
+              "undecided": "#7f7f7f"}
+    with _style():
+        height = 1.6 + 0.28 * len(data)
+        left = min(0.3 + 0.075 * max(len(str(k)) for k in data["label"]), 6.5)
+        fig, ax = plt.subplots(figsize=(left + 5.5, height))
+        _inch_layout(fig, 1, 1, left=left, top=0.9, bottom=0.55)
+        for y, row in data.iterrows():
+            color = colors.get(row["verdict"], "#000000")
+            low, high = row["low"], row["high"]
+            if math.isfinite(low) and math.isfinite(high):
+                ax.plot([low, high], [y, y], color=color, linewidth=2)
+            ax.plot([row["ratio"]], [y], "o", color=color, markersize=5)
+        ax.axvline(1.0, color="black", linewidth=1)
+        for x in (1 + threshold, 1 / (1 + threshold)):
+            ax.axvline(x, color="#D55E00", linestyle="--", linewidth=1)
+        for x in (1 + margin, 1 / (1 + margin)):
+            ax.axvline(x, color="#7f7f7f", linestyle=":", linewidth=1)
+        ax.set_yticks(range(len(data)))
+        ax.set_yticklabels(data["label"])
+        ax.set_ylim(-0.6, len(data) - 0.4)
+        ax.set_xlabel("B/A step time (right of 1: B slower)")
+        handles = [plt.Line2D([], [], color=c, marker="o", linewidth=2, label=v)
+                   for v, c in colors.items() if (data["verdict"] == v).any()]
+        handles += [plt.Line2D([], [], color="#D55E00", linestyle="--",
+                               label=f"threshold ±{threshold:.0%}"),
+                    plt.Line2D([], [], color="#7f7f7f", linestyle=":",
+                               label=f"slower/faster from ±{margin:.1%}")]
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=3,
+                  frameon=False)
+    return fig

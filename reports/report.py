@@ -24,6 +24,7 @@ from bench.record import MEASURING_STAGES, Status
 from bench.store import Run, run_warnings
 from reports import html as h
 from reports import plots
+from reports.ab import AbPair, ab_info, ab_table, describe_ratio, find_pairs, verdict_counts
 from reports.pivots import (
     NOISY_CI,
     REFERENCE_MODE,
@@ -60,11 +61,15 @@ def build_report(runs: Sequence[Run], baseline: Sequence[Run] | None = None,
 
     `trends_name`: file name of a trends page written next to the report, linked from it.
     """
+    pairs = find_pairs(runs)
+    # An A/B run's sides hold the same cells: the comparison section speaks for both, and
+    # the ordinary sections show side B (the candidate) so its cells are not pooled with A's.
+    runs = [r for r in runs if (ab_info(r) or {}).get("side") != "A"] if pairs else runs
     frame = with_speedup(records_frame(list(runs)))
     even = break_even(frame) if not frame.empty else pd.DataFrame()
     view = baseline_view(baseline, runs) if baseline else None
     warnings = report_warnings(runs, frame) + (_baseline_warnings(view) if view else [])
-    parts = []
+    parts = [_ab_section(pair, i) for i, pair in enumerate(pairs)]
     if len(_by_machine(frame)) > 1:
         parts.append(_across_machines(frame))
     for (machine, device), cells in _by_machine(frame):
@@ -81,12 +86,15 @@ def build_report(runs: Sequence[Run], baseline: Sequence[Run] | None = None,
               "time": stages}
     if view is not None:
         tables["baseline"] = view.rows
+    if pairs:
+        tables["ab"] = pd.concat([ab_table(p) for p in pairs], ignore_index=True)
     now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     suites = ", ".join(dict.fromkeys(r.header.suite for r in runs))
     page = h.page(TITLE, "", "report.html",
                   lead=f"{len(runs)} run(s) of suite {suites}, {len(frame)} cells; generated {now}",
                   facts=h.trusted(_run_facts(runs, frame)),
-                  warnings=h.trusted(h.warning_box(warnings)), contents=_contents(frame, view),
+                  warnings=h.trusted(h.warning_box(warnings)),
+                  contents=_ab_contents(pairs) + _contents(frame, view),
                   trends_name=trends_name, sections=[h.trusted(p) for p in parts],
                   csv_names=list(csv_names))
     return Report(page, tables)
@@ -547,6 +555,45 @@ def _break_even_body(frame: pd.DataFrame, even: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------- baseline, cells
+
+
+def _ab_contents(pairs: list[AbPair]) -> list[tuple[str, str]]:
+    return [(f"ab-{i}", "A/B in lockstep") for i, _ in enumerate(pairs)]
+
+
+_AB_CSS = {"slower": "bad", "faster": "good", "failed": "bad"}
+
+
+def _ab_section(pair: AbPair, index: int) -> str:
+    """The A/B comparison: what B changed per cell, with the forest plot first."""
+    table = ab_table(pair)
+    a, b = pair.specs
+    rule = pair.rule
+    counts = ", ".join(f"{n} {v}" for v, n in verdict_counts(table).items() if n)
+    body = h.paragraph(
+        f"B = {b} against A = {a}. Each cell ran in {rule.min_pairs} to {rule.max_pairs} worker "
+        "pairs: a fresh A and a fresh B process on the same CPU, taking turns step by step, so "
+        "the machine's drift hits both. Each pair gives one B/A ratio of median step time; "
+        f"the cell's interval is a t-interval over pairs at {1 - rule.alpha / rule.looks:.2%} "
+        f"(alpha {rule.alpha:g} over {rule.looks} looks). Slower or faster means the whole "
+        f"interval lies beyond ±{rule.effect:.1%}; no change means it lies within "
+        f"±{rule.threshold:.0%}; the side run files have every pair's records.")
+    body += h.paragraph(f"Verdicts: {counts} of {len(table)} cells.", "small")
+    labelled = table.assign(label=table["key"].str.replace("/cpu/resident", "", regex=False))
+    fig = plots.ab_forest_figure(labelled, rule.threshold, rule.effect)
+    if fig is not None:
+        body += h.image(plots.figure_png(fig), "B/A step time per cell with its interval",
+                        "B/A step time per cell (dots) with its interval (bars); dashed: the "
+                        "threshold, dotted: the smallest change called slower or faster.")
+    rows = []
+    for row in table.sort_values("ratio", ascending=False).to_dict("records"):
+        ratio = describe_ratio(row) if isinstance(row["ratio"], float) \
+            and math.isfinite(row["ratio"]) else "-"
+        rows.append([row["key"], h.text(row["verdict"], _AB_CSS.get(row["verdict"], "")),
+                     ratio, f"{row['status_a']} / {row['status_b']}", row["exact"] or "same"])
+    body += h.table(["cell", "verdict", "B/A step time", "status A / B",
+                     "exact facts (first pair)"], rows)
+    return h.section(f"ab-{index}", "A/B in lockstep", body)
 
 
 def _baseline_section(view: BaselineView) -> str:

@@ -18,7 +18,7 @@ from bench.paths import writable_file
 from bench.store import Run, load_runs, run_warnings
 from reports.history import HistoryError, check_history_file
 
-TABLES = ("cells", "modes", "break_even", "scorecard", "baseline", "time")
+TABLES = ("cells", "modes", "break_even", "scorecard", "baseline", "time", "ab")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -70,7 +70,10 @@ def write_report(runs: Sequence[Run], output: Path, baseline: Sequence[Run] | No
     from reports.report import build_report  # matplotlib is slow to import; only when needed
 
     paths = csv_paths(output)
-    names = [p.name for n, p in paths.items() if n != "baseline" or baseline]
+    from reports.ab import find_pairs
+
+    wanted = {"baseline": bool(baseline), "ab": bool(find_pairs(runs))}
+    names = [p.name for n, p in paths.items() if wanted.get(n, True)]
     trends_name = None
     if history:
         from reports.trends import write_trends
