@@ -1,134 +1,127 @@
-"""`python -m bench gate`: run a suite, compare it with a baseline, confirm before failing.
+"""`python -m bench gate`: the CI regression gate, A/B in lockstep against the baseline's commit.
 
-The CI regression gate. A cell flagged on speed (or status) is re-measured in fresh workers
-(`--confirm-rounds`); the failure stands only if the confirmation run fails it again, so a
-slow patch of a shared machine does not survive while a real regression does. Exact metrics
-(equivalence, graph nodes, probe values) fail at once: they do not depend on speed.
-
-A mode's speed-up change is judged against the change its whole group (same case,
-configuration, phase, batch, threads) shares: between a baseline and a later run the machine's
-state moves all of a group's speed-ups together by up to 10% here, a regression moves one
-mode. `--threshold` applies to a mode's own change, `--shared-threshold` to its raw change.
-The thresholds hold on the machine type that recorded the baseline (same machine
-fingerprint). On another machine type speed-ups shift for reasons that are not regressions
-(another CPU, another vector unit), so the wider `--other-machine-threshold` applies and the
-gate says so: record a baseline on that machine to gate it tightly.
-Exit codes: 0 pass, 1 regression (or the suite itself failed), 2 bad usage.
+A baseline recorded in the past cannot gate speed on the VMs this runs on: their speed moves
+10-20% between minutes, more than the regressions worth catching. So the gate measures both
+builds now, side by side: side A is the commit recorded in the committed baseline's header
+(`git:<commit>`, a worktree made once and reused), side B the working tree, and their workers
+take turns step by step on one CPU (bench.ab) over the quick suite. Every cell gets a
+sequential B/A verdict (bench.abstats); cells found slower (or whose B worker failed) are
+re-measured with fresh worker pairs, and the gate fails only on what that confirmation finds
+slower too (reports.gate.gate_decision, the rule `gate-check` measures). Exact facts
+(equivalence, graph node counts) are checked against the committed baseline
+itself and fail at once. Cells neither side could decide are named, not failed.
+Exit codes: 0 pass, 1 regression (or exact failure), 2 bad usage (a side that cannot be set
+up, a baseline without a commit).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import tempfile
 from pathlib import Path
 
 from bench.errors import UsageError
 
-DEFAULT_THRESHOLD = 0.05
-SHARED_THRESHOLD = 0.15
-OTHER_MACHINE_THRESHOLD = 0.60
+DEFAULT_THRESHOLD = 0.03
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from bench.commands.ab import add_lockstep_options
     from bench.paths import BASELINE_DIR
 
-    p = sub.add_parser("gate", help="run a suite against a baseline; confirm before failing",
+    p = sub.add_parser("gate", help="A/B gate: the working tree against the baseline's commit",
                        description=__doc__.splitlines()[0])
     p.add_argument("--baseline", default="quick-cpu",
                    help="baseline name in --baselines, or a run file (default: quick-cpu)")
     p.add_argument("--baselines", type=Path, default=BASELINE_DIR, metavar="DIR")
     p.add_argument("--suite", default="quick", help="suite to run (default: quick)")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help=f"relative speed-up change that fails (default {DEFAULT_THRESHOLD})")
-    p.add_argument("--other-machine-threshold", type=float, default=OTHER_MACHINE_THRESHOLD,
-                   help="threshold when the baseline was recorded on another machine type "
-                        f"(default {OTHER_MACHINE_THRESHOLD})")
-    p.add_argument("--shared-threshold", type=float, default=SHARED_THRESHOLD,
-                   help="threshold for a speed-up shift all modes of a group share (machine "
-                        f"drift moves them together; default {SHARED_THRESHOLD}; 0 = judge "
-                        "raw changes with --threshold)")
-    p.add_argument("--alpha", type=float, default=0.01, help="significance level (0.01)")
-    p.add_argument("--confirm-rounds", type=int, default=3,
-                   help="fresh workers per flagged cell in the confirmation run (default 3; "
-                        "0 = fail without confirming)")
-    p.add_argument("--rounds", type=int, help="workers per cell (default: the suite's)")
-    p.add_argument("--probes", choices=("once", "all", "none"), default="once")
+    p.add_argument("--against", metavar="SIDE",
+                   help="side A (default: git:<the commit in the baseline's header>)")
+    p.add_argument("--candidate", default=".", metavar="SIDE",
+                   help="side B (default: the working tree; e.g. '.+env:NAME=VALUE')")
+    add_lockstep_options(p, threshold=DEFAULT_THRESHOLD)
+    p.add_argument("--no-confirm", dest="confirm", action="store_false",
+                   help="fail on the first run's findings without re-measuring them")
     p.add_argument("--out", help="directory for the run files (default: a temporary one)")
-    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=main)
+
+
+def baseline_side(baseline_runs) -> str:
+    """`git:<commit>` of the baseline's header; a UsageError when it records none."""
+    git = baseline_runs[0].header.machine.get("git") or {}
+    commit = git.get("commit")
+    if not commit:
+        raise UsageError("the baseline records no git commit to run as side A; record it with "
+                         "`bench baseline record` from a checkout, or give --against SIDE")
+    if git.get("dirty"):
+        print(f"gate: warning: the baseline was recorded with uncommitted changes on top of "
+              f"{commit[:12]}; side A runs {commit[:12]} as committed", file=sys.stderr)
+    return f"git:{commit}"
 
 
 def main(args: argparse.Namespace) -> int:
     from bench import plan
-    from bench.commands.compare import render, resolve_baseline
-    from bench.execute import execute
+    from bench.commands.ab import lockstep_settings, measure, print_comparison
+    from bench.commands.compare import resolve_baseline
+    from bench.sides import parse_side
     from bench.store import load_runs
-    from reports.compare import (
-        compare_runs,
-        confirmed_failures,
-        describe,
-        machines_match,
-        needs_confirmation,
-    )
+    from reports.gate import gate_decision
 
-    for name in ("threshold", "other_machine_threshold", "alpha"):
-        if not 0 < getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1")
-    if not 0 <= args.shared_threshold < 1:
-        raise UsageError("--shared-threshold must be between 0 and 1 (0 = off)")
-    if args.confirm_rounds < 0:
-        raise UsageError("--confirm-rounds must be >= 0")
+    lockstep = lockstep_settings(args)
     baseline = load_runs([resolve_baseline(args.baseline, args.baselines)])
+    specs = [parse_side(args.against or baseline_side(baseline)), parse_side(args.candidate)]
     suite = plan.load_suite(args.suite)
-    settings = plan.make_settings({**dataclasses.asdict(suite.settings),
-                                   **({"rounds": args.rounds} if args.rounds else {})}, "gate")
+    settings = suite.settings
     cells = plan.expand(suite)
     out_dir = Path(args.out or tempfile.mkdtemp(prefix="bench-gate-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
 
-    path, run_result = execute(cells, suite.name, settings, out_dir, probes=args.probes,
-                               show_progress=not args.quiet)
-    if run_result.failed:
-        print(f"gate: {len(run_result.failed)} cell(s) of the suite failed; see {path}")
-    current = load_runs([path])
-    same, why = machines_match(baseline, current)
-    threshold = args.threshold if same else args.other_machine_threshold
-    shared = (max(args.shared_threshold, threshold) if args.shared_threshold else None)
-    if not same:
-        print(f"gate: the baseline was recorded on another machine type ({why}): speed-ups "
-              f"are gated at {threshold:.0%} instead of {args.threshold:.0%}; record a "
-              "baseline on this machine to gate it tightly", file=sys.stderr)
-    first = compare_runs(baseline, current, threshold, args.alpha, gate_absolute=False,
-                         shared_threshold=shared)
-    sys.stdout.write(render(first))
+    pair, first = measure(specs, cells, suite.name, settings, lockstep, out_dir,
+                          show_progress=not args.quiet)
+    print_comparison(pair, first, None)
+    exact = exact_failures(baseline, pair.b)
+    confirmation = None
+    decision = gate_decision(first, None, lockstep.rule, exact)
+    if decision.flagged and args.confirm:
+        again = [c for c in cells if c.key in set(decision.flagged)]
+        print(f"\ngate: confirming {len(again)} flagged cell(s) with fresh worker pairs")
+        try:
+            _, confirmation = measure(specs, again, f"{suite.name}-confirm", settings,
+                                      lockstep, out_dir, show_progress=not args.quiet)
+        except KeyboardInterrupt as exc:
+            exc.reason = (getattr(exc, "reason", "interrupted") + " during the gate's "
+                          "confirmation: no verdict was reached")
+            raise
+        for row in confirmation.to_dict("records"):
+            from reports.ab import describe_ratio
 
-    second = None
-    flagged = needs_confirmation(first)
-    if flagged and args.confirm_rounds:
-        wanted = set(flagged)
-        again = [c for c in cells if c.key in wanted]
-        print(f"\ngate: confirming {len(again)} flagged cell(s) in fresh workers "
-              f"({args.confirm_rounds} each)")
-        confirm_path, _ = execute(again, f"{suite.name}-confirm", settings, out_dir,
-                                  probes="none", rounds=args.confirm_rounds,
-                                  show_progress=not args.quiet)
-        # The confirmation run has only the flagged cells: the groups' shared shift is the
-        # first run's (the same machine minutes earlier), so the flagged mode is judged alike.
-        second = compare_runs(baseline, load_runs([confirm_path]), threshold, args.alpha,
-                              gate_absolute=False, shared_threshold=shared,
-                              shift_runs=current)
-        for row in second.rows[second.rows["key"].isin(flagged)
-                               & second.rows["metric"].isin(first.failures()["metric"])
-                               ].to_dict("records"):
-            print(f"  confirmation: {describe(row)}")
-    if flagged and not args.confirm_rounds:
-        standing = first.failures()  # confirmation switched off: every failure stands
-    else:
-        standing = confirmed_failures(first, second)
-    verdict = "FAIL" if len(standing) or run_result.failed else "pass"
-    print(f"\ngate: {verdict}: {len(standing)} confirmed failure(s) at a {threshold:.0%} "
-          f"threshold; run files in {out_dir}")
-    for row in standing.to_dict("records"):
-        print(f"  {describe(row)}")
-    return 1 if verdict == "FAIL" else 0
+            print(f"  confirmation: {row['key']}: {row['verdict']}, {describe_ratio(row)}")
+        decision = gate_decision(first, confirmation, lockstep.rule, exact)
+    print_decision(decision, lockstep.rule, out_dir)
+    return 0 if decision.passed else 1
+
+
+def exact_failures(baseline, candidate) -> list[str]:
+    """Equivalence, graph-node and probe changes of side B against the committed baseline."""
+    from reports.compare import CONFIRMED_METRICS, compare_runs, describe
+
+    result = compare_runs(baseline, [candidate], gate_absolute=False)
+    failures = result.failures()
+    exact = failures[~failures["metric"].isin(CONFIRMED_METRICS)]
+    return [describe(row) for row in exact.to_dict("records")]
+
+
+def print_decision(decision, rule, out_dir: Path) -> None:
+    verdict = "pass" if decision.passed else "FAIL"
+    print(f"\ngate: {verdict}: {len(decision.failed)} confirmed slower or failing cell(s) at a "
+          f"{rule.threshold:.0%} threshold, {len(decision.exact)} exact failure(s); run files "
+          f"in {out_dir}")
+    for key in decision.failed:
+        print(f"  failed: {key}")
+    for line in decision.exact:
+        print(f"  exact: {line}")
+    if decision.undecided:
+        print(f"  could not decide {len(decision.undecided)} cell(s) within "
+              f"{rule.max_pairs} pairs (not failed): " + ", ".join(decision.undecided))
