@@ -119,9 +119,7 @@ def exact_changes(a: Record | None, b: Record | None) -> str:
     """What differs between the sides' first workers in facts that do not depend on speed."""
     if a is None or b is None:
         return "missing on side " + ("A" if a is None else "B")
-    changes = []
-    if a.status != b.status:
-        changes.append(f"status {a.status} -> {b.status}")
+    changes = []  # statuses have their own columns (and the gate confirms them)
     if a.equivalent is not None and b.equivalent is not None and a.equivalent != b.equivalent:
         changes.append(f"equivalent {a.equivalent} -> {b.equivalent}")
     for name in dict.fromkeys([*a.graph_nodes, *b.graph_nodes]):
