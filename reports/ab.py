@@ -71,7 +71,7 @@ def the_pair(runs: Sequence[Run]) -> AbPair:
     return pairs[0]
 
 
-def _rounds(run: Run) -> dict[str, dict[int, Record]]:
+def rounds_by_cell(run: Run) -> dict[str, dict[int, Record]]:
     out: dict[str, dict[int, Record]] = {}
     for record in run.records:
         out.setdefault(record.cell.key, {})[record.round] = record
@@ -80,7 +80,7 @@ def _rounds(run: Run) -> dict[str, dict[int, Record]]:
 
 def ab_table(pair: AbPair) -> pd.DataFrame:
     """One row per cell: the B/A ratio of step time with its interval, and the verdict."""
-    a_rounds, b_rounds = _rounds(pair.a), _rounds(pair.b)
+    a_rounds, b_rounds = rounds_by_cell(pair.a), rounds_by_cell(pair.b)
     rows = []
     for key in list(a_rounds) + [k for k in b_rounds if k not in a_rounds]:
         a, b = a_rounds.get(key, {}), b_rounds.get(key, {})

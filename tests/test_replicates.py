@@ -128,19 +128,6 @@ def test_worker_values_from_records():
     assert worker_speedup(_worker(EAGER, 0, 0.03)) is None
 
 
-def test_gate_check_rates_on_synthetic_runs():
-    from bench.commands.gatecheck import gate_rates, supported_threshold
-
-    clean = [[_run([1.0, 1.03, 0.98], seed=s)] for s in (0, 20, 40, 60)]
-    slow = [[_run([1.01, 0.99, 1.02], speedup=3.0 / 1.10, seed=s)] for s in (80, 100, 120)]
-    table = gate_rates({0.0: clean, 0.10: slow}, {CELL.key}, alpha=0.01,
-                       thresholds=(0.05, 0.15))
-    at = table.set_index("threshold")
-    assert at.loc[0.05, "false_alarm"] == 0 and at.loc[0.05, "caught_0.1"] == 1.0
-    assert at.loc[0.15, "caught_0.1"] == 0.0  # a 9% drop in speed-up is under a 15% threshold
-    assert supported_threshold(table, 0.10) == 0.05
-
-
 def _group_run(factors, drift=1.0, seed=0):
     """Four graph modes of one group, each with 3 workers; `drift` scales every speed-up."""
     records = []

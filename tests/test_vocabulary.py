@@ -38,7 +38,6 @@ ALLOWED = {
     ("bench/modes/runtime.py", "keras"): "the keras package's version fact",
     ("bench/test_benchmarks.py", "keras"): "the keras package in sys.modules",
     # argparse defaults are user-facing command-line text (the help says why that mode).
-    ("bench/commands/gatecheck.py", "function"): "argparse default of --plant",
     ("bench/commands/overhead.py", "frozen"): "argparse default of --mode",
     ("reports/time_spent.py", "error"): "a column: the estimate's relative error",
 }

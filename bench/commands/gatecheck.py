@@ -1,39 +1,37 @@
-"""`python -m bench gate-check`: how good is the gate? Measure it on planted regressions.
+"""`python -m bench gate-check`: how good is the A/B gate? Measure it on planted slowdowns.
 
-Runs a small matrix several times as it is ("clean") and with a planted slowdown of one mode
-(BENCH_INJECT_SLOWDOWN, bench.inject) of each asked size, interleaving the kinds so drift
-hits them alike. Then it replays the gate's decision (`bench gate`: compare with a baseline,
-re-measure what is flagged, fail only if the confirmation fails too) on every combination of
-runs: a clean run as the baseline, another as the current run and a third as the
-confirmation gives the false-alarm rate; a clean baseline with two planted runs gives the
-detection rate. It prints both for a range of thresholds and the tightest threshold with no
-false alarm that catches the largest planted slowdown at least 90% of the time.
+For identical code (A = B = the working tree) and for each planted slowdown on side B only
+(`env:BENCH_INJECT_SLOWDOWN`, every mode of the matrix slowed by the fraction; bench.inject),
+one long A/B run measures a fixed number of worker pairs per cell (`--pairs`, no early stop).
+Then the gate's own decision (reports.gate.gate_decision, the function `bench gate` calls) is
+replayed `--decisions` times on those pairs: each replay shuffles every cell's pairs, the first
+run consumes them with the sequential rule until it decides (or reaches --max-pairs), and a
+flagged cell's confirmation consumes the pairs the first run did not use. So every decision
+sees fresh pairs for its confirmation, as the real gate does, but the replays share the
+measured pool: they are resamples, not independent gate runs, and the output says how many
+pairs per cell they rest on.
 
-The combinations share runs, so they are not independent trials: the run count bounds how
-much the rates can be trusted, and the output says how many runs each rate rests on.
-
-`--reuse DIR` replays the decisions on run files already measured (e.g. the runs of a series
-of `bench gate` calls, clean and with BENCH_INJECT_SLOWDOWN), sorted into clean and planted by
-the slowdown their headers record, and `--baseline` makes a recorded baseline the baseline of
-every decision, as in CI, instead of each clean run in turn.
+Printed per condition: the share of replayed gate runs that fail (for identical code this is
+the whole run's false-alarm rate, every cell tested at once), the share of planted cells
+caught, the mean pairs per cell, and the share of cells whose B/A interval (all pairs) lies
+within ±1%. `--reuse DIR` replays on A/B run files measured before.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import itertools
-import os
+import math
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bench.commands.matrix import add_matrix_options, selection
 from bench.errors import UsageError
 
-THRESHOLDS = (0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.10, 0.15, 0.20)
-DETECTION_GOAL = 0.9
+WITHIN = 0.01  # "the interval of identical code within ±1%"
 
 
 def _floats(text: str) -> list[float]:
@@ -41,201 +39,173 @@ def _floats(text: str) -> list[float]:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected numbers like 0.05,0.10, got {text!r}") from None
+            f"expected numbers like 0.03,0.05, got {text!r}") from None
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("gate-check", help="measure the gate's false-alarm and detection rates",
+    from bench.commands.ab import add_lockstep_options
+
+    p = sub.add_parser("gate-check", help="measure the A/B gate's false-alarm and detection rates",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--suite", default="quick", help="suite whose cells are narrowed (quick)")
-    p.add_argument("--case", action="append", dest="cases", metavar="SPEC",
-                   help="case spec (default: the suite's last case)")
-    p.add_argument("--modes", default="eager,function,session", help="modes to run")
-    p.add_argument("--phase", default="infer", choices=("infer", "train"))
-    p.add_argument("--plant", default="function",
-                   help="the mode slowed down (default: function), in --phase")
-    p.add_argument("--fractions", type=_floats, default=[0.05, 0.10],
-                   help="planted slowdowns (default: 0.05,0.10)")
-    p.add_argument("--runs", type=int, default=4, help="runs of each kind (default 4)")
-    p.add_argument("--rounds", type=int, help="workers per cell (default: the suite's)")
-    p.add_argument("--alpha", type=float, default=0.01)
-    p.add_argument("--shared-threshold", type=float, default=0.15,
-                   help="as in `bench gate` (default 0.15; 0 = judge raw speed-up changes)")
+    add_matrix_options(p, default_suite="quick")
+    add_lockstep_options(p)
+    p.add_argument("--pairs", type=int, default=12,
+                   help="worker pairs measured per cell and condition (default 12)")
+    p.add_argument("--fractions", type=_floats, default=[0.03, 0.05, 0.10],
+                   help="slowdowns planted on side B (default: 0.03,0.05,0.10)")
+    p.add_argument("--decisions", type=int, default=200,
+                   help="gate decisions replayed per condition (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="of the replays' shuffles")
     p.add_argument("--out", help="directory for the run files (default: a temporary one)")
-    p.add_argument("--reuse", metavar="DIR",
-                   help="replay on the run files under DIR instead of measuring")
-    p.add_argument("--baseline", metavar="RUN",
-                   help="baseline run file or name for every decision (default: each clean "
-                        "run in turn)")
+    p.add_argument("--reuse", metavar="DIR", help="replay on the A/B run files under DIR")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.store import load_runs
+    from bench.commands.ab import lockstep_settings
 
     if not args.fractions or not all(0 < f < 1 for f in args.fractions):
         raise UsageError("--fractions must be numbers between 0 and 1")
-    baselines = None
-    if args.baseline:
-        from bench.commands.compare import resolve_baseline
-        from bench.paths import BASELINE_DIR
-
-        baselines = [load_runs([resolve_baseline(args.baseline, BASELINE_DIR)])]
-    runs = reused_runs(Path(args.reuse), args.plant) if args.reuse else measure_runs(args)
-    planted_keys = {r.cell.key for kind in runs if kind for run in runs[kind] for part in run
-                    for r in part.records if r.cell.mode == args.plant}
-    if not runs.get(0.0) or not any(kind for kind in runs):
-        raise UsageError("need clean runs and runs with a planted slowdown")
-    table = gate_rates(runs, planted_keys, args.alpha, baselines=baselines,
-                       shared=args.shared_threshold or None)
-    counts = {kind: len(v) for kind, v in runs.items()}
-    print(format_rates(table, counts, sorted(k for k in runs if k), baselines is not None))
-    if not args.reuse:
-        print(f"run files: {args.out}")
+    if not 2 <= args.pairs <= 200:
+        raise UsageError("--pairs must be from 2 to 200")
+    if not 1 <= args.decisions <= 100_000:
+        raise UsageError("--decisions must be from 1 to 100000")
+    lockstep = lockstep_settings(args)
+    pools = reused_pools(Path(args.reuse)) if args.reuse else measure_pools(args, lockstep)
+    table = replay_rates(pools, lockstep.rule, args.decisions, args.seed)
+    print(format_rates(table, lockstep.rule))
     return 0
 
 
-def measure_runs(args: argparse.Namespace) -> dict[float, list]:
-    """Clean and planted runs of the small matrix, interleaved; returns them loaded by kind."""
-    from bench import plan
-    from bench.execute import execute
-    from bench.inject import SLOWDOWN_ENV
-    from bench.modes import REFERENCE_MODE
-    from bench.store import load_runs
-
-    if args.runs < 3:
-        raise UsageError("--runs must be >= 3 (a baseline, a current and a confirmation run)")
-    suite = plan.load_suite(args.suite)
-    cases = args.cases or [suite.entries[-1].case]
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if args.plant not in modes or REFERENCE_MODE not in modes:
-        raise UsageError("--modes must include eager and the --plant mode")
-    cells = plan.expand(suite, cases=cases, modes=modes, phases=[args.phase])
-    settings = plan.make_settings({**dataclasses.asdict(suite.settings),
-                                   **({"rounds": args.rounds} if args.rounds else {})},
-                                  "gate-check")
-    args.out = args.out or tempfile.mkdtemp(prefix="bench-gatecheck-")
-    kinds = [0.0, *args.fractions]
-    runs: dict[float, list] = {k: [] for k in kinds}
-    saved = os.environ.get(SLOWDOWN_ENV)
-    try:
-        for index in range(args.runs):
-            for kind in kinds:
-                if kind:
-                    os.environ[SLOWDOWN_ENV] = f"{args.plant}:{args.phase}:{kind:g}"
-                else:
-                    os.environ.pop(SLOWDOWN_ENV, None)
-                name = f"gatecheck-{'clean' if not kind else f'slow{kind:g}'}-{index}"
-                path, _ = execute(cells, name, settings, Path(args.out), probes="none",
-                                  show_progress=not args.quiet)
-                runs[kind].append(load_runs([path]))
-    finally:
-        if saved is None:
-            os.environ.pop(SLOWDOWN_ENV, None)
-        else:
-            os.environ[SLOWDOWN_ENV] = saved
-    return runs
+def planted_env(modes: list[str], fraction: float) -> str:
+    return "BENCH_INJECT_SLOWDOWN=" + ",".join(f"{m}:{fraction:g}" for m in modes)
 
 
-def reused_runs(directory: Path, plant: str) -> dict[float, list]:
-    """Complete run files under `directory` (confirmation runs left out), by their planted
-    slowdown; an interrupted run is skipped (its missing cells would read as regressions)."""
+def measure_pools(args, lockstep) -> dict[float, dict[str, list[float]]]:
+    """One fixed-size A/B run per condition; returns condition -> cell key -> pair ratios."""
+    import dataclasses
+
+    from bench.abstats import Rule
+    from bench.commands.ab import measure
+    from bench.sides import parse_side
+
+    suite, cells, settings = selection(args)
+    fixed = dataclasses.replace(lockstep, rule=Rule(lockstep.rule.threshold, lockstep.rule.alpha,
+                                                    args.pairs, args.pairs))
+    out = Path(args.out or tempfile.mkdtemp(prefix="bench-gatecheck-"))
+    modes = sorted({c.mode for c in cells})
+    pools = {}
+    for fraction in [0.0, *args.fractions]:
+        b = "." if not fraction else f".+env:{planted_env(modes, fraction)}"
+        print(f"gate-check: {'identical code' if not fraction else f'{fraction:.0%} planted on B'}"
+              f", {args.pairs} pairs per cell", file=sys.stderr)
+        pair, _ = measure([parse_side("."), parse_side(b)], cells, suite.name, settings, fixed,
+                          out, show_progress=not args.quiet)
+        pools[fraction] = pair_ratios(pair)
+    print(f"run files: {out}", file=sys.stderr)
+    return pools
+
+
+def pair_ratios(pair) -> dict[str, list[float]]:
+    """Every cell's pair ratios in the order measured (cells with a failed pair left out)."""
+    from bench.abstats import pair_ratio
+    from bench.record import Status
+    from reports.ab import rounds_by_cell
+
+    a_rounds, b_rounds = rounds_by_cell(pair.a), rounds_by_cell(pair.b)
+    pools = {}
+    for key, a in a_rounds.items():
+        b = b_rounds.get(key, {})
+        ratios = [pair_ratio(a[i].samples_s, b[i].samples_s) for i in sorted(set(a) & set(b))
+                  if a[i].status == b[i].status == Status.OK]
+        if ratios and all(ratios):
+            pools[key] = ratios
+    return pools
+
+
+def reused_pools(directory: Path) -> dict[float, dict[str, list[float]]]:
     from bench.inject import parse_slowdowns
     from bench.store import load_runs
+    from reports.ab import find_pairs
 
-    files = sorted(p for p in directory.rglob("*.jsonl") if "confirm" not in p.name)
+    files = sorted(directory.rglob("*.jsonl"))
     if not files:
         raise UsageError(f"--reuse {directory}: no run files")
-    runs: dict[float, list] = {0.0: []}
-    for path in files:
-        loaded = load_runs([path])
-        if not loaded[0].complete:
-            continue
-        planted = parse_slowdowns(loaded[0].header.options.get("injected_slowdown") or "")
-        fractions = {f for (mode, _), f in planted.items() if mode == plant}
-        kind = fractions.pop() if fractions else (0.0 if not planted else None)
-        if kind is not None:
-            runs.setdefault(kind, []).append(loaded)
-    return runs
+    pools: dict[float, dict[str, list[float]]] = {}
+    for pair in find_pairs(load_runs(files)):
+        env = pair.b.header.options["ab"].get("env") or {}
+        planted = set(parse_slowdowns(env.get("BENCH_INJECT_SLOWDOWN")).values())
+        fraction = planted.pop() if len(planted) == 1 else 0.0
+        for key, ratios in pair_ratios(pair).items():
+            pools.setdefault(fraction, {}).setdefault(key, []).extend(ratios)
+    if 0.0 not in pools:
+        raise UsageError(f"--reuse {directory}: no A/B run of identical code")
+    return pools
 
 
-def _flags(baseline, current, threshold: float, alpha: float,
-           shared: float | None) -> set[tuple[str, str]]:
-    """(key, metric) pairs the gate fails at this threshold, exactly as `bench gate` decides."""
-    from reports.compare import compare_runs
-
-    result = compare_runs(baseline, current, threshold=threshold, alpha=alpha,
-                          gate_absolute=False, shared_threshold=shared)
-    return {(k, m) for k, m in result.failures()[["key", "metric"]].itertuples(index=False)}
+def _rows(judged: dict[str, object]) -> pd.DataFrame:
+    return pd.DataFrame([{"key": k, "verdict": str(j.verdict), "ratio": j.ratio, "low": j.low,
+                          "high": j.high, "status_b": "ok"} for k, j in judged.items()])
 
 
-def gate_rates(runs: dict[float, list], planted_keys: set[str], alpha: float,
-               thresholds: tuple[float, ...] = THRESHOLDS,
-               baselines: list | None = None, shared: float | None = None) -> pd.DataFrame:
-    """False-alarm rate on clean triples and detection rate per planted size, per threshold.
+def replay(pool: dict[str, list[float]], rule, rng: np.random.Generator):
+    """One replayed gate run: (decision, pairs used per cell)."""
+    from bench.abstats import Verdict, sequential
+    from reports.gate import gate_decision
 
-    `runs` maps a planted fraction (0.0 = clean) to a list of loaded runs (lists of Run).
-    A gate decision on (baseline, current, confirmation) fails when a (cell, metric) is flagged
-    in both comparisons; detection counts a planted cell's speed-up only. With `baselines`,
-    those are the baselines of every decision; otherwise each clean run is, in turn.
-    """
-    clean = runs[0.0]
-    bases = baselines if baselines is not None else clean
-    cache: dict[tuple[int, float, int, float], set[tuple[str, str]]] = {}
-
-    def flags(b: int, kind: float, c: int, threshold: float) -> set[tuple[str, str]]:
-        if (b, kind, c, threshold) not in cache:
-            cache[(b, kind, c, threshold)] = _flags(bases[b], runs[kind][c], threshold, alpha,
-                                                    shared)
-        return cache[(b, kind, c, threshold)]
-
-    def decisions(kind: float):
-        """(baseline, current, confirmation) index triples, never a run against itself."""
-        for b in range(len(bases)):
-            for c, k in itertools.permutations(range(len(runs[kind])), 2):
-                if baselines is None and kind == 0.0 and b in (c, k):
-                    continue
-                yield b, c, k
-
-    planted = {(key, "speedup_vs_eager") for key in planted_keys}
-    out = []
-    for threshold in thresholds:
-        row: dict[str, float] = {"threshold": threshold}
-        for kind in runs:
-            hits = trials = 0
-            for b, c, k in decisions(kind):
-                trials += 1
-                both = flags(b, kind, c, threshold) & flags(b, kind, k, threshold)
-                hits += bool(both if kind == 0.0 else both & planted)
-            name = "false_alarm" if kind == 0.0 else f"caught_{kind:g}"
-            row[name] = hits / trials if trials else np.nan
-        out.append(row)
-    return pd.DataFrame(out)
+    first, confirm, used = {}, {}, []
+    for key, ratios in pool.items():
+        order = list(rng.permutation(ratios))
+        judgement, n = sequential(order[:rule.max_pairs], rule)
+        first[key] = judgement
+        used.append(n)
+        if judgement.verdict == Verdict.SLOWER:
+            rest = order[n:]
+            confirm[key], extra = sequential(rest, rule) if len(rest) >= rule.min_pairs else \
+                (judgement, 0)
+            used[-1] += extra
+    decision = gate_decision(_rows(first), _rows(confirm) if confirm else None, rule)
+    return decision, used
 
 
-def supported_threshold(table: pd.DataFrame, fraction: float) -> float | None:
-    """The tightest threshold with no false alarm that catches `fraction` >= 90% of the time."""
-    column = f"caught_{fraction:g}"
-    good = table[(table["false_alarm"] == 0) & (table[column] >= DETECTION_GOAL)]
-    return float(good["threshold"].min()) if len(good) else None
+def replay_rates(pools: dict[float, dict[str, list[float]]], rule, decisions: int,
+                 seed: int = 0) -> pd.DataFrame:
+    """Per condition: gate runs failed, planted cells caught, pairs used, tight intervals."""
+    from bench.abstats import interval
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for fraction, pool in sorted(pools.items()):
+        failed = caught = cells = 0
+        pairs: list[int] = []
+        for _ in range(decisions):
+            decision, used = replay(pool, rule, rng)
+            failed += not decision.passed
+            caught += len(decision.failed)
+            cells += len(pool)
+            pairs.extend(used)
+        tight = [abs(math.log(lo)) <= math.log1p(WITHIN) and abs(math.log(hi)) <= math.log1p(WITHIN)
+                 for lo, hi in (interval(np.log(r), 1 - rule.alpha / rule.looks)[1:]
+                                for r in pool.values()) if math.isfinite(lo)]
+        rows.append({"planted": fraction, "decisions": decisions, "cells": len(pool),
+                     "pairs_per_cell": min(len(r) for r in pool.values()) if pool else 0,
+                     "gate_failed": failed / decisions, "cells_caught": caught / cells
+                     if cells else math.nan, "mean_pairs": float(np.mean(pairs)),
+                     "within_1pct": float(np.mean(tight)) if tight else math.nan})
+    return pd.DataFrame(rows)
 
 
-def format_rates(table: pd.DataFrame, counts: dict[float, int], fractions: list[float],
-                 fixed_baseline: bool = False) -> str:
-    planted = ", ".join(f"{counts[f]} with {f:.0%} planted" for f in fractions)
-    base = "the recorded baseline" if fixed_baseline else "each clean run in turn"
-    lines = [f"gate decisions (current run, confirmation run) replayed on {counts[0.0]} clean "
-             f"run(s), {planted}; baseline: {base}:",
-             "threshold  identical code passes  " + "  ".join(
-                 f"{f:.0%} slowdown caught" for f in fractions)]
+def format_rates(table: pd.DataFrame, rule) -> str:
+    lines = [f"A/B gate replayed with its own rule (threshold {rule.threshold:.0%}, "
+             f"slower from {rule.effect:.1%}, alpha {rule.alpha:g}, {rule.min_pairs}-"
+             f"{rule.max_pairs} pairs, confirmation on the pairs the first run left):",
+             "condition       decisions  cells  pairs/cell  gate failed  cells caught  "
+             "mean pairs  B/A interval within ±1%"]
     for row in table.to_dict("records"):
-        caught = "  ".join(f"{row[f'caught_{f:g}']:>19.0%}" for f in fractions)
-        lines.append(f"{row['threshold']:>9.0%}  {1 - row['false_alarm']:>21.0%}  {caught}")
-    best = supported_threshold(table, max(fractions))
-    lines.append(
-        f"supported threshold: {best:.0%} (no false alarm, {max(fractions):.0%} caught "
-        f">= {DETECTION_GOAL:.0%})" if best is not None else
-        "supported threshold: none of the tried thresholds has both no false alarm and "
-        f">= {DETECTION_GOAL:.0%} detection of {max(fractions):.0%}")
-    return "\n".join(lines) + "\n"
+        name = "identical code" if not row["planted"] else f"{row['planted']:.0%} on B"
+        lines.append(f"{name:<15} {row['decisions']:>9}  {row['cells']:>5}  "
+                     f"{row['pairs_per_cell']:>10}  {row['gate_failed']:>11.1%}  "
+                     f"{row['cells_caught']:>12.1%}  {row['mean_pairs']:>10.1f}  "
+                     f"{row['within_1pct']:>10.0%}")
+    return "\n".join(lines)
