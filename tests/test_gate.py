@@ -1,4 +1,5 @@
-"""`bench gate` end to end on a tiny suite: a planted slowdown is confirmed, noise is not."""
+"""`bench gate` end to end on a tiny suite: A/B against the baseline's commit; a slowdown
+planted on the working tree's side is confirmed and fails, identical code passes."""
 
 import os
 import subprocess
@@ -15,7 +16,7 @@ def _suite(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.toml"
     path.write_text(
         'description = "gate test"\n[settings]\nbudget_s = 0.1\npaired_budget_s = 0.2\n'
-        "min_samples = 5\nwarmup = 1\nrounds = 3\nremeasure = 0\nprobes = \"none\"\n"
+        "min_samples = 5\nwarmup = 1\nrounds = 1\nremeasure = 0\nprobes = \"none\"\n"
         '[defaults]\nmodes = ["eager", "function"]\nphases = ["infer"]\nthreads = [1]\n'
         f'[[case]]\nspec = "{SMALL_CNN}"\nbatches = [4]\n')
     return path
@@ -38,29 +39,45 @@ def baseline(tmp_path_factory):
     return suite, next(out.glob("*.jsonl")), tmp
 
 
+FAST = ["--pair-budget", "0.2", "--min-steps", "5", "--min-pairs", "3", "--max-pairs", "4"]
+
+
 def test_a_planted_slowdown_is_confirmed_and_fails_the_gate(baseline):
     suite, base, tmp = baseline
-    result = _bench(["gate", "--suite", str(suite), "--baseline", str(base), "--threshold",
-                     "0.2", "--out", str(tmp / "slow"), "--quiet", "--probes", "none"],
-                    env={"BENCH_INJECT_SLOWDOWN": "function:infer:1.5"})
+    result = _bench(["gate", "--suite", str(suite), "--baseline", str(base), *FAST,
+                     "--candidate", ".+env:BENCH_INJECT_SLOWDOWN=function:infer:1.5",
+                     "--out", str(tmp / "slow"), "--quiet"])
     assert result.returncode == 1, result.stdout + result.stderr
     assert "confirming 1 flagged cell" in result.stdout
-    assert "gate: FAIL: 1 confirmed failure" in result.stdout
+    assert "gate: FAIL: 1 confirmed slower" in result.stdout
     assert "function/infer" in result.stdout.split("gate: FAIL")[1]
-    assert len(list((tmp / "slow").glob("*.jsonl"))) == 2  # the run and its confirmation
+    # two sides, first run and confirmation
+    assert len(list((tmp / "slow").glob("*.jsonl"))) == 4
 
 
 def test_identical_code_passes_the_gate(baseline):
     suite, base, tmp = baseline
-    result = _bench(["gate", "--suite", str(suite), "--baseline", str(base), "--threshold",
-                     "0.5", "--out", str(tmp / "same"), "--quiet", "--probes", "none"])
+    result = _bench(["gate", "--suite", str(suite), "--baseline", str(base), *FAST,
+                     "--threshold", "0.5", "--out", str(tmp / "same"), "--quiet"])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "gate: pass: 0 confirmed failure" in result.stdout
+    assert "gate: pass: 0 confirmed slower" in result.stdout
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    assert f"A = git:{commit}" in result.stderr  # side A is the baseline's commit
 
 
-def test_gate_rejects_bad_options(baseline):
+def test_gate_rejects_bad_options_and_a_baseline_without_commit(baseline, tmp_path):
+    import json
+
     suite, base, tmp = baseline
     result = _bench(["gate", "--suite", str(suite), "--baseline", str(base),
                      "--threshold", "2"])
-    assert result.returncode == 2 and "--threshold" in result.stderr
+    assert result.returncode == 2 and "threshold" in result.stderr
     assert "Traceback" not in result.stderr
+    lines = base.read_text().splitlines()
+    header = json.loads(lines[0])
+    header["machine"].pop("git", None)
+    orphan = tmp_path / "orphan.jsonl"
+    orphan.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    result = _bench(["gate", "--suite", str(suite), "--baseline", str(orphan)])
+    assert result.returncode == 2 and "records no git commit" in result.stderr
