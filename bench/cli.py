@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "bench.commands.gate",
     "bench.commands.gatecheck",
     "bench.commands.ab",
+    "bench.commands.tfenv",
     "bench.commands.noise",
     "bench.commands.report",
 )

@@ -132,3 +132,12 @@ def test_gate_and_gate_check_share_the_decision_function(monkeypatch):
     from bench.commands import gate
 
     assert "gate_decision(" in inspect.getsource(gate.main)
+
+
+def test_tf_env_names_supported_releases_only(tmp_path):
+    from bench.commands.tfenv import SUPPORTED, env_path
+    from bench.errors import UsageError
+
+    assert env_path(SUPPORTED[0], tmp_path) == tmp_path / f"tf-{SUPPORTED[0]}"
+    with pytest.raises(UsageError, match="not a supported release"):
+        env_path("1.15", tmp_path)

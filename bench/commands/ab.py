@@ -90,8 +90,16 @@ def main(args: argparse.Namespace) -> int:
     if args.report:
         writable_file(args.report, "--report")
     out_dir = writable_dir(args.out, "--out")
-    pair, table = measure(specs, cells, suite.name, settings, lockstep, out_dir,
-                          show_progress=not args.quiet)
+    try:
+        pair, table = measure(specs, cells, suite.name, settings, lockstep, out_dir,
+                              show_progress=not args.quiet)
+    except KeyboardInterrupt as exc:
+        from bench import signals
+
+        kept = ", ".join(str(p) for p in getattr(exc, "run_paths", []))
+        print(f"{signals.reason(exc)}: " + (f"finished pairs are kept in {kept} (marked "
+              "incomplete)" if kept else "nothing was recorded"), file=sys.stderr)
+        return signals.exit_code(exc)
     print_comparison(pair, table, args.format)
     if args.report:
         from bench.commands.report import write_report
