@@ -23,6 +23,7 @@ Everything here is plain numpy/pandas over `bench.store.Run`; no TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -59,9 +60,9 @@ _MISSING = "missing"
 
 
 def eager_key(cell: Cell) -> str:
-    """The key of the eager cell this cell's speed-up is measured against."""
-    return Cell(cell.case, cell.config, REFERENCE_MODE, cell.phase, cell.device, cell.input,
-                cell.batch).key
+    """The key of the eager cell this cell's speed-up is measured against: the same cell with
+    only its mode replaced (threads included: a 1-thread cell's partner is 1-thread eager)."""
+    return dataclasses.replace(cell, mode=REFERENCE_MODE).key
 
 
 def round_speedups(cell: PooledCell, eager: PooledCell) -> np.ndarray:

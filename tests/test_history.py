@@ -25,7 +25,7 @@ MEDIAN_S = {"eager": 0.010, "function": 0.005}
 
 
 def write_run(path: Path, index: int, function_s: float = 0.005, rounds: int = 3,
-              fingerprint: str = "machine-a", seed: int = 0) -> Path:
+              fingerprint: str = "machine-a", seed: int = 0, threads: str = "all") -> Path:
     """Run number `index` (its commit is c<index>), rounds of eager and function."""
     rng = np.random.default_rng(seed + index)
     header = RunHeader(run_id=f"run{index}", suite="quick", started=f"2024-05-{index + 1:02d}",
@@ -34,7 +34,8 @@ def write_run(path: Path, index: int, function_s: float = 0.005, rounds: int = 3
     for r in range(rounds):
         for mode, median in (("eager", MEDIAN_S["eager"]), ("function", function_s)):
             samples = median * rng.lognormal(0.0, 0.02, 30)
-            writer.append(Record(cell=Cell("cnn", "", mode, "infer", batch=4), status="ok",
+            writer.append(Record(cell=Cell("cnn", "", mode, "infer", batch=4, threads=threads),
+                                 status="ok",
                                  run_id=header.run_id, round=r, samples_s=samples.tolist(),
                                  images_per_step=4))
     writer.close(complete=True)
@@ -61,6 +62,14 @@ def test_summarize_run_has_throughput_ci_and_speedup(tmp_path):
     assert len(function.round_ips) == 3 and len(function.round_speedups) == 3
     assert eager.speedup is None and eager.round_speedups == []
     assert summarize_run(run, commit="abc")[0].commit == "abc"
+
+
+def test_single_thread_cells_get_their_speedup_from_single_thread_eager(tmp_path):
+    """The quick suite is single-thread only: its cells' eager partner is 1-thread eager."""
+    run = load_run(write_run(tmp_path / "r.jsonl", 0, threads="1"))
+    function = next(e for e in summarize_run(run) if e.mode == "function")
+    assert function.key.endswith("/t1")
+    assert function.speedup == pytest.approx(2.0, rel=0.03)
 
 
 def test_history_is_append_only_and_skips_a_run_already_there(tmp_path):
