@@ -6,9 +6,9 @@ one long A/B run measures a fixed number of worker pairs per cell (`--pairs`, no
 Then the gate's own decision (reports.gate.gate_decision, the function `bench gate` calls) is
 replayed `--decisions` times on those pairs: each replay shuffles every cell's pairs, the first
 run consumes them with the sequential rule until it decides (or reaches --max-pairs), and a
-flagged cell's confirmation consumes the pairs the first run did not use. So every decision
-sees fresh pairs for its confirmation, as the real gate does, but the replays share the
-measured pool: they are resamples, not independent gate runs, and the output says how many
+flagged cell's confirmation consumes the pairs the first run did not use (or, when fewer than
+min_pairs are left, a new shuffle of the whole pool). So a decision's confirmation mostly sees
+pairs its first run did not, as the real gate's does, but the replays share the measured pool: they are resamples, not independent gate runs, and the output says how many
 pairs per cell they rest on.
 
 Printed per condition: the share of replayed gate runs that fail (for identical code this is
@@ -162,8 +162,9 @@ def replay(pool: dict[str, list[float]], rule, rng: np.random.Generator):
         used.append(n)
         if judgement.verdict == Verdict.SLOWER:
             rest = order[n:]
-            confirm[key], extra = sequential(rest, rule) if len(rest) >= rule.min_pairs else \
-                (judgement, 0)
+            if len(rest) < rule.min_pairs:  # a small pool: reshuffle all of it (stated)
+                rest = list(rng.permutation(ratios))
+            confirm[key], extra = sequential(rest[:rule.max_pairs], rule)
             used[-1] += extra
     decision = gate_decision(_rows(first), _rows(confirm) if confirm else None, rule)
     return decision, used
