@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.abstats import Judgement, Rule, Verdict, judge, pair_ratio
-from bench.lockstep import recv_json, send_json
+from bench.lockstep import SCRATCH_PREFIX, recv_json, send_json
 from bench.machine import fingerprint, machine_facts
 from bench.placement import available_cpus, pin, placement
 from bench.record import Cell, Record, Status, is_failed
@@ -109,7 +109,7 @@ def run_ab(cells: list[Cell], sides: list[Side], *, suite: str, settings, lockst
     from bench.worker import CellOptions
 
     rule = lockstep.rule
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ab-"))
+    tmp = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
     stem = run_stem(f"ab-{suite}")
     paths: dict[str, Path] = {}
     writers: dict[str, RunWriter] = {}

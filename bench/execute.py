@@ -1,6 +1,6 @@
 """The run API: a list of cells and settings in, a run file (or one per Ray node) out.
 
-`run`, `gate`, `gate-check` and `ab` measure through these functions; the command-line
+`run` (locally or on a Ray cluster) measures through these functions; the command-line
 modules only parse, validate and print. The run file is claimed before calibration, so two
 runs started in the same second never share a name. An interruption (KeyboardInterrupt,
 bench.signals) or a failed write (StoreWriteError) is re-raised with `run_path` set, and
@@ -22,7 +22,7 @@ def execute(cells: list, name: str, settings, out_dir: str | Path, *,
             show_progress: bool = True, probes: str | None = None, rounds: int | None = None):
     """Run `cells` with `settings` into a new run file in `out_dir`: (path, RunResult).
 
-    Shared by `run`, `gate` and `gate-check`. The run file is claimed before calibration.
+    The run file is claimed before calibration.
     An interruption (KeyboardInterrupt, bench.signals) or a failed write (StoreWriteError) is
     re-raised with `run_path` set, and `nothing_recorded` when the claimed file was removed.
     """

@@ -38,6 +38,7 @@ from typing import Any
 
 PROTOCOL = 1
 HELLO = "bench-lockstep"
+SCRATCH_PREFIX = "bench-ab-"  # the driver's scratch folder, the servers' TMPDIR
 
 
 def send_json(conn: socket.socket, obj: dict[str, Any]) -> None:
@@ -77,7 +78,11 @@ def pin_process(cpus: list[int]) -> None:
 def serve() -> int:
     from bench.signals import die_with_parent
 
-    die_with_parent()  # the driver may die hard; its servers go with it
+    # The driver may die hard (SIGKILL): then the kernel sends this server SIGTERM, and it
+    # removes the run's scratch folder (TMPDIR, AutoGraph's files) before going; its
+    # workers die with it (their own parent-death signal).
+    signal.signal(signal.SIGTERM, _remove_scratch_and_exit)
+    die_with_parent(signal.SIGTERM)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped by the kernel
     import tensorflow as tf
 
@@ -101,6 +106,15 @@ def serve() -> int:
     return 0
 
 
+def _remove_scratch_and_exit(signum, frame) -> None:
+    import shutil
+
+    scratch = os.environ.get("TMPDIR", "")
+    if os.path.basename(scratch).startswith(SCRATCH_PREFIX):
+        shutil.rmtree(scratch, ignore_errors=True)
+    os._exit(128 + signum)
+
+
 def _worker(command: dict[str, Any]) -> None:
     """A forked worker's whole life; ends the process, whatever happens."""
     from bench.signals import die_with_parent
@@ -108,6 +122,7 @@ def _worker(command: dict[str, Any]) -> None:
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         die_with_parent()
         fd = os.open(command["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)

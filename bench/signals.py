@@ -79,14 +79,14 @@ def die_with_runner() -> None:
     die_with_parent()
 
 
-def die_with_parent() -> None:
-    """Have the kernel SIGKILL this process when its parent exits (Linux; elsewhere a no-op).
-
-    The parent may already be gone before the request is made; then exit at once.
+def die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """Have the kernel send `signum` (SIGKILL) to this process when its parent exits (Linux;
+    elsewhere a no-op). The parent may already be gone before the request is made; then exit
+    at once.
     """
     parent = os.getppid()
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
     if os.getppid() != parent or parent == 1:
         os._exit(1)

@@ -134,3 +134,36 @@ def test_sigterm_before_any_cell_names_no_phantom_file(tmp_path):
         assert _wait_until(lambda: not any(_alive(p) for p in started), 10)
     finally:
         _cleanup(process, started)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_an_interrupted_ab_run_leaves_no_server_worker_or_scratch(tmp_path, signum):
+    """SIGTERM: footers say so, exit 143; SIGKILL: the side servers and workers die too."""
+    from conftest import SMALL_CNN
+
+    pytest.importorskip("tensorflow")
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    scratch.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench", "ab", ".", ".", "--case", SMALL_CNN, "--batch", "2",
+         "--phase", "infer", "--mode", "eager,function", "--min-pairs", "8", "--max-pairs", "8",
+         "--out", str(out), "--quiet"], cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TMPDIR": str(scratch)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    started: dict[int, str | None] = {}
+    try:
+        assert _wait_until(lambda: _records(out) >= 2, 180), "no pair was recorded"
+        started = snapshot(process.pid)
+        assert len(started) >= 2  # two side servers, at least
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+        assert _wait_until(lambda: not any(_alive(p) for p in started), 15), \
+            [p for p in started if _alive(p)]
+        if signum == signal.SIGTERM:
+            assert process.returncode == 143 and "kept in" in stderr, stderr
+            for path in out.glob("*.jsonl"):
+                run = load_run(path)
+                assert not run.complete and "SIGTERM" in run.end_reason and run.records
+        assert _wait_until(lambda: list(scratch.iterdir()) == [], 15), list(scratch.iterdir())
+    finally:
+        _cleanup(process, started)

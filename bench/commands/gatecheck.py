@@ -8,8 +8,9 @@ replayed `--decisions` times on those pairs: each replay shuffles every cell's p
 run consumes them with the sequential rule until it decides (or reaches --max-pairs), and a
 flagged cell's confirmation consumes the pairs the first run did not use (or, when fewer than
 min_pairs are left, a new shuffle of the whole pool). So a decision's confirmation mostly sees
-pairs its first run did not, as the real gate's does, but the replays share the measured pool: they are resamples, not independent gate runs, and the output says how many
-pairs per cell they rest on.
+pairs its first run did not, as the real gate's does, but the replays share the measured
+pool: they are resamples, not independent gate runs, and the output says how many pairs per
+cell they rest on.
 
 Printed per condition: the share of replayed gate runs that fail (for identical code this is
 the whole run's false-alarm rate, every cell tested at once), the share of planted cells
