@@ -6,7 +6,7 @@ other CPU at the same time) cannot resolve a few percent. Two processes pinned t
 CPU and taking turns one step each see the same machine within milliseconds, and the ratio of
 their step times holds still while the step times themselves move (measured on this machine:
 identical code within 0.2-1.5% over pairs of fresh processes, a planted 3% resolved; see
-README "Regression tracking").
+docs/regression-tracking.md).
 
 For each cell, a worker pair: side A's server and side B's server (bench.sides, each its own
 interpreter, code and environment) each fork a fresh worker; both prepare the cell with the

@@ -2,7 +2,7 @@
 
 Each (case, mode) cell is prepared and probed in its own worker process, exactly as
 `bench run --probes` would probe it, but without the timed measurement. The scorecard has the
-modes as columns and the probes as rows (README.md, "The probes", explains each row).
+modes as columns and the probes as rows (docs/probes.md explains each row).
 With --out, the records (status ok, probes in `debug`, no timing samples) are also written as
 a run file `debug-<time>.jsonl`, so `bench table` and `bench report` can show them, plus the
 workers' logs; without it the logs go to a temporary directory named on stderr.

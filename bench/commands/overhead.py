@@ -67,5 +67,6 @@ def main(args: argparse.Namespace) -> int:
     print(f"harness (median): {r['harness_median_s'] * 1e6:9.2f} us/step")
     verdict = "within" if r["overhead_rel"] <= 0.01 else "above"
     print(f"this estimate is {verdict} the 1% target; on a shared machine block-to-block noise "
-          "is of the same order, so repeat it and look at the spread (README: six runs)")
+          "is of the same order, so repeat it and look at the spread (docs/measurements.md: "
+          "six runs)")
     return 0

@@ -1,7 +1,7 @@
 """Debuggability, measured: experiments that run a mode and record what a user could debug.
 
 `run_probes(cell, workload, request, prepared)` runs every probe against one prepared cell and
-returns the `dbg_*` facts of its Record (see `KEYS`, and README.md, "The probes", for what they mean
+returns the `dbg_*` facts of its Record (see `KEYS`, and docs/probes.md for what they mean
 to a user). Every value comes from running the mode: a profile hook during real steps, fetching
 tensors from the graph the mode runs, injecting faults through the case's `tap` hook and
 reading the exception TensorFlow raises, rebuilding and retracing with a new batch size, and
