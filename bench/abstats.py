@@ -38,6 +38,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from bench.record import Status
 from bench.replicates import outliers
 
 OUTLIER = 0.10
@@ -51,7 +52,7 @@ class Verdict(StrEnum):
     SAME = "no change"
     UNDECIDED = "undecided"
     FAILED = "failed"  # a side's worker failed: no ratio (the statuses say which)
-    SKIPPED = "skipped"  # not applicable on both sides
+    SKIPPED = Status.SKIPPED.value  # not applicable on both sides (the status's own word)
 
 
 @dataclass(frozen=True)

@@ -7,3 +7,7 @@ class UsageError(Exception):
 
 # Exit code when a results file cannot be written (disk full, I/O error); what was written stays.
 WRITE_FAILED = 3
+
+
+class StoreError(ValueError):
+    """A results file that cannot be used at all (missing, empty, not a run)."""

@@ -28,9 +28,6 @@ from bench.errors import UsageError
 from bench.record import ALL_THREADS
 
 MAX_INTER_OP = 2
-# Other processes using at least this share of the worker's CPUs (in cores) while it sampled
-# make the cell's numbers suspect: the table and the report warn.
-OTHER_LOAD_WARN = 0.10
 
 
 def available_cpus() -> list[int]:

@@ -14,10 +14,7 @@ from collections import Counter
 
 from bench.eta import Forecast
 from bench.record import Cell, Record, is_failed
-
-
-def clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+from bench.units import clock
 
 
 class Progress:

@@ -1,4 +1,4 @@
-"""pytest-benchmark JSON files -> a `bench.store.Run`, so `bench table/report/compare` read them.
+"""pytest-benchmark JSON files -> a `Run` (bench.record), so `bench table/report/compare` read them.
 
 `pytest bench/ --benchmark-only --benchmark-json out.json` (or `--benchmark-autosave`) writes
 pytest-benchmark's own format: top-level `machine_info`, `commit_info`, `benchmarks`, ... Each
@@ -21,9 +21,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bench.errors import StoreError
 from bench.machine import fingerprint
-from bench.record import SCHEMA_VERSION, Record, SchemaError, Status
-from bench.store import Run, RunHeader, StoreError
+from bench.record import SCHEMA_VERSION, Record, Run, RunHeader, SchemaError, Status
 
 DEFAULT_SUITE = "pytest-benchmark"
 _TOP_LEVEL = ("machine_info", "benchmarks")

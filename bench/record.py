@@ -28,6 +28,9 @@ ALL_THREADS = "all"  # a threads value: every CPU the run may use
 # failed (its stages are unknown); `skipped` the runner's time on a not-applicable cell.
 TIME_STAGES = ("start", "inputs", "setup", "first_call", "equivalence", "warmup", "sampling",
                "probes", "reference", "paired", "teardown", "lost")
+# Other processes using at least this share of a worker's CPUs (in cores) while it sampled
+# (Record.load) make the cell's numbers suspect: the table and the report warn.
+OTHER_LOAD_WARN = 0.10
 # The stages a longer budget lengthens; the others are paid once per cell whatever the budget.
 MEASURING_STAGES = ("warmup", "sampling", "paired")
 
@@ -251,7 +254,6 @@ RECORD_FIELD_TYPES: dict[str, tuple[Any, str]] = {
     "load": (lambda v: isinstance(v, dict), "an object"),
     "paired_s": (_list_of(_non_negative), "a list of non-negative, finite numbers"),
     "paired_eager_s": (_list_of(_non_negative), "a list of non-negative, finite numbers"),
-    "excluded": (lambda v: isinstance(v, str), "a string"),
     "time_s": (_dict_of(_non_negative), "an object of non-negative numbers (seconds)"),
 }
 
@@ -299,3 +301,32 @@ def _check_fields(data: dict[str, Any], table: dict[str, tuple[Any, str]], prefi
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --------------------------------------------------------------------------- runs
+# A run file's header and the loaded run (bench.store reads and writes them).
+
+
+@dataclass
+class RunHeader:
+    run_id: str
+    suite: str
+    started: str  # ISO 8601, UTC
+    machine: dict[str, Any] = field(default_factory=dict)  # bench.machine facts
+    options: dict[str, Any] = field(default_factory=dict)  # the run's settings
+    # peak_key(device, threads) -> measured FLOP/s; a footer may hold a second measurement
+    # (taken at the end of the run) and loading keeps the better of the two.
+    peak_flops: dict[str, float] = field(default_factory=dict)
+    schema: int = SCHEMA_VERSION
+
+
+@dataclass
+class Run:
+    header: RunHeader
+    records: list[Record]
+    complete: bool
+    path: str = ""
+    end_reason: str = ""
+    problems: list[str] = field(default_factory=list)  # "file:line: what is wrong"
+    finished: str = ""  # ISO 8601 from the footer; "" when the run never finished
+    elapsed_s: float | None = None  # footer: seconds from the first cell's start to the end

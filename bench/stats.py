@@ -144,7 +144,7 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> float:
     return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
 
 
-def _bootstrap_medians(
+def bootstrap_medians(
     sorted_x: np.ndarray, resamples: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Medians of `resamples` bootstrap resamples of sorted_x, without building the resamples.
@@ -185,8 +185,8 @@ def ratio_ci(
     a = np.sort(_as_samples(a_samples, "a_samples"))
     b = np.sort(_as_samples(b_samples, "b_samples"))
     rng = np.random.default_rng(seed)
-    med_a = _bootstrap_medians(a, resamples, rng)
-    med_b = _bootstrap_medians(b, resamples, rng)
+    med_a = bootstrap_medians(a, resamples, rng)
+    med_b = bootstrap_medians(b, resamples, rng)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = med_a / med_b
     alpha = 1.0 - confidence

@@ -24,16 +24,14 @@ import math
 import os
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UsageError
-from bench.record import SCHEMA_VERSION, Record, SchemaError
+from bench.errors import StoreError, UsageError
+from bench.pytest_benchmark_json import is_pytest_benchmark_json, load_pytest_benchmark
+from bench.record import SCHEMA_VERSION, Record, Run, RunHeader, SchemaError
 
-
-class StoreError(ValueError):
-    """A results file that cannot be used at all (missing, empty, not a run)."""
+__all__ = ["Run", "RunHeader", "StoreError", "RunWriter", "load_run", "load_runs"]
 
 
 class StoreWriteError(OSError):
@@ -83,19 +81,6 @@ def release_claim(path: str | os.PathLike) -> bool:
     return False
 
 
-@dataclass
-class RunHeader:
-    run_id: str
-    suite: str
-    started: str  # ISO 8601, UTC
-    machine: dict[str, Any] = field(default_factory=dict)  # bench.machine facts
-    options: dict[str, Any] = field(default_factory=dict)  # the run's settings
-    # peak_key(device, threads) -> measured FLOP/s; a footer may hold a second measurement
-    # (taken at the end of the run) and loading keeps the better of the two.
-    peak_flops: dict[str, float] = field(default_factory=dict)
-    schema: int = SCHEMA_VERSION
-
-
 def peak_key(device: str, threads: str) -> str:
     """Where a (device, threads) profile's peak FLOP/s is kept: 'cpu/t1', 'cpu/tall'."""
     return f"{device}/t{threads}"
@@ -104,18 +89,6 @@ def peak_key(device: str, threads: str) -> str:
 def peak_for(peaks: dict[str, float], device: str, threads: str) -> float | None:
     """The peak a cell is divided by: its own profile's, or (older runs) the device's."""
     return peaks.get(peak_key(device, threads)) or peaks.get(device)
-
-
-@dataclass
-class Run:
-    header: RunHeader
-    records: list[Record]
-    complete: bool
-    path: str = ""
-    end_reason: str = ""
-    problems: list[str] = field(default_factory=list)  # "file:line: what is wrong"
-    finished: str = ""  # ISO 8601 from the footer; "" when the run never finished
-    elapsed_s: float | None = None  # footer: seconds from the first cell's start to the end
 
 
 class RunWriter:
@@ -310,15 +283,11 @@ def _unique(runs: list[Run]) -> list[Run]:
 
 
 def _run_files_in(directory: Path) -> list[Path]:
-    from bench.pytest_benchmark_json import is_pytest_benchmark_json  # it imports this module
-
     return sorted(directory.glob("*.jsonl")) + [
         p for p in sorted(directory.glob("*.json")) if is_pytest_benchmark_json(p)]
 
 
 def _load_one(path: Path) -> Run:
-    from bench.pytest_benchmark_json import is_pytest_benchmark_json, load_pytest_benchmark
-
     try:
         if is_pytest_benchmark_json(path):
             return load_pytest_benchmark(path)

@@ -40,7 +40,7 @@ from bench.replicates import (
     compare_replicates,
     used_values,
 )
-from bench.stats import _bootstrap_medians, mann_whitney_u
+from bench.stats import bootstrap_medians, mann_whitney_u
 from bench.store import Run
 from reports.format import format_value as _format_value
 from reports.pool import PooledCell, pool_cells
@@ -392,8 +392,8 @@ def _bootstrap_speedups(cell: PooledCell, eager: PooledCell,
     common = sorted(set(cell.round_samples) & set(eager.round_samples))
     per_round = []
     for r in common:
-        mode_medians = _bootstrap_medians(np.sort(cell.round_samples[r]), BOOTSTRAP_RESAMPLES, rng)
-        eager_medians = _bootstrap_medians(np.sort(eager.round_samples[r]), BOOTSTRAP_RESAMPLES,
+        mode_medians = bootstrap_medians(np.sort(cell.round_samples[r]), BOOTSTRAP_RESAMPLES, rng)
+        eager_medians = bootstrap_medians(np.sort(eager.round_samples[r]), BOOTSTRAP_RESAMPLES,
                                            rng)
         # speed-up = ips(mode) / ips(eager) = (per_step_m / t_m) / (per_step_e / t_e)
         scale = cell.images_per_step / eager.images_per_step

@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import UsageError
-from bench.placement import OTHER_LOAD_WARN
-from bench.record import SETUP_STAGES, TIME_STAGES, Record
+from bench.record import OTHER_LOAD_WARN, SETUP_STAGES, TIME_STAGES, Record
 from bench.replicates import (
     SPEEDUP_OUTLIER,
     THROUGHPUT_OUTLIER,

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from bench.progress import clock
 from bench.record import MEASURING_STAGES, TIME_STAGES
 from bench.store import Run
+from bench.units import clock
 
 
 def stage_seconds(runs: Sequence[Run]) -> pd.DataFrame:

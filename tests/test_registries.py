@@ -64,6 +64,34 @@ def test_imports_flow_one_way_store_to_reports_to_commands():
         assert "bench.commands" not in path.read_text(), path
 
 
+# What reports/ may read of bench: the record and its store, the statistics, the registries
+# (modes, probes), the A/B rule; never the engine's running parts or a private name.
+REPORTS_MAY_IMPORT = {"bench.record", "bench.store", "bench.stats", "bench.replicates",
+                      "bench.abstats", "bench.errors", "bench.paths", "bench.modes",
+                      "bench.probes", "bench.units", "bench.pytest_benchmark_json"}
+
+
+def test_reports_read_only_the_record_store_statistics_and_registries():
+    import ast
+
+    for path in ROOT.glob("reports/**/*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bench"):
+                assert node.module in REPORTS_MAY_IMPORT, (path.name, node.module)
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, (path.name, node.module, private)
+
+
+def test_no_import_cycle_between_store_and_its_formats():
+    import subprocess
+    import sys
+
+    for first in ("bench.store", "bench.pytest_benchmark_json"):
+        subprocess.run([sys.executable, "-c", f"import {first}"], check=True, cwd=ROOT)
+    source = (ROOT / "bench" / "pytest_benchmark_json.py").read_text()
+    assert "from bench.store" not in source  # the format reads the record, not the store
+
+
 def test_reports_never_import_tensorflow():
     """Checked in a fresh interpreter: other tests in this process may have imported TF."""
     import subprocess

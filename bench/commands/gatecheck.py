@@ -146,8 +146,10 @@ def reused_pools(directory: Path) -> dict[float, dict[str, list[float]]]:
 
 
 def _rows(judged: dict[str, object]) -> pd.DataFrame:
+    from bench.record import Status
+
     return pd.DataFrame([{"key": k, "verdict": str(j.verdict), "ratio": j.ratio, "low": j.low,
-                          "high": j.high, "status_b": "ok"} for k, j in judged.items()])
+                          "high": j.high, "status_b": Status.OK} for k, j in judged.items()])
 
 
 def replay(pool: dict[str, list[float]], rule, rng: np.random.Generator):
