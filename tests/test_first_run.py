@@ -189,7 +189,7 @@ def test_verdict_names_failures_and_disagreements():
     text = "\n".join(verdict_lines(frame, "x.html"))
     assert f"failed: 1: {frame.loc[frame.index[0], 'key']} (crashed)" in text
     assert f"disagreed with eager: 1: {frame.loc[wrong, 'key']}" in text
-    assert "fastest" not in text or "x [" in text
+    assert "x [" in text  # speed-ups are shown with their interval
     assert "report: x.html" in text
 
 
@@ -203,7 +203,7 @@ def test_full_table_stays_available_for_scripts(recorded, tmp_path):
                              "--out", str(tmp_path / "o"), "--quiet", "--format", "csv"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0].startswith("case,") or "," in result.stdout.splitlines()[0]
+    assert result.stdout.splitlines()[0].startswith("case,")
     assert "What this run found" not in result.stdout
 
 

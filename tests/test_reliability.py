@@ -136,7 +136,7 @@ def test_history_append_refuses_a_file_that_is_not_a_history(tmp_path, capsys):
     assert all(json.loads(line)["kind"] == "history" for line in history.read_text().splitlines())
     code, _, err = _cli(capsys, "history", "report", "--history", other,
                         "-o", tmp_path / "t.html")
-    assert code == 2 and "not a history" in err or "run file" in err
+    assert code == 2 and ("not a history" in err or "run file" in err), err
 
 
 def test_baseline_record_refuses_to_replace_what_is_not_a_run_file(tmp_path, capsys):
