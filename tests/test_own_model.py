@@ -349,3 +349,35 @@ def test_the_seed_and_value_range_keys_shape_the_inputs(models):
     assert wide.min() < 0 and not np.allclose(plain, wide)
     assert dataclasses.replace  # keys are part of the cell's case spec, so workers see them
     assert get_workload(f"{models['savedmodel']}:seed=3").spec.endswith(":seed=3")
+
+
+# --- probes -----------------------------------------------------------------------------------
+
+def _probed(spec, mode):
+    from bench.worker import CellOptions, run_cell
+
+    workload = get_workload(spec)
+    options = CellOptions(budget_s=0.05, paired_budget_s=0.05, min_samples=3, warmup=1,
+                          probes=True)
+    return run_cell(Cell(workload.case, workload.config_string, mode, "infer", batch=2), options)
+
+
+@pytest.mark.parametrize("mode", ["optimized", "xla"])
+def test_probes_run_on_a_model_file_and_say_why_some_cannot(models, mode):
+    record = _probed(models["keras"], mode)
+    assert record.status == Status.OK and "dbg_probe_errors" not in record.debug
+    assert record.debug["dbg_graph_nodes"] < record.debug["dbg_graph_nodes_built"]
+    reasons = record.debug["dbg_probes_not_applicable"]
+    assert {r.partition(":")[0] for r in reasons} == {
+        "python_calls", "intermediates", "faults", "cost_of_change"}
+    assert record.debug["dbg_fault_layer"] is None
+
+
+@pytest.mark.parametrize("mode", ["eager", "session"])
+def test_a_module_case_gets_every_probe(mode):
+    record = _probed(MODULE_CASE, mode)
+    assert record.status == Status.OK
+    assert "dbg_probe_errors" not in record.debug
+    assert "dbg_probes_not_applicable" not in record.debug
+    assert record.debug["dbg_fault_layer"] in ("hidden", "logits")
+    assert record.debug["dbg_intermediates_fraction"] == 1.0

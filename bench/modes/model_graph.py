@@ -115,7 +115,8 @@ def prepare_session(request: Request) -> Prepared:
                     close=session.close, batches_per_call=_batches(request),
                     extra={"mode_impl": f"session ({request.workload.kind} model, SavedModel "
                                         "v1 loader)"},
-                    handles={"graph": graph, "session": session, "graph_def": graph_def})
+                    handles={"graph": graph, "session": session, "graph_def": graph_def,
+                             "built_graph_def": graph_def})
 
 
 def _batches(request: Request) -> int:
@@ -131,7 +132,8 @@ def prepare_frozen(request: Request, optimize: bool) -> Prepared:
     with stage(timings, SetupStage.BUILD):
         loaded = load(request.workload)
         concrete = inference_function(loaded, request.workload, request.batch)
-        built_nodes = g.count_nodes(concrete.graph.as_graph_def())
+        built_graph_def = concrete.graph.as_graph_def()
+        built_nodes = g.count_nodes(built_graph_def)
     with stage(timings, SetupStage.FREEZE):
         frozen = freeze(concrete)
     graph_def, nodes = frozen.graph_def, {"built": built_nodes,
@@ -166,7 +168,8 @@ def prepare_frozen(request: Request, optimize: bool) -> Prepared:
                     batches_per_call=_batches(request),
                     extra={**extra, "mode_impl": f"{mode} ({request.workload.kind} model)"},
                     handles={"graph": graph, "session": session, "graph_def": graph_def,
-                             "frozen_graph_def": frozen.graph_def})
+                             "frozen_graph_def": frozen.graph_def,
+                             "built_graph_def": built_graph_def})
 
 
 def _node(tensor_name: str) -> str:
