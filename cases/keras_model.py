@@ -48,7 +48,11 @@ def open_model(spec_path: str, module_name: str, where: str):
     import keras
 
     try:
-        return keras.saving.load_model(spec_path, custom_objects=objects, compile=True)
+        try:
+            return keras.saving.load_model(spec_path, custom_objects=objects, compile=True)
+        except Exception:  # noqa: BLE001 - e.g. a legacy .h5 whose compile config Keras 3
+            # no longer reads: the network without its loss (the key loss=... names one)
+            return keras.saving.load_model(spec_path, custom_objects=objects, compile=False)
     except Exception as exc:  # noqa: BLE001 - every loading failure is the file's problem
         text = " ".join(str(exc).split())
         if "Could not locate" in text or "Unknown layer" in text or "custom_objects" in text:

@@ -381,3 +381,41 @@ def test_a_module_case_gets_every_probe(mode):
     assert "dbg_probes_not_applicable" not in record.debug
     assert record.debug["dbg_fault_layer"] in ("hidden", "logits")
     assert record.debug["dbg_intermediates_fraction"] == 1.0
+
+
+def _xla_hostile_saved_model(path):
+    """Runs everywhere but under XLA: string ops have no XLA kernels."""
+    class Stringly(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec((None, 3), tf.float32, name="x")])
+        def serve(self, x):
+            return {"y": tf.strings.to_number(tf.strings.as_string(x)) * 2.0}
+
+    module = Stringly()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+
+
+def test_a_mode_that_fails_on_the_model_is_that_cells_error_and_the_run_goes_on(tmp_path):
+    from bench.cli import main
+    from bench.store import load_run
+
+    _xla_hostile_saved_model(tmp_path / "stringly")
+    code = main(["run", "--suite", "smoke", "--case", f"savedmodel:{tmp_path / 'stringly'}",
+                 "--mode", "xla,function,frozen", "--phase", "infer", "--batch", "2",
+                 "--threads", "all", "--budget", "0.05", "--min-samples", "3",
+                 "--probes", "none", "--out", str(tmp_path / "results"), "--format", "csv"])
+    assert code == 1  # some cells failed
+    (path,) = tmp_path.glob("results/*.jsonl")
+    status = {r.cell.mode: r for r in load_run(path).records}
+    assert status["xla"].status == Status.ERROR and status["xla"].reason
+    assert status["function"].status == status["frozen"].status == Status.OK
+    assert status["frozen"].equivalent
+
+
+def test_an_h5_file_is_read_where_keras_still_reads_it(tmp_path):
+    spec = f"keras:{keras_file(tmp_path, 'legacy.h5')}"
+    outputs, _ = _run(spec, "frozen", "infer")
+    reference, _ = _reference(spec, "infer")
+    assert np.max(np.abs(outputs[0] - reference[0])) <= tolerance("frozen", "infer")
+    # Keras 3 no longer reads this file's compile config: the loss is named by key instead.
+    assert get_workload(spec).loss == ""
+    _assert_trained_like_reference(f"{spec}:loss=mse", "function")
