@@ -419,3 +419,21 @@ def test_an_h5_file_is_read_where_keras_still_reads_it(tmp_path):
     # Keras 3 no longer reads this file's compile config: the loss is named by key instead.
     assert get_workload(spec).loss == ""
     _assert_trained_like_reference(f"{spec}:loss=mse", "function")
+
+
+def test_suite_files_name_model_files_and_module_cases(models, tmp_path):
+    from bench import plan
+
+    suite = tmp_path / "mine.toml"
+    suite.write_text(
+        'description = "mine"\n[defaults]\nmodes = ["eager", "frozen"]\nphases = ["infer"]\n'
+        f'[[case]]\nspec = "{models["savedmodel"]}:seed=2"\nbatches = [2]\n'
+        f'[[case]]\nspec = "{MODULE_CASE}"\n')
+    cells = plan.expand(plan.load_suite(str(suite)))
+    assert {c.case_spec for c in cells} == {f"{models['savedmodel']}:seed=2", MODULE_CASE}
+    for cell in cells:
+        assert get_workload(cell.case_spec).spec == cell.case_spec
+    broken = tmp_path / "broken.toml"
+    broken.write_text(f'description = "x"\n[[case]]\nspec = "keras:{tmp_path}/none.keras"\n')
+    with pytest.raises(plan.SuiteError, match="no such file"):
+        plan.load_suite(str(broken))
