@@ -69,11 +69,6 @@ class Workload:
     def trainable_names(self) -> tuple[str, ...]:
         return tuple(n for n, s in self.param_specs.items() if s.trainable)
 
-    def skip_reason(self, mode: str, phase: str) -> str | None:
-        """Why this workload cannot run a (mode, phase) cell the mode itself can run; None
-        for every built-in case (a user's model file may say otherwise: cases.model)."""
-        return None
-
     def weights(self, seed: int = 0) -> dict[str, np.ndarray]:
         """Deterministic float32 weights: the same seed gives the same bytes in every mode."""
         rng = np.random.default_rng(seed)

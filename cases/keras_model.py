@@ -102,20 +102,16 @@ def workload(spec: ModelSpec, config: ModelConfig) -> ModelWorkload:
     return dataclasses.replace(
         base, model_outputs=model_outputs, param_specs=params, macs_per_image=macs,
         classes=int(model_outputs[0].shape[-1]) if model_outputs[0].shape else 1,
-        reasons=reasons(loss, len(model_outputs)))
+        train_reason=train_reason(loss, len(model_outputs)))
 
 
-def reasons(loss: str, outputs: int) -> tuple[tuple[str, str, str], ...]:
-    out = [("session", "train",
-            "not applicable: the Session graph of a Keras model is its exported inference "
-            "signature; training in a Session needs the model as tf-op case code (module:)")]
+def train_reason(loss: str, outputs: int) -> str:
     if not loss:
-        out.append(("*", "train", "not applicable: the model has no loss (compile it with "
-                                  "one before saving, or name one with the key loss=...)"))
-    elif outputs != 1:
-        out.append(("*", "train", "not applicable: training takes a model with one output "
-                                  f"(this one has {outputs})"))
-    return tuple(out)
+        return ("not applicable: the model has no loss (compile it with one before saving, or "
+                "name one with the key loss=...)")
+    if outputs != 1:
+        return f"not applicable: training takes a model with one output (this one has {outputs})"
+    return ""
 
 
 def _loss_name(model) -> str:

@@ -15,7 +15,7 @@ This module is TensorFlow-free; the loaders (cases.keras_model, cases.saved_mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -115,14 +115,10 @@ class ModelWorkload(Workload):
     high: float = 1.0
     input_seed: int = 0
     custom_objects: str = ""
-    # (mode, phase, reason): cells this model cannot run; mode or phase "*" matches any.
-    reasons: tuple[tuple[str, str, str], ...] = field(default=())
-
-    def skip_reason(self, mode: str, phase: str) -> str | None:
-        for m, p, reason in self.reasons:
-            if m in ("*", mode) and p in ("*", phase):
-                return reason
-        return None
+    # What the file cannot do, as facts; bench.modes.model_file_reason says which cells
+    # they rule out. "" = it can.
+    train_reason: str = ""  # why the model cannot be trained at all
+    graph_only: bool = False  # graphs only (a SavedModel): no op-by-op execution of it
 
     def weights(self, seed: int = 0) -> dict[str, np.ndarray]:
         return {}  # the weights are the file's: every mode loads them from it

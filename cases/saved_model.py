@@ -16,9 +16,6 @@ from cases.model import SAVEDMODEL, ModelConfig, ModelSpec, ModelWorkload, Tenso
 from cases.model import resolve_shape as _shape
 from cases.spec import config_string
 
-GRAPH_ONLY_EAGER = ("not applicable: a SavedModel holds graphs only; its signature runs as one "
-                    "graph function, so there is no op-by-op execution to measure (the restored "
-                    "signature function is still the reference)")
 GRAPH_ONLY_TRAIN = ("not applicable: a SavedModel signature is an inference graph with no loss "
                     "and no training step (save the Keras model as .keras to train it)")
 
@@ -66,7 +63,7 @@ def workload(spec: ModelSpec, config: ModelConfig) -> ModelWorkload:
         layer_names=(), macs_per_image=0, forward=_no_forward, keras_model=_no_forward,
         kind=SAVEDMODEL, path=spec.path, signature=spec.signature, model_inputs=inputs,
         low=config.low, high=config.high, input_seed=config.seed,
-        reasons=(("eager", "*", GRAPH_ONLY_EAGER), ("*", "train", GRAPH_ONLY_TRAIN)))
+        train_reason=GRAPH_ONLY_TRAIN, graph_only=True)
     loaded = load_signature(base, (restored, fn))
     arrays, _ = base.inputs(2)
     outputs = check_deterministic(loaded, arrays, where)

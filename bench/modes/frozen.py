@@ -31,7 +31,7 @@ def prepare(request: Request) -> Prepared:
     if is_model(request):  # a user's model file: bench.modes.model_graph
         from bench.modes import model_graph
 
-        return model_graph.prepare_frozen(request, optimize=False)
+        return model_graph.prepare_frozen(request, NAME, optimize=False)
     device = device_name(request.device)
     config = session_config(request.threads, request.device)
     timings: dict[str, float] = {}

@@ -123,7 +123,7 @@ def _batches(request: Request) -> int:
     return request.epoch_batches if request.input == "dataset" else 1
 
 
-def prepare_frozen(request: Request, optimize: bool) -> Prepared:
+def prepare_frozen(request: Request, mode: str, optimize: bool) -> Prepared:
     from cases.loaded import freeze, inference_function, load
 
     device = device_name(request.device)
@@ -163,7 +163,6 @@ def prepare_frozen(request: Request, optimize: bool) -> Prepared:
         session.run(init, feed_dict=init_feed)
     feeds = [graph.get_tensor_by_name(f"{SCOPE}/{frozen.inputs[n]}") for n in names]
     step = _step(session, packed, feeds, request, names)
-    mode = "optimized" if optimize else "frozen"
     return Prepared(step=step, setup_s=timings, graph_nodes=nodes, close=session.close,
                     batches_per_call=_batches(request),
                     extra={**extra, "mode_impl": f"{mode} ({request.workload.kind} model)"},
