@@ -437,3 +437,23 @@ def test_suite_files_name_model_files_and_module_cases(models, tmp_path):
     broken.write_text(f'description = "x"\n[[case]]\nspec = "keras:{tmp_path}/none.keras"\n')
     with pytest.raises(plan.SuiteError, match="no such file"):
         plan.load_suite(str(broken))
+
+
+def test_pytest_benchmark_cells_take_a_model_file(models, tmp_path):
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    out = tmp_path / "out.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "bench/", "--benchmark-only", "--bench-suite", "smoke",
+         "--bench-case", models["savedmodel"], "-k", "(frozen or eager) and infer",
+         "--benchmark-json", str(out), "--benchmark-storage", str(tmp_path / "store"),
+         "-q", "-p", "no:cacheprovider", "-rs"],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "graphs only" in done.stdout  # the eager cell's skip reason
+    (bench,) = json.loads(out.read_text())["benchmarks"]
+    assert "-frozen-infer-" in bench["name"] and bench["extra_info"]["equivalent"] is True
