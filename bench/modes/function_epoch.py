@@ -63,7 +63,7 @@ def prepare(request: Request) -> Prepared:
     if is_model(request):  # a user's model file: bench.modes.model_tf2
         from bench.modes import model_tf2
 
-        return model_tf2.prepare_epoch(request)
+        return model_tf2.prepare_epoch(request, __name__.rpartition(".")[2])
     configure_threads(request.threads)
     device = device_name(request.device)
     training = request.phase == "train"

@@ -38,7 +38,7 @@ def prepare(request: Request) -> Prepared:
     if is_model(request):  # a user's model file: bench.modes.model_keras
         from bench.modes import model_keras
 
-        return model_keras.prepare(request, FIT_BATCHES)
+        return model_keras.prepare(request, NAME, FIT_BATCHES)
     configure_threads(request.threads)
     device = device_name(request.device)
     training = request.phase == "train"

@@ -113,8 +113,7 @@ def prepare_session(request: Request) -> Prepared:
     graph_def = graph.as_graph_def()
     return Prepared(step=step, setup_s=timings, graph_nodes={"built": g.count_nodes(graph_def)},
                     close=session.close, batches_per_call=_batches(request),
-                    extra={"mode_impl": f"session ({request.workload.kind} model, SavedModel "
-                                        "v1 loader)"},
+                    extra=io.describe(request, "session, SavedModel v1 loader"),
                     handles={"graph": graph, "session": session, "graph_def": graph_def,
                              "built_graph_def": graph_def})
 
@@ -165,7 +164,7 @@ def prepare_frozen(request: Request, mode: str, optimize: bool) -> Prepared:
     step = _step(session, packed, feeds, request, names)
     return Prepared(step=step, setup_s=timings, graph_nodes=nodes, close=session.close,
                     batches_per_call=_batches(request),
-                    extra={**extra, "mode_impl": f"{mode} ({request.workload.kind} model)"},
+                    extra={**extra, **io.describe(request, mode)},
                     handles={"graph": graph, "session": session, "graph_def": graph_def,
                              "frozen_graph_def": frozen.graph_def,
                              "built_graph_def": built_graph_def})

@@ -25,6 +25,14 @@ def is_model(request: Request) -> bool:
     return isinstance(request.workload, ModelWorkload)
 
 
+MACS_SOURCE = "estimated: TF's profiler over the frozen batch-1 inference graph's ops"
+
+
+def describe(request: Request, how: str) -> dict:
+    """The record's extra facts of a model-file cell: how the mode ran it, where MACs came from."""
+    return {"mode_impl": f"{how} ({request.workload.kind} model)", "macs_source": MACS_SOURCE}
+
+
 def pack(outputs: list) -> tf.Tensor:
     if len(outputs) == 1 and outputs[0].dtype == tf.float32:
         return outputs[0]

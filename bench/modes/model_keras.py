@@ -51,7 +51,7 @@ def _packed(outputs) -> np.ndarray:
     return np.asarray(io.pack([tf.convert_to_tensor(o) for o in tf.nest.flatten(outputs)]))
 
 
-def prepare(request: Request, fit_batches: int) -> Prepared:
+def prepare(request: Request, mode: str, fit_batches: int) -> Prepared:
     configure_threads(request.threads)
     device = device_name(request.device)
     training = request.phase == "train"
@@ -107,7 +107,7 @@ def prepare(request: Request, fit_batches: int) -> Prepared:
         single_step=single_step,
         extra={"keras_version": keras.__version__,
                "jit_compile": str(getattr(model, "jit_compile", "n/a")),
-               "mode_impl": f"keras ({request.workload.kind} model"
-                            + (", TFSMLayer)" if request.workload.kind == "savedmodel" else ")")},
+               **io.describe(request, f"{mode}, TFSMLayer"
+                             if request.workload.kind == "savedmodel" else mode)},
         handles={"model": model},
     )

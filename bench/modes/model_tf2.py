@@ -93,10 +93,10 @@ def prepare(request: Request, mode: str, wrap: Callable | None) -> Prepared:
     return Prepared(step=step, setup_s=timings, graph_nodes=graph_nodes,
                     read_weights=loaded.read_weights if training else None, handles=handles,
                     batches_per_call=request.epoch_batches if dataset is not None else 1,
-                    extra={"mode_impl": f"{mode} ({request.workload.kind} model)"})
+                    extra=io.describe(request, mode))
 
 
-def prepare_epoch(request: Request) -> Prepared:
+def prepare_epoch(request: Request, mode: str) -> Prepared:
     """function_epoch: the epoch's loop inside one tf.function (bench.modes.function_epoch)."""
     from bench.modes.function_epoch import epoch_fn
     from bench.modes.graph import count_nodes
@@ -124,7 +124,7 @@ def prepare_epoch(request: Request) -> Prepared:
         graph_nodes={"traced": count_nodes(concrete.graph.as_graph_def())},
         read_weights=loaded.read_weights if training else None,
         batches_per_call=request.epoch_batches,
-        extra={"mode_impl": f"function_epoch ({request.workload.kind} model)"},
+        extra=io.describe(request, mode),
         handles={"concrete_function": concrete, "function": fn, "function_input": "dataset",
                  "dataset": dataset, "loaded": loaded,
                  "variables": dict(zip(loaded.names, loaded.variables, strict=True))})
