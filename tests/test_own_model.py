@@ -116,11 +116,15 @@ def entry_point(tmp_path, monkeypatch):
     return "tiny"
 
 
-def test_an_entry_point_case_is_named_like_a_builtin_and_runs(entry_point):
+def test_an_entry_point_case_is_named_like_a_builtin_and_runs(entry_point, capsys):
     from bench import plan
 
     workload = get_workload(f"{entry_point}:hidden=8")
     assert workload.case == entry_point and workload.config_string == "hidden=8"
+    from bench.cli import main
+
+    assert main(["cases"]) == 0  # listed with the built-in cases
+    assert "two-layer perceptron" in capsys.readouterr().out
     cells = plan.expand(plan.load_suite("smoke"), cases=[f"{entry_point}:hidden=8"],
                         modes=["session"], phases=["train"], batches=[2])
     assert [c.case_spec for c in cells] == ["tiny:hidden=8"] * len(cells)

@@ -21,9 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from cases import CASES, ConfigError, case_summary, get_workload
+    from cases.plugins import registered
     from cases.spec import describe_defaults
 
-    specs = args.specs or list(CASES)
+    specs = args.specs or [*CASES, *registered()]  # built-in, then installed plug-in cases
     rows = []
     for spec in specs:
         try:
