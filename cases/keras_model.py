@@ -72,7 +72,7 @@ def workload(spec: ModelSpec, config: ModelConfig) -> ModelWorkload:
     from cases.model import validate
 
     where = spec.case
-    validate(config)
+    validate(config, where)
     model = open_model(spec.path, config.custom_objects, where)
     if not getattr(model, "inputs", None):
         raise ConfigError(f"{where}: the model has no input signature (a subclassed model "

@@ -110,8 +110,3 @@ def check_deterministic(loaded: LoadedModel, arrays: dict[str, np.ndarray], wher
                 f"(max |diff| {float(np.max(np.abs(a.astype(np.float64) - b))):.3g}): random "
                 "ops or dropout active at inference; no mode could be checked against it")
     return first
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 240 else text[:237] + "..."

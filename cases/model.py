@@ -42,14 +42,14 @@ class ModelConfig:
     custom_objects: str = ""  # PACKAGE.MODULE defining the model's custom layers/functions
 
 
-def validate(config: ModelConfig) -> None:
+def validate(config: ModelConfig, where: str) -> None:
     if config.dtype and config.dtype not in DTYPES:
-        raise ConfigError(f"dtype: {config.dtype!r} is not accepted; accepted: "
+        raise ConfigError(f"{where}: dtype {config.dtype!r} is not accepted; accepted: "
                           f"{', '.join(DTYPES)}")
     if not config.low < config.high:
-        raise ConfigError(f"low={config.low} must be below high={config.high}")
+        raise ConfigError(f"{where}: low={config.low} must be below high={config.high}")
     if any(d < 1 for d in config.input_shape):
-        raise ConfigError(f"input_shape: every dimension must be at least 1, got "
+        raise ConfigError(f"{where}: input_shape: every dimension must be at least 1, got "
                           f"{'/'.join(map(str, config.input_shape))}")
 
 

@@ -51,7 +51,7 @@ def workload(spec: ModelSpec, config: ModelConfig) -> ModelWorkload:
     from cases.model import validate
 
     where = spec.case
-    validate(config)
+    validate(config, where)
     restored, fn = open_signature(spec.path, spec.signature, where)
     _, kwargs = fn.structured_input_signature
     inputs = tuple(TensorInfo(name, _shape(name, tuple(s.shape[1:]), config, where),

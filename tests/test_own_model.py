@@ -291,6 +291,8 @@ def _unknown_dims_model(path):
     ("unknown dimensions", "give them with input_shape="),
     ("outputs differ", "differs between two eager calls"),
     ("unknown signature", "no signature 'nope'"),
+    ("bad key value", "dtype 'complex64' is not accepted"),
+    ("unknown key", "unknown key 'alpha'"),
 ])
 def test_a_bad_model_is_one_line_and_exit_2(tmp_path, capsys, kind, expected):
     if kind == "not a model":
@@ -312,8 +314,12 @@ def test_a_bad_model_is_one_line_and_exit_2(tmp_path, capsys, kind, expected):
     elif kind == "outputs differ":
         _random_saved_model(tmp_path / "noisy")
         spec = f"savedmodel:{tmp_path / 'noisy'}"
-    else:
+    elif kind == "unknown signature":
         spec = f"savedmodel:{two_input_saved_model(tmp_path)}:nope"
+    elif kind == "bad key value":
+        spec = f"keras:{keras_file(tmp_path)}:dtype=complex64"
+    else:
+        spec = f"keras:{keras_file(tmp_path)}:alpha=0.5"
     code, err = _cases_command(spec, capsys)
     assert code == 2
     assert len(err.splitlines()) == 1 and expected in err, err
