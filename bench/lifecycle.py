@@ -90,8 +90,17 @@ def prepare_cell(mode: ModuleType, request: Request, laps: Laps | None = None) -
     The clock starts at `laps.last` (the end of the caller's previous stage). Raises what
     `mode.prepare` raises (NotApplicable, DeviceUnavailable...).
     """
+    from bench.modes import model_file_reason
+    from bench.modes.base import NotApplicable
+
     laps = laps or Laps(time.perf_counter())
     started = laps.last
+    # A user's model file may rule out cells its mode could otherwise run (a SavedModel has
+    # no op-by-op eager execution, a model without a loss no training): cases.model.
+    reason = model_file_reason(request.workload, mode.__name__.rpartition(".")[2],
+                               request.phase)
+    if reason:
+        raise NotApplicable(reason)
     prepared = mode.prepare(request)
     # Exactly one batch (Keras training's timed call runs several), or one dataset epoch.
     one_batch = prepared.single_step or prepared.step

@@ -129,6 +129,28 @@ def not_applicable_reason(mode: str, phase: str) -> str | None:
     return MODE_TABLE[mode].reason(phase)
 
 
+GRAPH_ONLY = ("not applicable: a SavedModel holds graphs only; its signature runs as one graph "
+              "function, so there is no op-by-op execution to measure (the restored signature "
+              "function is still the reference)")
+KERAS_SESSION_TRAIN = ("not applicable: the Session graph of a Keras model is its exported "
+                       "inference signature; training in a Session needs the model as tf-op "
+                       "case code (module:)")
+
+
+def model_file_reason(workload, mode: str, phase: str) -> str | None:
+    """Why a user's model file (cases.model.ModelWorkload) cannot run a cell its mode could
+    run; None for tf-op case code (the built-in and plug-in cases) and for cells it can."""
+    if not hasattr(workload, "graph_only"):
+        return None
+    if workload.graph_only and mode == EAGER:
+        return GRAPH_ONLY
+    if phase == TRAIN and workload.train_reason:
+        return workload.train_reason
+    if phase == TRAIN and mode == "session":
+        return KERAS_SESSION_TRAIN
+    return None
+
+
 def tolerance(mode: str, phase: str) -> float:
     """The stated tolerance of a mode's equivalence check, recorded with every result."""
     info = MODE_TABLE[mode]
@@ -144,5 +166,6 @@ def load_mode(name: str) -> ModuleType:
 
 __all__ = ["EAGER", "FAMILIES", "MODE_TABLE", "REFERENCE_MODE", "DeviceUnavailable",
            "ModeInfo", "NotApplicable", "Prepared", "Request", "Threads", "accepts_input",
-           "display_order", "load_mode", "mode_info", "mode_inputs", "not_applicable_reason",
+           "display_order", "load_mode", "mode_info", "mode_inputs", "model_file_reason",
+           "not_applicable_reason",
            "tolerance"]

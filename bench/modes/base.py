@@ -72,6 +72,8 @@ class Request:
 
     @property
     def batch(self) -> int:
+        if isinstance(self.images, dict):  # a user's model: inputs by name (cases.model)
+            return int(next(iter(self.images.values())).shape[0])
         return int(self.images.shape[0])
 
 

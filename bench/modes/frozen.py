@@ -26,6 +26,12 @@ def frozen_graph_def(request: Request, device: str, config, timings: dict[str, f
 def prepare(request: Request) -> Prepared:
     if request.phase != "infer":
         raise NotApplicable(not_applicable_reason(NAME, request.phase))
+    from bench.modes.model_io import is_model
+
+    if is_model(request):  # a user's model file: bench.modes.model_graph
+        from bench.modes import model_graph
+
+        return model_graph.prepare_frozen(request, NAME, optimize=False)
     device = device_name(request.device)
     config = session_config(request.threads, request.device)
     timings: dict[str, float] = {}

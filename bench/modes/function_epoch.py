@@ -58,6 +58,12 @@ def prepare(request: Request) -> Prepared:
     if request.input != "dataset":
         raise NotApplicable(f"not applicable: function_epoch loops over a dataset; input "
                             f"{request.input!r} has no epoch to loop over")
+    from bench.modes.model_io import is_model
+
+    if is_model(request):  # a user's model file: bench.modes.model_tf2
+        from bench.modes import model_tf2
+
+        return model_tf2.prepare_epoch(request, __name__.rpartition(".")[2])
     configure_threads(request.threads)
     device = device_name(request.device)
     training = request.phase == "train"

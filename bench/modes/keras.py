@@ -33,6 +33,12 @@ FIT_BATCHES = mode_info(NAME).train_batches_per_call  # batches per Model.fit ca
 
 
 def prepare(request: Request) -> Prepared:
+    from bench.modes.model_io import is_model
+
+    if is_model(request):  # a user's model file: bench.modes.model_keras
+        from bench.modes import model_keras
+
+        return model_keras.prepare(request, NAME, FIT_BATCHES)
     configure_threads(request.threads)
     device = device_name(request.device)
     training = request.phase == "train"

@@ -47,6 +47,12 @@ def grappler(graph_def, config) -> tf.compat.v1.GraphDef:
 def prepare(request: Request) -> Prepared:
     if request.phase != "infer":
         raise NotApplicable(not_applicable_reason(NAME, request.phase))
+    from bench.modes.model_io import is_model
+
+    if is_model(request):  # a user's model file: bench.modes.model_graph
+        from bench.modes import model_graph
+
+        return model_graph.prepare_frozen(request, NAME, optimize=True)
     device = device_name(request.device)
     config = session_config(request.threads, request.device)
     timings: dict[str, float] = {}

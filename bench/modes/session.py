@@ -11,6 +11,12 @@ from bench.record import SetupStage
 
 
 def prepare(request: Request) -> Prepared:
+    from bench.modes.model_io import is_model
+
+    if is_model(request):  # a user's model file: bench.modes.model_graph
+        from bench.modes import model_graph
+
+        return model_graph.prepare_session(request)
     device = device_name(request.device)
     training = request.phase == "train"
     feeding = request.input == "feed"

@@ -62,6 +62,12 @@ def train_fn(request: Request, variables: dict[str, tf.Variable]) -> Callable:
 def prepare_tf2(request: Request, mode: str,
                 wrap: Callable[[Callable], Callable] | None) -> Prepared:
     """Build variables and the step; with `wrap`, trace it once as a setup stage."""
+    from bench.modes.model_io import is_model
+
+    if is_model(request):  # a user's model file: bench.modes.model_tf2
+        from bench.modes import model_tf2
+
+        return model_tf2.prepare(request, mode, wrap)
     configure_threads(request.threads)
     device = device_name(request.device)
     training = request.phase == "train"

@@ -141,7 +141,10 @@ class ProbeContext:
             request = dataclasses.replace(self.request, images=images, labels=labels)
             return (epoch_dataset(request),)
         with tf.device(self.device):
-            args = (tf.identity(tf.constant(images)),)
+            if isinstance(images, dict):  # a model file's inputs by name (cases.model)
+                args = ({k: tf.identity(tf.constant(v)) for k, v in images.items()},)
+            else:
+                args = (tf.identity(tf.constant(images)),)
             if self.training:
                 args += (tf.identity(tf.constant(labels)),)
         return args

@@ -35,13 +35,36 @@ PROBES: tuple[tuple[Callable[[ProbeContext], dict[str, Any]], tuple[str, ...]], 
 )
 
 
+# What a model file (keras:, savedmodel:) lacks for some probes: they work through the case's
+# own tf-op code (its `tap` hook, named layer outputs, its forward counted and rebuilt), and a
+# model file's network is the file's graph. A module: case is case code and gets them all.
+MODEL_FILE_REASONS = {
+    "python_calls": "counts calls into the case's own Python; a model file's layers are "
+                    "Keras' or a graph's, not case code",
+    "intermediates": "reads the case's named layer outputs (its tap hook); a model file has "
+                     "no named taps",
+    "faults": "injects shape and NaN faults through the case's tap hook; a model file has none",
+    "cost_of_change": "counts and rebuilds traces of the case's forward; a model file's graph "
+                      "comes from the file",
+}
+
+
 def run_all(cell: Any, workload: Any, request: Any, prepared: Any) -> dict[str, Any]:
     """Every probe; one that fails records None for its keys and a line in dbg_probe_errors
-    (its traceback goes to the worker log), so one broken probe never costs the cell."""
+    (its traceback goes to the worker log), so one broken probe never costs the cell. A
+    model file skips the probes that need case code, each with its reason in
+    dbg_probes_not_applicable."""
+    from cases.model import ModelWorkload
+
     ctx = make_context(cell, workload, request, prepared)
     results: dict[str, Any] = {}
     errors = []
+    skipped = []
     for probe, keys in PROBES:
+        if isinstance(workload, ModelWorkload) and probe.__name__ in MODEL_FILE_REASONS:
+            skipped.append(f"{probe.__name__}: {MODEL_FILE_REASONS[probe.__name__]}")
+            results.update(dict.fromkeys(keys))
+            continue
         start = time.perf_counter()
         try:
             results.update(probe(ctx))
@@ -53,6 +76,8 @@ def run_all(cell: Any, workload: Any, request: Any, prepared: Any) -> dict[str, 
     ordered = {k: results.get(k) for k in KEYS}
     if errors:
         ordered["dbg_probe_errors"] = errors
+    if skipped:
+        ordered["dbg_probes_not_applicable"] = skipped
     return ordered
 
 

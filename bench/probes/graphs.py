@@ -104,6 +104,8 @@ def _built_graph_def(ctx: ProbeContext):
     handles = ctx.prepared.handles
     if "built" in handles:
         return handles["built"].graph.as_graph_def()
+    if "built_graph_def" in handles:  # a model file's graph as loaded or traced
+        return handles["built_graph_def"]
     from bench.modes import graph as g
 
     built = g.build(ctx.request, ctx.device, training=ctx.training, source="feed")

@@ -1,0 +1,1 @@
+"""Examples of plugging into the suite (README "Your own model")."""
