@@ -80,10 +80,14 @@ REFERENCE_MODE = EAGER
 # norm into convolution weights. Training: a randomly initialised deep net with batch norm has
 # exploding gradients toward its input, so float32 rounding differences grow from step to
 # step; XLA's fused batch-norm reductions round differently enough to need a looser bound.
+# Graph-mode training is bounded at 5e-4, not 1e-4: on an AMD EPYC (oneDNN picks other
+# kernels there than on the Xeon these bounds were first set on) eager's depthwise-conv
+# gradients differ from the graph modes' by 3.0e-4 after a 3-batch dataset epoch of MobileNet
+# 0.25-64, 6% of the 5e-3 the weights moved; a missing or wrong update differs by all of it.
 # Colours: Okabe-Ito (colour-blind safe), assigned so related modes are still told apart.
 MODE_TABLE: dict[str, ModeInfo] = {info.name: info for info in (
     ModeInfo("session", "tf.compat.v1 graph run by Session.run", GRAPH,
-             tolerance=1e-4, train_tolerance=1e-4, order=5, color="#CC79A7"),
+             tolerance=1e-4, train_tolerance=5e-4, order=5, color="#CC79A7"),
     ModeInfo("frozen", "variables folded into constants, re-imported, Session.run", GRAPH,
              tolerance=1e-4, train_tolerance=None, order=6, color="#56B4E9", phases=(INFER,)),
     ModeInfo("optimized", "frozen graph after optimize_for_inference + grappler", GRAPH,
@@ -91,14 +95,14 @@ MODE_TABLE: dict[str, ModeInfo] = {info.name: info for info in (
     ModeInfo(EAGER, "op-by-op eager execution, GradientTape loop", EAGER_FAMILY,
              tolerance=0.0, train_tolerance=0.0, order=0, color="#4d4d4d"),
     ModeInfo("function", "tf.function traced graph", TRACED,
-             tolerance=1e-4, train_tolerance=1e-4, order=1, color="#0072B2"),
+             tolerance=1e-4, train_tolerance=5e-4, order=1, color="#0072B2"),
     ModeInfo("function_epoch", "a whole dataset epoch inside one tf.function", TRACED,
-             tolerance=1e-4, train_tolerance=1e-4, order=2, color="#332288",
+             tolerance=1e-4, train_tolerance=5e-4, order=2, color="#332288",
              inputs=("dataset",), costed_like="function"),
     ModeInfo("xla", "tf.function(jit_compile=True)", TRACED,
              tolerance=1e-3, train_tolerance=2e-2, order=3, color="#D55E00"),
     ModeInfo("keras", "Keras layers: predict_on_batch / Model.fit", KERAS,
-             tolerance=1e-3, train_tolerance=1e-4, order=4, color="#009E73",
+             tolerance=1e-3, train_tolerance=5e-4, order=4, color="#009E73",
              train_batches_per_call=8),
 )}
 
