@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.inject import FAULT_ENV, parse_faults
 from bench.lifecycle import Laps, make_request, prepare_cell
 from bench.modes.base import EPOCH_BATCHES
 from bench.placement import LoadMeter, available_cpus, pin
@@ -34,7 +35,6 @@ from bench.record import Cell, Record, Status
 from bench.timing import measure, measure_paired
 
 # "<mode>:<crash|hang|oom|error>[,...]": deliberate failures for the isolation tests.
-FAULT_ENV = "BENCH_INJECT_FAULT"
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,7 @@ def _peak_rss_mb() -> float:
 
 def _maybe_inject_fault(cell: Cell) -> None:
     """Deliberate failures so tests can prove one bad cell never takes the run down."""
-    faults = dict(item.partition(":")[::2] for item in os.environ.get(FAULT_ENV, "").split(","))
+    faults = parse_faults(os.environ.get(FAULT_ENV))
     kind = faults.get(cell.mode)
     if not kind:
         return

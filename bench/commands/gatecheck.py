@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench import options
 from bench.errors import UsageError
 
 THRESHOLDS = (0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.10, 0.15, 0.20)
@@ -56,10 +57,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the mode slowed down (default: function), in --phase")
     p.add_argument("--fractions", type=_floats, default=[0.05, 0.10],
                    help="planted slowdowns (default: 0.05,0.10)")
-    p.add_argument("--runs", type=int, default=4, help="runs of each kind (default 4)")
-    p.add_argument("--rounds", type=int, help="workers per cell (default: the suite's)")
-    p.add_argument("--alpha", type=float, default=0.01)
-    p.add_argument("--shared-threshold", type=float, default=0.15,
+    p.add_argument("--runs", type=options.runs, default=4, help="runs of each kind (default 4)")
+    p.add_argument("--rounds", type=options.setting("rounds"),
+                   help="workers per cell (default: the suite's)")
+    p.add_argument("--alpha", type=options.fraction, default=0.01)
+    p.add_argument("--shared-threshold", type=options.fraction_or_off,
+                   default=0.15,
                    help="as in `bench gate` (default 0.15; 0 = judge raw speed-up changes)")
     p.add_argument("--out", help="directory for the run files (default: a temporary one)")
     p.add_argument("--reuse", metavar="DIR",
