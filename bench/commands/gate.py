@@ -24,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import options, signals
 from bench.errors import UsageError
 
 DEFAULT_THRESHOLD = 0.05
@@ -40,20 +41,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="baseline name in --baselines, or a run file (default: quick-cpu)")
     p.add_argument("--baselines", type=Path, default=BASELINE_DIR, metavar="DIR")
     p.add_argument("--suite", default="quick", help="suite to run (default: quick)")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+    p.add_argument("--threshold", type=options.fraction, default=DEFAULT_THRESHOLD,
                    help=f"relative speed-up change that fails (default {DEFAULT_THRESHOLD})")
-    p.add_argument("--other-machine-threshold", type=float, default=OTHER_MACHINE_THRESHOLD,
+    p.add_argument("--other-machine-threshold", type=options.fraction,
+                   default=OTHER_MACHINE_THRESHOLD,
                    help="threshold when the baseline was recorded on another machine type "
                         f"(default {OTHER_MACHINE_THRESHOLD})")
-    p.add_argument("--shared-threshold", type=float, default=SHARED_THRESHOLD,
+    p.add_argument("--shared-threshold", type=options.fraction_or_off, default=SHARED_THRESHOLD,
                    help="threshold for a speed-up shift all modes of a group share (machine "
                         f"drift moves them together; default {SHARED_THRESHOLD}; 0 = judge "
                         "raw changes with --threshold)")
-    p.add_argument("--alpha", type=float, default=0.01, help="significance level (0.01)")
-    p.add_argument("--confirm-rounds", type=int, default=3,
+    p.add_argument("--alpha", type=options.fraction, default=0.01, help="significance level (0.01)")
+    p.add_argument("--confirm-rounds", type=options.confirm_rounds,
+                   default=3,
                    help="fresh workers per flagged cell in the confirmation run (default 3; "
                         "0 = fail without confirming)")
-    p.add_argument("--rounds", type=int, help="workers per cell (default: the suite's)")
+    p.add_argument("--rounds", type=options.setting("rounds"),
+                   help="workers per cell (default: the suite's)")
     p.add_argument("--probes", choices=("once", "all", "none"), default="once")
     p.add_argument("--out", help="directory for the run files (default: a temporary one)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
@@ -132,3 +136,7 @@ def main(args: argparse.Namespace) -> int:
     for row in standing.to_dict("records"):
         print(f"  {describe(row)}")
     return 1 if verdict == "FAIL" else 0
+
+
+main = signals.note_on_interrupt(main, "; no verdict was reached (the gate neither passed "
+                                       "nor failed)")
