@@ -331,6 +331,8 @@ if __name__ == "__main__":  # python -m bench.eta RUN.jsonl ... [--write]: refit
 
     text = refit([a for a in sys.argv[1:] if a != "--write"])
     if "--write" in sys.argv:
-        PRIOR_FILE.write_text(text)
+        from bench.atomic import write_atomically
+
+        write_atomically(PRIOR_FILE, text)  # all or nothing, like every output
     else:
         print(text, end="")
