@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,12 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="ne
 
 
 def _bench(tmp: Path, *args) -> subprocess.Popen:
-    """`python -m bench ARGS` with TMPDIR set to `tmp` (a folder nothing else uses)."""
-    tmp.mkdir(exist_ok=True)
+    """`python -m bench ARGS` with TMPDIR set to `tmp` (a folder nothing else uses). `tmp` is
+    a symlink to a short directory: the forkserver's socket lives under TMPDIR, and a Unix
+    socket path longer than 108 bytes (a deep tmp_path) cannot be bound."""
+    short = Path(tempfile.mkdtemp(prefix="bl-", dir="/tmp"))
+    tmp.symlink_to(short)
+    tmp = short
     return subprocess.Popen([sys.executable, "-m", "bench", *map(str, args)], cwd=ROOT,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TMPDIR": str(tmp)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -36,6 +41,7 @@ def _bench(tmp: Path, *args) -> subprocess.Popen:
 
 
 def _leftovers(tmp: Path) -> list[str]:
+    tmp = tmp.resolve()
     return sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
 
 
