@@ -16,7 +16,9 @@ import importlib
 import sys
 
 from bench import signals
+from bench.atomic import OutputError
 from bench.errors import WRITE_FAILED, UsageError
+from bench.paths import printable
 from bench.store import StoreWriteError
 
 # A full disk, quota or read-only file system while writing a report, baseline or page.
@@ -60,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
         argv = ["run"]  # the default job: the standard suite on the CPU
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a bad option (its one line is printed) or --help: a code
+        return int(exc.code or 0)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -73,11 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     except StoreWriteError as exc:
         print(f"error: {exc.strerror}", file=sys.stderr)
         return WRITE_FAILED
+    except OutputError as exc:  # a report, page, CSV or baseline (bench.atomic); named
+        print(f"error: cannot write {printable(exc.filename)}: {exc.strerror}", file=sys.stderr)
+        return WRITE_FAILED
     except OSError as exc:
         if exc.errno not in WRITE_ERRNOS:
             raise
-        print(f"error: cannot write {exc.filename or 'a file'}: {exc.strerror}", file=sys.stderr)
+        print(f"error: cannot write {printable(exc.filename or 'a file')}: {exc.strerror}",
+              file=sys.stderr)
         return WRITE_FAILED
     except KeyboardInterrupt as exc:
-        print(signals.reason(exc), file=sys.stderr)
+        print(signals.reason(exc) + getattr(exc, "note", ""), file=sys.stderr)
         return signals.exit_code(exc)

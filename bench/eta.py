@@ -22,6 +22,7 @@ this machine is slow for every case). Pure functions and plain data: no TensorFl
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -210,13 +211,22 @@ def cell_shape(cell: Cell, peak_flops: dict[str, float], probes: bool) -> CellSh
     """A cell's shape from its case (layers, MACs; no TensorFlow) and its profile's peak."""
     from bench.modes import not_applicable_reason
     from bench.store import peak_key
-    from cases import get_workload
 
-    workload = get_workload(cell.case_spec)
-    flops = 2.0 * workload.macs_per_image * cell.batch * (3.0 if cell.phase == "train" else 1.0)
-    return CellShape(cell, len(workload.layer_names), flops,
+    layers, macs_per_image = _case_shape(cell.case_spec)
+    flops = 2.0 * macs_per_image * cell.batch * (3.0 if cell.phase == "train" else 1.0)
+    return CellShape(cell, layers, flops,
                      peak_flops.get(peak_key(cell.device, cell.threads)), probes,
                      applicable=not not_applicable_reason(cell.mode, cell.phase))
+
+
+@functools.lru_cache(maxsize=1024)
+def _case_shape(case_spec: str) -> tuple[int, float]:
+    """(layers, MACs per image) of a case: built once per spec, not once per cell and round
+    (a large plan has tens of thousands of cells of a few cases)."""
+    from cases import get_workload
+
+    workload = get_workload(case_spec)
+    return len(workload.layer_names), workload.macs_per_image
 
 
 class Forecast:
@@ -321,6 +331,8 @@ if __name__ == "__main__":  # python -m bench.eta RUN.jsonl ... [--write]: refit
 
     text = refit([a for a in sys.argv[1:] if a != "--write"])
     if "--write" in sys.argv:
-        PRIOR_FILE.write_text(text)
+        from bench.atomic import write_atomically
+
+        write_atomically(PRIOR_FILE, text)  # all or nothing, like every output
     else:
         print(text, end="")

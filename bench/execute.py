@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench.paths import writable_dir
+from bench.paths import printable, writable_dir
 from bench.store import StoreWriteError, claim_run_file, release_claim, run_stem
 
 
@@ -39,8 +39,8 @@ def execute(cells: list, name: str, settings, out_dir: str | Path, *,
     order = plan.rounds_order(cells, rounds)
     probe = plan.probe_selection(order, probes or settings.probes)
     planted = f" (planted slowdown: {os.environ.get('BENCH_INJECT_SLOWDOWN')})" if slowdown else ""
-    print(f"running {len(cells)} cells x {rounds} round(s) of suite '{name}' -> {out_path}"
-          f"{planted}", file=sys.stderr)
+    print(f"running {len(cells)} cells x {rounds} round(s) of suite '{name}' -> "
+          f"{printable(out_path)}{planted}", file=sys.stderr)
     try:
         result = run(order, suite=name, options=options, out_path=out_path,
                      timeout_s=settings.timeout_s, memory_limit_mb=settings.memory_limit_mb,

@@ -19,8 +19,13 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.errors import UsageError
+from bench.record import Status
 
 SLOWDOWN_ENV = "BENCH_INJECT_SLOWDOWN"
+# Planted failures: BENCH_INJECT_FAULT=<mode>:<kind>[,...], kind one of FAULT_KINDS; the worker
+# of every cell of that mode then crashes, hangs, eats memory or raises (bench.worker).
+FAULT_ENV = "BENCH_INJECT_FAULT"
+FAULT_KINDS = ("crash", "hang", "oom", Status.ERROR)
 CALIBRATION_ITERATIONS = 200_000
 
 Clock = Callable[[], float]
@@ -52,7 +57,25 @@ def parse_slowdowns(text: str | None) -> dict[tuple[str, str | None], float]:
     return planted
 
 
+def parse_faults(text: str | None) -> dict[str, str]:
+    """'eager:crash,xla:hang' -> {'eager': 'crash', 'xla': 'hang'}; a typo is a UsageError,
+    never a silently fault-free run."""
+    from bench.modes import MODE_TABLE as MODES
+
+    faults: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in (text or "").split(","))):
+        mode, _, kind = item.partition(":")
+        if mode not in MODES or kind not in FAULT_KINDS:
+            raise UsageError(f"{FAULT_ENV}: {item!r}: expected mode:kind, e.g. eager:crash; "
+                             f"modes: {', '.join(MODES)}; kinds: {', '.join(FAULT_KINDS)}")
+        faults[mode] = kind
+    return faults
+
+
 def slowdown_from_env() -> dict[tuple[str, str | None], float]:
+    """The planted slowdowns; the planted faults are checked here too (one UsageError before
+    the run starts), as every run reads both variables when it starts."""
+    parse_faults(os.environ.get(FAULT_ENV))
     return parse_slowdowns(os.environ.get(SLOWDOWN_ENV))
 
 

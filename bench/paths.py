@@ -69,3 +69,12 @@ def _probe(directory: Path, what: str, shown: Path) -> None:
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
+
+
+def printable(text: str | os.PathLike) -> str:
+    """A path (or text holding one) that can be printed and put in UTF-8 files: the bytes of a
+    file name that is not valid UTF-8 (which Python keeps as lone surrogates) show as U+FFFD."""
+    try:
+        return os.fsencode(text).decode("utf-8", errors="replace")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte
+        return os.fspath(text).encode("utf-8", errors="replace").decode("utf-8")

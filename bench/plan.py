@@ -121,6 +121,10 @@ MAX_TIMEOUT_S = 86_400.0
 MAX_MEMORY_MB = 1_048_576
 MAX_BATCH = 4096
 MAX_EPOCH_BATCHES = 10_000
+# Cells x rounds of one plan: the full suite at 100 rounds (75,600) fits; a typo such as
+# batches = [1..4096] (hundreds of thousands) is refused before anything is built or estimated.
+MAX_PLAN_CELLS = 100_000
+NARROW_HINT = "narrow it with --case, --mode, --phase, --batch, --threads, --rounds or --shard"
 
 # Settings field -> (type, check, what is accepted).
 _SETTING_RULES: dict[str, tuple[type, Any, str]] = {
@@ -352,6 +356,9 @@ def expand(
             overrides[key] = check_axis(key, value, f"{key} override")
     entries = suite.entries if cases is None else _select_cases(suite, cases)
 
+    check_plan_size(sum(_entry_size({k: overrides[k] if overrides[k] is not None
+                                     else getattr(entry, k) for k in AXES})
+                        for entry in entries))
     cells: dict[Cell, None] = {}  # an ordered set: identical cells collapse, order is kept
     for entry in entries:
         workload = get_workload(entry.case)
@@ -370,6 +377,22 @@ def expand(
                                             threads=threads)
                                 cells[cell] = None
     return list(cells)
+
+
+def _entry_size(axes: dict[str, list[Any]]) -> int:
+    """How many cells one entry expands to, counted without building them."""
+    pairs = sum(1 for mode in set(axes["modes"]) for style in set(axes["inputs"])
+                if accepts_input(mode, style))
+    return (len(set(axes["threads"])) * len(set(axes["batches"])) * len(set(axes["phases"]))
+            * len(set(axes["devices"])) * pairs)
+
+
+def check_plan_size(cells: int, rounds: int = 1) -> None:
+    """One line, before anything is built, for a plan too large to run or even estimate."""
+    if cells * rounds > MAX_PLAN_CELLS:
+        times = f" ({cells:,} x {rounds} rounds)" if rounds > 1 else ""
+        raise UsageError(f"the plan has {cells * rounds:,} cells{times}; at most "
+                         f"{MAX_PLAN_CELLS:,} are run: {NARROW_HINT}")
 
 
 def _check_inputs(modes: list[str], inputs: list[str], case: str) -> None:
@@ -457,6 +480,7 @@ def rounds_order(cells: list[Cell], rounds: int) -> list[tuple[int, Cell]]:
     """
     if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
         raise UsageError(f"rounds: expected an integer from 1 to {MAX_ROUNDS}, got {rounds!r}")
+    check_plan_size(len(cells), rounds)
     order: list[tuple[int, Cell]] = []
     for r in range(rounds):
         offset = r * len(cells) // rounds
@@ -482,7 +506,8 @@ def probe_selection(order: list[tuple[int, Cell]], how: str) -> set[tuple[int, C
     if how == "none":
         return set()
     if how == "all":
-        return {(r, c) for r, c in order if r == min(rr for rr, _ in order)}
+        first = min((r for r, _ in order), default=0)  # once: linear in the plan's size
+        return {(r, c) for r, c in order if r == first}
     chosen: dict[tuple, tuple[int, Cell]] = {}
     for round_index, cell in sorted(order, key=lambda rc: (rc[0], rc[1].batch)):
         if how == "infer" and cell.phase != "infer":

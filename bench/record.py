@@ -215,6 +215,20 @@ def _non_negative(value: Any) -> bool:
     return _number(value) and value >= 0
 
 
+# No time in a record can be longer than this: a worker is killed after at most a day
+# (bench.plan.MAX_TIMEOUT_S), so 1e6 s (11.6 days) is a hand-edited or corrupt value, and one
+# like 1e308 would overflow every sum and plot it reaches.
+MAX_SECONDS = 1e6
+
+
+def _seconds(value: Any) -> bool:
+    return _non_negative(value) and value <= MAX_SECONDS
+
+
+def _positive_seconds(value: Any) -> bool:
+    return _positive(value) and value <= MAX_SECONDS
+
+
 def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -230,11 +244,12 @@ RECORD_FIELD_TYPES: dict[str, tuple[Any, str]] = {
     "reason": (lambda v: isinstance(v, str), "a string"),
     "run_id": (lambda v: isinstance(v, str), "a string"),
     "round": (_count, "an integer >= 0"),
-    "samples_s": (_list_of(_positive), "a list of positive, finite numbers (seconds)"),
-    "warmup_s": (_list_of(_non_negative), "a list of non-negative, finite numbers"),
+    "samples_s": (_list_of(_positive_seconds),
+                  f"a list of positive numbers of seconds, at most {MAX_SECONDS:g}"),
+    "warmup_s": (_list_of(_seconds), f"a list of seconds from 0 to {MAX_SECONDS:g}"),
     "images_per_step": (_count, "an integer >= 0"),
-    "setup_s": (_dict_of(_non_negative), "an object of non-negative numbers (seconds)"),
-    "first_result_s": (_optional(_non_negative), "a non-negative number or null"),
+    "setup_s": (_dict_of(_seconds), f"an object of seconds from 0 to {MAX_SECONDS:g}"),
+    "first_result_s": (_optional(_seconds), f"seconds from 0 to {MAX_SECONDS:g}, or null"),
     "peak_rss_mb": (_optional(_number), "a number or null"),
     "peak_device_mb": (_optional(_number), "a number or null"),
     "graph_nodes": (_dict_of(_count), "an object of integers >= 0"),
@@ -247,14 +262,14 @@ RECORD_FIELD_TYPES: dict[str, tuple[Any, str]] = {
     "flops_per_image": (_optional(_non_negative), "a non-negative number or null"),
     "threads": (_dict_of(_count), "an object of integers >= 0"),
     "debug": (lambda v: isinstance(v, dict), "an object"),
-    "wall_s": (_optional(_non_negative), "a non-negative number or null"),
+    "wall_s": (_optional(_seconds), f"seconds from 0 to {MAX_SECONDS:g}, or null"),
     "extra": (lambda v: isinstance(v, dict), "an object"),
     # Optional fields of newer writers.
     "cpus": (_list_of(_count), "a list of CPU numbers"),
     "load": (lambda v: isinstance(v, dict), "an object"),
-    "paired_s": (_list_of(_non_negative), "a list of non-negative, finite numbers"),
-    "paired_eager_s": (_list_of(_non_negative), "a list of non-negative, finite numbers"),
-    "time_s": (_dict_of(_non_negative), "an object of non-negative numbers (seconds)"),
+    "paired_s": (_list_of(_seconds), f"a list of seconds from 0 to {MAX_SECONDS:g}"),
+    "paired_eager_s": (_list_of(_seconds), f"a list of seconds from 0 to {MAX_SECONDS:g}"),
+    "time_s": (_dict_of(_seconds), f"an object of seconds from 0 to {MAX_SECONDS:g}"),
 }
 
 CELL_FIELD_TYPES: dict[str, tuple[Any, str]] = {

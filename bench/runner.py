@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import forkserver
 from pathlib import Path
 
+from bench import scratch
 from bench.errors import UsageError
 from bench.eta import Budget, Forecast, cell_shape, estimate
 from bench.inject import slowdown_for
@@ -29,6 +30,7 @@ from bench.record import Cell, Record, Status, is_failed
 from bench.replicates import remeasure_needed
 from bench.schedule import visits
 from bench.store import RunHeader, RunWriter, new_run_id, peak_key
+from bench.store import log_dir as run_log_dir
 from bench.worker import CellOptions, calibrate, error_record, run_cell
 
 PRELOAD = ["bench.worker", "bench.modes.runtime", "bench.modes.tf2", "bench.modes.graph", "cases"]
@@ -68,10 +70,11 @@ def worker_context(log_path: Path) -> mp.context.BaseContext:
     return ctx
 
 
-def _child(target, args, conn, log_path: str) -> None:
+def _child(target, args, conn, log_path: str, tmpdir: str) -> None:
     from bench.signals import die_with_runner
 
     die_with_runner()  # no worker outlives its runner, whatever kills the runner
+    scratch.use(tmpdir)  # AutoGraph's files go where the runner removes them (bench.scratch)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -109,8 +112,16 @@ def run_in_worker(ctx, target, args, log_path: Path, timeout_s: float,
                   memory_limit_mb: float | None = None) -> Outcome:
     """Run `target(*args)` in a fresh worker; never raises for what the worker does."""
     receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(target, args, sender, str(log_path)), daemon=True)
-    process.start()
+    tmpdir = scratch.make()
+    process = ctx.Process(target=_child, args=(target, args, sender, str(log_path), tmpdir),
+                          daemon=True)
+    try:
+        process.start()
+    except BaseException:  # e.g. SIGTERM while forking: no worker, no directory left
+        if process.pid is not None:
+            _kill(process)
+        scratch.remove(tmpdir)
+        raise
     sender.close()
     deadline = time.monotonic() + timeout_s
     poll_s = MEMORY_POLL_S if memory_limit_mb else POLL_S
@@ -140,6 +151,7 @@ def run_in_worker(ctx, target, args, log_path: Path, timeout_s: float,
         if process.is_alive():
             _kill(process)
         receiver.close()
+        scratch.remove(tmpdir)
     process.join(5)
     return Outcome(Status.CRASHED, reason=_describe_exit(process.exitcode))
 
@@ -186,7 +198,7 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
     most this many extra workers per cell whose workers disagree (bench.replicates), run after
     all rounds. `slowdown`: planted regressions (bench.inject), for testing the gate.
     """
-    log_dir = out_path.with_suffix("").with_name(out_path.stem + "_logs")
+    log_dir = run_log_dir(out_path)
     ctx = worker_context(log_dir / "forkserver.log")
     machine_cpus = available_cpus()  # taken once: the runner moves itself between CPUs below
     cells = list(dict.fromkeys(cell for _, cell in cells_in_order))
@@ -204,7 +216,6 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
                                 "memory_limit_mb": memory_limit_mb,
                                 "injected_slowdown": _slowdown_text(slowdown)},
                        peak_flops=peak)
-    writer = RunWriter(out_path, header)
     result = RunResult(out_path)
     rounds = 1 + max((r for r, _ in cells_in_order), default=0)
     forecast = Forecast([(cell, estimate(cell_shape(cell, peak, (r, cell) in (probe or ())),
@@ -234,6 +245,9 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
     def more(cell: Cell) -> str | None:
         return remeasure_needed([r for r in result.records if r.cell == cell], rounds)
 
+    # The header is written only now, with nothing between it and the `try` that writes the
+    # footer: an interruption while the forecast is built leaves no header without a footer.
+    writer = RunWriter(out_path, header)
     try:
         for visit in visits(cells_in_order, more, remeasure):
             if visit.note:

@@ -90,3 +90,19 @@ def die_with_parent(signum: int = signal.SIGKILL) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
     if os.getppid() != parent or parent == 1:
         os._exit(1)
+
+
+def note_on_interrupt(command, note: str):
+    """`command` whose interruption carries `note`, which the CLI adds to its one line: what a
+    stopped command did not get to (the gate: a verdict)."""
+    import functools
+
+    @functools.wraps(command)
+    def noted(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            exc.note = note
+            raise
+
+    return noted

@@ -38,6 +38,10 @@ class StoreWriteError(OSError):
     """A line could not be written (disk full, I/O error); the file ends at the last whole line."""
 
 
+class RunFileGone(StoreWriteError):
+    """The run file or its folder was deleted (or moved) while the run was writing it."""
+
+
 def run_stem(name: str) -> str:
     """A run file's name without suffix: `<suite or command>-YYYYmmdd-HHMMSS`, local time
     (what the user sees in the folder); `claim_run_file` adds `-2`... on a clash."""
@@ -70,15 +74,35 @@ def claim_run_file(directory: str | os.PathLike, stem: str, suffix: str = ".json
 
 
 def release_claim(path: str | os.PathLike) -> bool:
-    """Remove a claimed run file that is still empty (nothing measured); True if removed."""
+    """Remove a claimed run file that is still empty (nothing measured); True if removed.
+
+    Its log folder (`<stem>_logs/`, see `log_dir`) goes too when it holds nothing but empty
+    files; a log with something in it (a failed calibration's traceback) is kept.
+    """
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             path.unlink()
+            _remove_if_empty(log_dir(path))
             return True
     except OSError:
         pass
     return False
+
+
+def log_dir(run_path: str | os.PathLike) -> Path:
+    """Where a run's worker logs go: `<run file stem>_logs/` beside the run file."""
+    run_path = Path(run_path)
+    return run_path.with_name(run_path.stem + "_logs")
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        files = list(folder.iterdir())
+        if all(f.is_file() and not f.is_symlink() and f.stat().st_size == 0 for f in files):
+            for f in files:
+                f.unlink()
+            folder.rmdir()
 
 
 def peak_key(device: str, threads: str) -> str:
@@ -122,7 +146,22 @@ class RunWriter:
         self._size += len(data)
 
     def append(self, record: Record) -> None:
+        self.check_present()
         self._write(record.to_json())
+
+    def check_present(self) -> None:
+        """Raise RunFileGone when the run file (or its folder) was deleted or moved: writing on
+        into an unlinked file would record every later cell into nothing."""
+        try:
+            here = os.stat(self.path)
+            gone = not os.path.samestat(here, os.fstat(self._fd))
+        except OSError:
+            gone = True
+        if gone:
+            what = (f"results folder {self.path.parent}" if not self.path.parent.is_dir()
+                    else f"run file {self.path}")
+            raise RunFileGone(errno.ENOENT, f"the {what} disappeared during the run; the run "
+                                            "stopped (its records went with it)")
 
     def close(self, complete: bool, reason: str = "", finished: str = "",
               peak_flops: dict[str, float] | None = None, elapsed_s: float | None = None) -> None:
@@ -134,6 +173,8 @@ class RunWriter:
         if elapsed_s is not None:
             footer["elapsed_s"] = elapsed_s  # from the first cell's start (the ETA's clock)
         try:
+            if complete:
+                self.check_present()  # a complete footer must not hide a vanished file
             self._write(footer)
         finally:
             os.close(self._fd)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.inject import FAULT_ENV, parse_faults
 from bench.lifecycle import Laps, PreparedCell, make_request, prepare_cell
 from bench.modes.base import EPOCH_BATCHES
 from bench.placement import LoadMeter, available_cpus, pin
@@ -36,7 +37,6 @@ from bench.record import Cell, Record, Status
 from bench.timing import Measurement, measure, measure_paired
 
 # "<mode>:<crash|hang|oom|error>[,...]": deliberate failures for the isolation tests.
-FAULT_ENV = "BENCH_INJECT_FAULT"
 
 
 @dataclass(frozen=True)
@@ -267,7 +267,7 @@ def _peak_rss_mb() -> float:
 
 def _maybe_inject_fault(cell: Cell) -> None:
     """Deliberate failures so tests can prove one bad cell never takes the run down."""
-    faults = dict(item.partition(":")[::2] for item in os.environ.get(FAULT_ENV, "").split(","))
+    faults = parse_faults(os.environ.get(FAULT_ENV))
     kind = faults.get(cell.mode)
     if not kind:
         return

@@ -10,12 +10,15 @@ A history file is recognised by its lines: every line is a JSON object with
 `"kind": "history"`. A file whose first line is anything else (a run file, a report, any text)
 is refused by both `append_run` and `load_history`, so appending never writes into a file that
 is not a history. A line cut short at the end (an interrupted append) is skipped, not refused.
+Appends are serialised by a lock on the file, and loading keeps one entry per (run, cell), so
+a run is never counted twice.
 
 Step detection (`detect_steps`) is deliberately simple and documented there.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -151,18 +154,26 @@ def _entry(cell: PooledCell, eager: PooledCell | None, commit: str, fingerprint:
 def append_run(run: Run, path: str | os.PathLike = DEFAULT_HISTORY,
                commit: str | None = None) -> int:
     """Append a run's entries; returns how many. A run already in the history is not added
-    twice (0 is returned), so re-running a CI step is harmless."""
+    twice (0 is returned), so re-running a CI step is harmless.
+
+    The check and the append happen under an exclusive lock on the file (fcntl.flock), so two
+    appends of the same run at once (two CI jobs) add it once; the file is opened without
+    following a symbolic link.
+    """
     path = Path(path)
     check_history_file(path)
-    run_id = run.header.run_id
-    if run_id and path.is_file() and any(e.run_id == run_id for e in load_history(path).entries):
-        return 0
     entries = summarize_run(run, commit)
     lines = "".join(json.dumps(e.to_json(), allow_nan=False, default=_plain) + "\n"
                     for e in entries)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:  # one write, or none: a full disk leaves the history as it was
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd closes
+        check_history_file(path)  # again, under the lock: what is there now
+        run_id = run.header.run_id
+        if run_id and any(e.run_id == run_id for e in load_history(path).entries):
+            return 0
+        # One write, or none: a full disk leaves the history as it was.
         append_whole(fd, lines.encode("utf-8"), os.fstat(fd).st_size, path)
     finally:
         os.close(fd)
@@ -208,16 +219,26 @@ def load_history(path: str | os.PathLike = DEFAULT_HISTORY) -> History:
     check_history_file(path)
     entries: list[HistoryEntry] = []
     problems: list[str] = []
+    seen: dict[tuple[str, str], int] = {}  # (run id, cell) -> line first holding it
     with open(path, encoding="utf-8-sig", errors="replace") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             try:
-                entries.append(HistoryEntry.from_json(json.loads(line)))
+                entry = HistoryEntry.from_json(json.loads(line))
             except json.JSONDecodeError as exc:
                 problems.append(f"{path}:{number}: not valid JSON ({exc.msg}); line skipped")
+                continue
             except HistoryError as exc:
                 problems.append(f"{path}:{number}: {exc}; line skipped")
+                continue
+            key = (entry.run_id, entry.key)
+            if entry.run_id and key in seen:  # an older suite appended a run twice
+                problems.append(f"{path}:{number}: run {entry.run_id} cell {entry.key} is "
+                                f"already on line {seen[key]}; duplicate skipped")
+                continue
+            seen[key] = number
+            entries.append(entry)
     return History(entries, problems)
 
 

@@ -185,7 +185,7 @@ def break_even_steps(fixed_m: float, step_m: float, fixed_e: float, step_e: floa
         return 0.0
     if saving_per_step <= 0:
         return math.inf
-    return float(math.ceil(extra_setup / saving_per_step))
+    return _whole(math.ceil, extra_setup / saving_per_step)
 
 
 def wins_below_steps(fixed_m: float, step_m: float, fixed_e: float, step_e: float) -> float:
@@ -199,7 +199,13 @@ def wins_below_steps(fixed_m: float, step_m: float, fixed_e: float, step_e: floa
         return math.nan
     if extra_setup >= 0 or saving_per_step >= 0:
         return math.nan
-    return float(math.floor(-extra_setup / -saving_per_step))
+    return _whole(math.floor, -extra_setup / -saving_per_step)
+
+
+def _whole(rounding, steps: float) -> float:
+    """A step count rounded to a whole number; inf stays inf (a setup time so large, e.g. a
+    hand-edited 1e308 s, that the quotient overflows, is paid back never)."""
+    return float(rounding(steps)) if math.isfinite(steps) else math.inf
 
 
 def break_even_verdict(steps: float, wins_below: float) -> str:

@@ -267,6 +267,9 @@ def _mode_lines(data: pd.DataFrame, x: str, y: str, ax, colors: dict, **kwargs) 
                  **kwargs)
 
 
+MAX_JOB_STEPS = 1e12
+
+
 def break_even_figure(frame: pd.DataFrame, table: pd.DataFrame) -> Figure | None:
     """For a job of N steps, which mode finishes first once setup is counted?
 
@@ -278,7 +281,10 @@ def break_even_figure(frame: pd.DataFrame, table: pd.DataFrame) -> Figure | None
         return None  # no setup times recorded: nothing to draw
     colors = mode_colors(list(frame["mode"]))
     finite = table["break_even_steps"][np.isfinite(table["break_even_steps"])]
-    top = max(1e4, 10 ** math.ceil(math.log10(max(float(finite.max()), 1.0) * 10)))
+    # Up to ten times the largest break-even, at most MAX_JOB_STEPS (a job longer than that
+    # is no job: a break-even beyond it is drawn as the curves that never cross in range).
+    largest = min(float(finite.max()) if len(finite) else 1.0, MAX_JOB_STEPS)
+    top = max(1e4, min(10.0 ** math.ceil(math.log10(max(largest, 1.0) * 10)), MAX_JOB_STEPS))
     steps = np.unique(np.geomspace(1, top, 200).round())
     with _style():
         fig, panels = _grid(ok, height=3.2, legend=True)
@@ -303,7 +309,7 @@ def _mark_break_even(ax, key: dict, table: pd.DataFrame, colors: dict) -> None:
         mask &= (table[name] == key[name]).to_numpy()
     for _, row in table[mask].iterrows():
         n = row["break_even_steps"]
-        if row["mode"] == REFERENCE_MODE or not np.isfinite(n) or n < 1:
+        if row["mode"] == REFERENCE_MODE or not np.isfinite(n) or not 1 <= n <= MAX_JOB_STEPS:
             continue
         t = cumulative_time_s(row["fixed_s"], row["step_ms"] / 1e3, n)
         ax.plot([n], [t], "o", color=colors[row["mode"]], markersize=6,

@@ -27,6 +27,7 @@ from bench.replicates import (
 )
 from bench.stats import median_ci, summarize
 from bench.store import Run, peak_for
+from reports.csvfile import to_csv
 from reports.format import format_value
 from reports.pool import PooledCell, pool
 
@@ -302,7 +303,7 @@ def format_table(frame: pd.DataFrame, fmt: str = "text") -> str:
     """The frame as text (aligned, rounded), CSV (full precision) or a GitHub markdown table."""
     frame = frame.loc[:, [c for c in frame.columns if c not in RAW_COLUMNS]]
     if fmt == "csv":
-        return frame.to_csv(index=False)
+        return to_csv(frame)
     cells = [[format_value(v) for v in row] for row in frame.itertuples(index=False)]
     header = [str(c) for c in frame.columns]
     if fmt == "markdown":

@@ -15,6 +15,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.atomic import write_atomically
+from bench.paths import printable
 from reports import html as h
 from reports.format import format_value
 from reports.history import HistoryEntry, Series, Step, load_history, series
@@ -24,14 +26,19 @@ METRIC_LABELS = {"images_per_s": "throughput (images/s)", "speedup": "speed-up o
 
 def write_trends(history_path: str | os.PathLike, out_html: str | os.PathLike,
                  threshold: float = 0.05, alpha: float = 0.05) -> Path:
-    """Read a history file and write the trends page; returns the page's path."""
-    history = load_history(history_path)
-    page = render_trends(history.entries, threshold, alpha, problems=history.problems,
-                         source=str(history_path))
+    """Read a history file and write the trends page (atomically); returns the page's path."""
+    page = render_history(history_path, threshold, alpha)
     out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
-    return out
+    return write_atomically(out, page)
+
+
+def render_history(history_path: str | os.PathLike, threshold: float = 0.05,
+                   alpha: float = 0.05) -> str:
+    """The trends page of a history file, as a string."""
+    history = load_history(history_path)
+    return render_trends(history.entries, threshold, alpha, problems=history.problems,
+                         source=printable(history_path))
 
 
 def render_trends(entries: Sequence[HistoryEntry], threshold: float = 0.05, alpha: float = 0.05,

@@ -105,7 +105,7 @@ def main(args: argparse.Namespace) -> int:
         from bench.commands.report import write_report
 
         written = write_report([pair.a, pair.b], Path(args.report))
-        print(f"report: {written}", file=sys.stderr)
+        print(f"report: {written[0]}", file=sys.stderr)
     slower_or_failed = table["verdict"].isin(["slower", "failed"]).any()
     return 1 if slower_or_failed else 0
 

@@ -11,14 +11,13 @@ one.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from bench.atomic import write_atomically
 from bench.errors import UsageError
 from bench.paths import BASELINE_DIR, writable_dir
 from bench.store import Run, StoreError, load_run
@@ -108,21 +107,6 @@ def default_name(run: Run) -> str:
     devices = sorted({record.cell.device for record in run.records}) or ["cpu"]
     suite = re.sub(r"[^A-Za-z0-9._-]+", "-", run.header.suite or "run").strip("-.") or "run"
     return f"{suite}-{'-'.join(devices)}"
-
-
-def write_atomically(target: Path, data: bytes) -> None:
-    """Write to a temp file beside the target, fsync, then os.replace: all or nothing."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def run_list(args: argparse.Namespace) -> int:

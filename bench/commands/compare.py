@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import options
 from bench.errors import UsageError
 from bench.paths import BASELINE_DIR
 from bench.store import Run, load_runs, run_warnings
@@ -32,9 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("baseline", metavar="BASELINE",
                         help="run file, directory of run files, or recorded baseline name")
     parser.add_argument("current", metavar="CURRENT", help="run file or directory of run files")
-    parser.add_argument("--threshold", type=float, default=0.05,
+    parser.add_argument("--threshold", type=options.fraction, default=0.05,
                         help="smallest relative change that counts (default: 0.05 = 5%%)")
-    parser.add_argument("--alpha", type=float, default=0.01,
+    parser.add_argument("--alpha", type=options.fraction, default=0.01,
                         help="significance level of the tests (default: 0.01)")
     parser.add_argument("--absolute", choices=list(ABSOLUTE), default="auto",
                         help="gate absolute throughput: auto = only when the machine "

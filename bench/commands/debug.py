@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench import options
 from bench.errors import UsageError
 from bench.record import Status, is_failed
 
@@ -34,13 +35,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", "--modes", type=_modes, dest="modes", metavar="M[,M]",
                    help="modes (default: all): session,frozen,optimized,eager,function,xla,keras")
     p.add_argument("--phase", choices=("infer", "train"), default="infer")
-    p.add_argument("--batch", type=int, default=2, help="batch size (default: 2)")
+    p.add_argument("--batch", type=options.batch, default=2, help="batch size (default: 2)")
     p.add_argument("--input", choices=("resident", "feed", "dataset"), default="resident",
                    help="input style (default: resident; function_epoch needs dataset)")
     p.add_argument("--format", choices=("text", "markdown"), default="text")
     p.add_argument("--out", metavar="DIR",
                    help="also write the records as a run file (and the logs) in DIR")
-    p.add_argument("--timeout", type=float, default=300.0, dest="timeout_s",
+    p.add_argument("--timeout", type=options.setting("timeout_s"), default=300.0, dest="timeout_s",
                    help="seconds per cell worker (default: 300)")
     p.set_defaults(func=main)
 

@@ -22,6 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import signals
 from bench.errors import UsageError
 
 DEFAULT_THRESHOLD = 0.03
@@ -88,13 +89,8 @@ def main(args: argparse.Namespace) -> int:
     if decision.flagged and args.confirm:
         again = [c for c in cells if c.key in set(decision.flagged)]
         print(f"\ngate: confirming {len(again)} flagged cell(s) with fresh worker pairs")
-        try:
-            _, confirmation = measure(specs, again, f"{suite.name}-confirm", settings,
-                                      lockstep, out_dir, show_progress=not args.quiet)
-        except KeyboardInterrupt as exc:
-            exc.reason = (getattr(exc, "reason", "interrupted") + " during the gate's "
-                          "confirmation: no verdict was reached")
-            raise
+        _, confirmation = measure(specs, again, f"{suite.name}-confirm", settings, lockstep,
+                                  out_dir, show_progress=not args.quiet)
         for row in confirmation.to_dict("records"):
             from reports.ab import describe_ratio
 
@@ -136,3 +132,7 @@ def print_decision(decision, rule, out_dir: Path) -> None:
     if decision.undecided:
         print(f"  could not decide {len(decision.undecided)} cell(s) within "
               f"{rule.max_pairs} pairs (not failed): " + ", ".join(decision.undecided))
+
+
+main = signals.note_on_interrupt(main, "; no verdict was reached (the gate neither passed "
+                                       "nor failed)")

@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench import options
+from bench.atomic import check_replaceable
 from bench.errors import UsageError
 from bench.paths import DEFAULT_HISTORY, writable_file
 from bench.store import StoreError, load_run
@@ -38,9 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"history file (default: {DEFAULT_HISTORY})")
     report.add_argument("-o", "--output", type=Path, default=Path("trends.html"),
                         help="page to write (default: trends.html)")
-    report.add_argument("--threshold", type=float, default=0.05,
+    report.add_argument("--threshold", type=options.fraction, default=0.05,
                         help="smallest relative shift that is a step (default: 0.05)")
-    report.add_argument("--alpha", type=float, default=0.05,
+    report.add_argument("--alpha", type=options.fraction, default=0.05,
                         help="significance level of a step (default: 0.05)")
     report.set_defaults(func=run_report)
 
@@ -52,6 +54,9 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def run_append(args: argparse.Namespace) -> int:
     writable_file(args.history, "--history")
+    if args.history.is_symlink():
+        raise UsageError(f"--history {args.history}: is a symbolic link; give the history "
+                         "file itself")
     try:
         check_history_file(args.history)  # before anything: never append to a non-history
     except HistoryError as exc:
@@ -90,6 +95,7 @@ def run_report(args: argparse.Namespace) -> int:
     if args.output.suffix.lower() not in (".html", ".htm"):  # never over a run or history file
         raise UsageError(f"-o {args.output}: the trends page is HTML; give a name ending in .html")
     writable_file(args.output, "-o")
+    check_replaceable(args.output, "-o")
     try:
         out = write_trends(args.history, args.output, args.threshold, args.alpha)
     except HistoryError as exc:

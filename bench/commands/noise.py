@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from bench import options
 from bench.errors import UsageError
 
 CHUNK = 20_000  # busy-loop iterations per timed chunk (about a millisecond)
@@ -22,9 +23,10 @@ CHUNK = 20_000  # busy-loop iterations per timed chunk (about a millisecond)
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("noise", help="measure how steady this machine's CPU speed is",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=20.0, help="how long (default 20)")
-    p.add_argument("--window", type=float, default=1.0, help="window length in s (default 1)")
-    p.add_argument("--cpu", type=int, help="CPU to pin to (default: the last one)")
+    p.add_argument("--seconds", type=options.seconds, default=20.0, help="how long (default 20)")
+    p.add_argument("--window", type=options.seconds,
+                   default=1.0, help="window length in s (default 1)")
+    p.add_argument("--cpu", type=options.cpu, help="CPU to pin to (default: the last one)")
     p.set_defaults(func=main)
 
 

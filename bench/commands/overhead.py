@@ -3,14 +3,18 @@
 Runs one cell's real step (by default the cheapest cell of the smoke suite) in a worker and
 alternates blocks of harness-timed steps with blocks of a bare loop (one perf_counter pair per
 block). Reports both per-step times and the relative overhead; the target is at most 1%.
+Its worker's log folder (`bench-overhead-*` in the temporary directory) is removed at the end,
+interrupted or not, and kept only when the measurement failed (the message names it).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 from pathlib import Path
 
+from bench import options
 from bench.errors import UsageError
 from bench.record import Status
 
@@ -22,8 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", default="frozen",
                    help="mode (default frozen: the fastest smoke step, the worst case)")
     p.add_argument("--phase", default="infer", choices=("infer", "train"))
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--steps", type=int, default=4000, help="steps each way")
+    p.add_argument("--batch", type=options.batch, default=8)
+    p.add_argument("--steps", type=options.steps, default=4000, help="steps each way")
     p.set_defaults(func=main)
 
 
@@ -50,9 +54,14 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     cell = Cell(workload.case, workload.config_string, args.mode, args.phase, batch=args.batch)
     logs = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
-    ctx = worker_context(logs / "forkserver.log")
-    got = run_in_worker(ctx, measure_overhead, (cell, CellOptions(), args.steps),
-                        logs / "overhead.log", timeout_s=600)
+    got = None
+    try:
+        ctx = worker_context(logs / "forkserver.log")
+        got = run_in_worker(ctx, measure_overhead, (cell, CellOptions(), args.steps),
+                            logs / "overhead.log", timeout_s=600)
+    finally:  # the logs are kept only to explain a failure; interrupted or fine, they go
+        if got is None or got.status == Status.OK:
+            shutil.rmtree(logs, ignore_errors=True)
     if got.status != Status.OK:
         print(f"overhead measurement failed: {got.reason or got.value} (log: {logs})")
         return 1

@@ -2,20 +2,24 @@
 
 Writes one self-contained HTML file (open it anywhere, no network needed) and the tables
 behind it as CSV next to it, named `<stem>_<table>.csv`, so numbers can be re-used without
-scraping the page.
+scraping the page. The report names those files in its last line; a later report to the same
+name replaces them, and refuses to replace a CSV there that no report to that name wrote.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.atomic import check_replaceable, write_atomically
 from bench.commands import add_runs_argument
 from bench.errors import UsageError
-from bench.paths import writable_file
+from bench.paths import printable, writable_file
 from bench.store import Run, load_runs, run_warnings
+from reports.csvfile import to_csv
 from reports.history import HistoryError, check_history_file
 
 TABLES = ("cells", "modes", "break_even", "scorecard", "baseline", "time", "ab")
@@ -42,13 +46,50 @@ def csv_paths(output: Path) -> dict[str, Path]:
     return {name: output.with_name(f"{output.stem}_{name}.csv") for name in TABLES}
 
 
+def trends_path(output: Path) -> Path:
+    return output.with_name(f"{output.stem}_trends.html")
+
+
+# The last line of every report names the files written beside it, so a later report to the
+# same name knows which of the files there are its own to replace.
+MARKER = "<!-- bench report; files beside it: "
+
+
+def own_files(output: Path) -> set[str]:
+    """Names of the side files an existing report at `output` says it wrote (none if no report)."""
+    try:
+        with open(output, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+            tail = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return set()
+    line = tail[tail.rfind(MARKER):] if MARKER in tail else ""
+    return set(line[len(MARKER):].removesuffix("\n").removesuffix(" -->").split())
+
+
+def check_outputs(output: Path, what: str, history: bool = False) -> list[Path]:
+    """Before any work: the report and every file beside it can be written and are ours to
+    replace (not a link, not a run or history, not a CSV some other report or person wrote).
+    Returns the side files."""
+    side = list(csv_paths(output).values()) + ([trends_path(output)] if history else [])
+    writable_file(output, what)
+    check_replaceable(output, what)
+    own = own_files(output)
+    for path in side:
+        writable_file(path, what)
+        check_replaceable(path, what)
+        if (path.exists() or path.is_symlink()) and path.name not in own:
+            raise UsageError(f"{what} {output}: {path} exists and was not written by a report "
+                             f"to {output.name}; refusing to replace it (move it away or "
+                             "choose another name)")
+    return side
+
+
 def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"{output}: the report is HTML; give an output name ending in .html")
-    writable_file(output, "-o")
-    for path in csv_paths(output).values():
-        writable_file(path, "-o")
+    check_outputs(output, "-o", history=bool(args.history))
     if args.history and not Path(args.history).is_file():
         raise UsageError(f"--history {args.history}: no such history file")
     if args.history:
@@ -60,13 +101,16 @@ def run(args: argparse.Namespace) -> int:
     baseline = load_runs(args.baseline) if args.baseline else None
     for line in run_warnings(runs + (baseline or [])):
         print(f"warning: {line}", file=sys.stderr)
-    print(write_report(runs, output, baseline, history=args.history))
+    written = write_report(runs, output, baseline, history=args.history)
+    print(printable(written[0]))
+    print("  beside it: " + ", ".join(printable(p.name) for p in written[1:]))
     return 0
 
 
 def write_report(runs: Sequence[Run], output: Path, baseline: Sequence[Run] | None = None,
-                 history: str | None = None) -> Path:
-    """Write the HTML report and its CSV tables (and trends page); return the HTML path."""
+                 history: str | None = None) -> list[Path]:
+    """Write the HTML report, then its CSV tables (and trends page), each atomically; return
+    the paths written, the HTML first. The HTML's last line names the side files."""
     from reports.report import build_report  # matplotlib is slow to import; only when needed
 
     paths = csv_paths(output)
@@ -74,13 +118,30 @@ def write_report(runs: Sequence[Run], output: Path, baseline: Sequence[Run] | No
 
     wanted = {"baseline": bool(baseline), "ab": bool(find_pairs(runs))}
     names = [p.name for n, p in paths.items() if wanted.get(n, True)]
-    trends_name = None
+    trends_html = None
     if history:
-        from reports.trends import write_trends
+        from reports.trends import render_history
 
-        trends_name = write_trends(history, output.with_name(f"{output.stem}_trends.html")).name
-    report = build_report(runs, baseline, names, trends_name)
-    output.write_text(report.html, encoding="utf-8")
+        trends_html = render_history(history)
+    report = build_report(runs, baseline, names, trends_path(output).name if history else None)
+    side = [paths[name] for name in report.tables] + ([trends_path(output)] if history else [])
+    marker = MARKER + " ".join(p.name for p in side) + " -->\n"
+    written = [write_atomically(output, report.html + "\n" + marker)]
     for name, table in report.tables.items():
-        table.to_csv(paths[name], index=False)
-    return output
+        written.append(write_atomically(paths[name], to_csv(table)))
+    if trends_html is not None:
+        written.append(write_atomically(trends_path(output), trends_html))
+    return written
+
+
+def write_run_report(runs: Sequence[Run], output: Path) -> Path | None:
+    """`run --report`: the report of a finished run, or None and one line on stderr when it
+    cannot be written: the run itself is kept and its exit code is the run's, not the report's."""
+    try:
+        return write_report(runs, output)[0]
+    except (OSError, UnicodeError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = getattr(exc, "filename", None) or output
+        print(f"warning: the report could not be written ({printable(where)}: {why}); the run "
+              "itself is complete and kept", file=sys.stderr)
+        return None

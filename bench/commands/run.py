@@ -19,10 +19,11 @@ from pathlib import Path
 
 from bench import signals
 from bench.commands.matrix import add_matrix_options, add_measurement_options, selection
+from bench.commands.report import check_outputs as check_report_outputs
 from bench.errors import WRITE_FAILED, UsageError
 from bench.execute import execute, execute_ray
-from bench.paths import writable_file
-from bench.store import StoreWriteError
+from bench.paths import printable
+from bench.store import RunFileGone, StoreWriteError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -73,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
     if args.report and not args.report.lower().endswith((".html", ".htm")):
         raise UsageError(f"--report {args.report}: give an .html file")
     if args.report:  # before the run: an unwritable report must not spoil a good run
-        writable_file(args.report, "--report")
+        check_report_outputs(Path(args.report), "--report")
     shard_tag = f"-shard{args.shard.replace('/', 'of')}" if args.shard else ""
     try:
         if args.ray is not None:
@@ -100,8 +101,10 @@ def main(args: argparse.Namespace) -> int:
                   "(marked incomplete)", file=sys.stderr)
         return signals.exit_code(exc)
     except StoreWriteError as exc:
-        print(f"error: {exc.strerror}; the records written before are kept in "
-              f"{getattr(exc, 'run_path', args.out)} (the run is incomplete)", file=sys.stderr)
+        kept = "" if isinstance(exc, RunFileGone) else (
+            f"; the records written before are kept in {getattr(exc, 'run_path', args.out)} "
+            "(the run is incomplete)")
+        print(f"error: {exc.strerror}{kept}", file=sys.stderr)
         return WRITE_FAILED
 
     from bench.store import load_runs
@@ -113,9 +116,9 @@ def main(args: argparse.Namespace) -> int:
     frame = records_frame(runs)
     written = None
     if args.report:
-        from bench.commands.report import write_report
+        from bench.commands.report import write_run_report
 
-        written = write_report(runs, Path(args.report))
+        written = write_run_report(runs, Path(args.report))
     if args.format:
         print(format_table(frame[default_columns(frame)], args.format))
     else:
@@ -124,12 +127,13 @@ def main(args: argparse.Namespace) -> int:
         from reports.verdict import verdict_lines, with_labels
 
         print("\n".join(verdict_lines(with_labels(with_speedup(frame)),
-                                       str(written) if written else None)))
+                                       printable(written) if written else None)))
         print("  " + time_line(runs))
     for line in load_warnings(frame):
         print(f"warning: {line}", file=sys.stderr)
-    print(f"\nresults: {', '.join(str(p) for p in paths)}"
-          + (f"\nreport: {written}" if written and args.format else ""), file=sys.stderr)
+    print(f"\nresults: {', '.join(printable(p) for p in paths)}"
+          + (f"\nreport: {printable(written)}" if written and args.format else ""),
+          file=sys.stderr)
     return 1 if result.failed else 0
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 import math
 import sys
 
+from bench import options
 from bench.errors import UsageError
 from bench.record import Status
 from bench.store import Run
@@ -22,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__.splitlines()[0])
     p.add_argument("run_a", metavar="RUN_A")
     p.add_argument("run_b", metavar="RUN_B")
-    p.add_argument("--tolerance", type=float, default=0.05,
+    p.add_argument("--tolerance", type=options.fraction, default=0.05,
                    help="relative throughput difference counted as agreement (default 0.05)")
     p.set_defaults(func=main)
 
