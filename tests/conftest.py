@@ -60,3 +60,21 @@ def descendants(pid: int) -> set[int]:
                 found.add(child)
                 todo.append(child)
     return found
+
+
+# Modules whose tests start real runs, worker processes or TensorFlow models: marked `slow`, so
+# `python -m pytest -m "not slow"` is the quick lane (statistics, schema, reports on recorded
+# runs, plans, options) and the full `python -m pytest -q` runs everything.
+SLOW_MODULES = {"test_ab", "test_dataset", "test_equivalence", "test_first_run", "test_gate",
+                "test_graphs", "test_leftovers", "test_limits", "test_outputs", "test_own_model",
+                "test_placement", "test_probes", "test_pytest_benchmark", "test_ray",
+                "test_reliability", "test_reports_html", "test_runner", "test_signals",
+                "test_toy_mode"}
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
