@@ -77,14 +77,14 @@ class Rule:
         from bench.errors import UsageError
 
         if not 0 < self.threshold < 1:
-            raise UsageError(f"threshold must be between 0 and 1, got {self.threshold!r}")
+            raise UsageError(f"--threshold: expected a number in (0, 1), got {self.threshold!r}")
         if not 0 < self.alpha < 1:
-            raise UsageError(f"alpha must be between 0 and 1, got {self.alpha!r}")
+            raise UsageError(f"--alpha: expected a number between 0 and 1, got {self.alpha!r}")
         if not 2 <= self.min_pairs <= self.max_pairs <= 1000:
-            raise UsageError("pairs: need 2 <= min-pairs <= max-pairs <= 1000, got "
+            raise UsageError("--min-pairs/--max-pairs: expected 2 <= min <= max <= 1000, got "
                              f"{self.min_pairs} and {self.max_pairs}")
         if not 0 <= self.effect <= self.threshold:
-            raise UsageError(f"margin must be between 0 and the threshold, got {self.margin!r}")
+            raise UsageError(f"margin: expected 0 to the threshold, got {self.margin!r}")
         return self
 
     def as_dict(self) -> dict[str, float]:

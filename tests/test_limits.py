@@ -60,9 +60,10 @@ def test_class07_probe_selection_is_linear():
     ["run", "--batch", "4097", "--estimate"],
     ["history", "report", "--threshold", "1.5"],
     ["compare", "a", "b", "--alpha", "nan"],
-    ["gate", "--rounds", "101"],
-    ["gate", "--confirm-rounds", "1000"],
-    ["gate-check", "--runs", "1000000"],
+    ["gate", "--max-pairs", "100000"],
+    ["gate", "--pair-budget", "1e9"],
+    ["gate-check", "--pairs", "1000000"],
+    ["ab", ".", ".", "--min-steps", "0"],
     ["stability", "a", "b", "--tolerance", "-1"],
     ["noise", "--seconds", "1e12"],
 ])

@@ -68,12 +68,12 @@ def lockstep_settings(args: argparse.Namespace):
 
     rule = Rule(args.threshold, args.alpha, args.min_pairs, args.max_pairs).check()
     if not (math.isfinite(args.pair_budget_s) and 0 < args.pair_budget_s <= 600):
-        raise UsageError("--pair-budget must be a number of seconds in (0, 600]")
+        raise UsageError("--pair-budget: expected seconds in (0, 600]")
     if not 1 <= args.min_steps <= 100_000:
-        raise UsageError("--min-steps must be from 1 to 100000")
+        raise UsageError("--min-steps: expected an integer from 1 to 100000")
     if args.time_budget_s is not None and not (math.isfinite(args.time_budget_s)
                                                and 0 < args.time_budget_s <= 86_400):
-        raise UsageError("--time-budget must be a number of seconds in (0, 86400]")
+        raise UsageError("--time-budget: expected seconds in (0, 86400]")
     return LockstepSettings(rule=rule, pair_budget_s=args.pair_budget_s,
                             min_steps=args.min_steps, time_budget_s=args.time_budget_s)
 

@@ -67,11 +67,11 @@ def main(args: argparse.Namespace) -> int:
     from bench.commands.ab import lockstep_settings
 
     if not args.fractions or not all(0 < f < 1 for f in args.fractions):
-        raise UsageError("--fractions must be numbers between 0 and 1")
+        raise UsageError("--fractions: expected numbers between 0 and 1")
     if not 2 <= args.pairs <= 200:
-        raise UsageError("--pairs must be from 2 to 200")
+        raise UsageError("--pairs: expected an integer from 2 to 200")
     if not 1 <= args.decisions <= 100_000:
-        raise UsageError("--decisions must be from 1 to 100000")
+        raise UsageError("--decisions: expected an integer from 1 to 100000")
     lockstep = lockstep_settings(args)
     pools = reused_pools(Path(args.reuse)) if args.reuse else measure_pools(args, lockstep)
     table = replay_rates(pools, lockstep.rule, args.decisions, args.seed)
