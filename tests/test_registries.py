@@ -68,7 +68,8 @@ def test_imports_flow_one_way_store_to_reports_to_commands():
 # (modes, probes), the A/B rule; never the engine's running parts or a private name.
 REPORTS_MAY_IMPORT = {"bench.record", "bench.store", "bench.stats", "bench.replicates",
                       "bench.abstats", "bench.errors", "bench.paths", "bench.modes",
-                      "bench.probes", "bench.units", "bench.pytest_benchmark_json"}
+                      "bench.probes", "bench.units", "bench.pytest_benchmark_json",
+                      "bench.atomic"}
 
 
 def test_reports_read_only_the_record_store_statistics_and_registries():
