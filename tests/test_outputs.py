@@ -268,12 +268,13 @@ def test_class14_an_interrupted_gate_says_no_verdict_was_reached(tmp_path, capsy
                                                                  monkeypatch):
     from runs import BASELINE_RUN as BASELINE
 
-    import bench.commands.run
+    import bench.commands.ab
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bench.commands.run, "execute", interrupted)
-    code, out, err = _cli(capsys, "gate", "--baseline", BASELINE, "--out", tmp_path, "--quiet")
+    monkeypatch.setattr(bench.commands.ab, "measure", interrupted)
+    code, out, err = _cli(capsys, "gate", "--baseline", BASELINE, "--against", ".", "--out",
+                          tmp_path, "--quiet")
     assert code == 130
     assert "no verdict was reached" in err and "pass" not in out
