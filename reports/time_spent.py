@@ -7,8 +7,8 @@ measuring costs (warm-up, sampling, paired) and what it costs to get there. That
 what a longer budget would buy: doubling the budgets doubles only the measuring share.
 
 Each record also keeps what the progress display promised when the cell started
-(`Record.eta_elapsed_s` and `eta_left_s`: elapsed and estimated seconds left); with the footer's `elapsed_s` that gives
-the ETA's real error at every point of the run.
+(`Record.eta_elapsed_s` and `eta_left_s`: elapsed and estimated seconds left); with the
+footer's `elapsed_s` that gives the ETA's real error at every point of the run.
 """
 
 from __future__ import annotations
