@@ -23,7 +23,7 @@ from types import ModuleType
 import numpy as np
 
 from bench.modes.base import EPOCH_BATCHES, Prepared, Request, Threads, equivalence_calls
-from bench.record import Cell, SetupStage
+from bench.record import Cell, Phase, SetupStage
 
 
 class Laps:
@@ -112,7 +112,7 @@ def prepare_cell(mode: ModuleType, request: Request, laps: Laps | None = None) -
                  SetupStage.FIRST_CALL: laps.lap(SetupStage.FIRST_CALL) - setup_done}
         outputs = [np.asarray(first)]
         trained = None
-        if request.phase == "train":
+        if request.phase == Phase.TRAIN:
             calls = equivalence_calls(request.input, request.phase)
             outputs += [np.asarray(one_batch()) for _ in range(calls - 1)]
             trained = prepared.read_weights()

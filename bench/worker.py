@@ -33,7 +33,7 @@ from bench.inject import FAULT_ENV, parse_faults
 from bench.lifecycle import Laps, PreparedCell, make_request, prepare_cell
 from bench.modes.base import EPOCH_BATCHES
 from bench.placement import LoadMeter, available_cpus, pin
-from bench.record import Cell, Record, Status
+from bench.record import Cell, Device, Phase, Record, Status
 from bench.timing import Measurement, measure, measure_paired
 
 # "<mode>:<crash|hang|oom|error>[,...]": deliberate failures for the isolation tests.
@@ -193,7 +193,7 @@ def close_cell(opened: OpenCell, measurement: Measurement, meter: LoadMeter | No
         prepared.close()
     laps.lap("teardown")
     tol = tolerance(cell.mode, cell.phase)
-    training = cell.phase == "train"
+    training = cell.phase == Phase.TRAIN
     flops = 2.0 * workload.macs_per_image * (3.0 if training else 1.0)
     return Record(
         cell=cell, status=Status.OK, samples_s=[t / per_call for t in measurement.samples_s],
@@ -223,7 +223,7 @@ def reference_diff(request, reference, outputs: list[np.ndarray],
     """
     from bench.modes.base import equivalence_calls
 
-    if request.phase != "train":
+    if request.phase != Phase.TRAIN:
         return float(np.max(np.abs(outputs[0] - np.asarray(reference.step()))))
     calls = equivalence_calls(request.input, request.phase)
     losses = [float(reference.step()) for _ in range(calls)]
@@ -295,7 +295,7 @@ def calibrate(device: str, cpus: tuple[int, ...] = (), intra_op: int = 0,
     threads = configure_threads(_threads(options))
     facts = tf_facts()
     facts["threads"] = threads.as_dict()
-    if device == "gpu" and not facts["gpus"]:
+    if device == Device.GPU and not facts["gpus"]:
         facts["peak_flops"] = None
         return facts
     facts["peak_flops"] = measure_peak_flops(device)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bench.modes import REFERENCE_MODE, display_order
-from bench.record import FAILED_STATUSES, Status
+from bench.record import FAILED_STATUSES, InputStyle, Status
 from bench.stats import ratio_ci
 from reports.format import format_value
 
@@ -58,7 +58,7 @@ def cell_label(row: pd.Series | dict[str, Any], with_machine: bool = False) -> s
     label = f"{case} {row['phase']} b{row['batch']}"
     if row.get("threads", "all") != "all":
         label += f" t{row['threads']}"
-    if row.get("input", "resident") != "resident":
+    if row.get("input", InputStyle.RESIDENT) != InputStyle.RESIDENT:
         label += f" {row['input']}"
     if with_machine:
         label = f"{row['machine']} {row['device']}: {label}"

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bench.probes import BETTER
-from bench.record import MEASURING_STAGES, Status
+from bench.record import MEASURING_STAGES, InputStyle, Status
 from bench.store import Run, run_warnings
 from reports import html as h
 from reports import plots
@@ -386,7 +386,7 @@ def _mode_table(key: dict[str, Any], cells: pd.DataFrame, even: pd.DataFrame) ->
     if show_peak:
         rows.append(metric("share of measured peak FLOP/s",
                            lambda r: h.text(_percent(r["peak_fraction"]), "num")))
-    if key["input"] == "dataset":  # a measured call is an epoch
+    if key["input"] == InputStyle.DATASET:  # a measured call is an epoch
         rows.insert(4, metric("seconds per epoch",
                               lambda r: h.text(h.format_number(r["epoch_s"]), "num")))
     rows.append(metric("agrees with eager", _agreement_cell))
@@ -398,11 +398,11 @@ def _mode_table(key: dict[str, Any], cells: pd.DataFrame, even: pd.DataFrame) ->
 def _group_title(key: dict[str, Any], cells: pd.DataFrame) -> str:
     config = f" [{key['config']}]" if key["config"] else ""
     title = f"{key['case']}{config} · {key['phase']} · batch {key['batch']}"
-    if key["input"] == "dataset":
+    if key["input"] == InputStyle.DATASET:
         batches = cells["epoch_batches"].dropna()
         epoch = f" (epoch of {int(batches.iloc[0])} batches)" if len(batches) else ""
         title += f" · dataset input{epoch}"
-    elif key["input"] != "resident":
+    elif key["input"] != InputStyle.RESIDENT:
         title += f" · {key['input']} input"
     details = []
     macs, params = cells["macs"].dropna(), cells["params"].dropna()
