@@ -29,9 +29,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.modes import REFERENCE_MODE, TRAIN, mode_info
-from bench.record import MEASURING_STAGES, TIME_STAGES, Cell, InputStyle, Phase, Record, Status
+from bench.record import (
+    MEASURING_STAGES,
+    TIME_STAGES,
+    Cell,
+    InputStyle,
+    Phase,
+    Record,
+    Status,
+    TimeStage,
+)
 
-FIXED_STAGES = tuple(s for s in TIME_STAGES if s not in (*MEASURING_STAGES, "probes"))
+FIXED_STAGES = tuple(s for s in TIME_STAGES if s not in (*MEASURING_STAGES, TimeStage.PROBES))
 PARTS = ("fixed", "budget", "steps", "probes")
 # Seconds of evidence before a correction factor moves far from 1 (shrinkage).
 PRIOR_WEIGHT_S = 10.0
@@ -161,7 +170,7 @@ def actual(record: Record) -> Estimate:
     stages = record.time_s
     return Estimate(fixed_s=sum(stages.get(s, 0.0) for s in FIXED_STAGES),
                     budget_s=sum(stages.get(s, 0.0) for s in MEASURING_STAGES),
-                    probes_s=stages.get("probes", 0.0))
+                    probes_s=stages.get(TimeStage.PROBES, 0.0))
 
 
 @dataclass

@@ -26,7 +26,7 @@ from bench.machine import fingerprint, machine_facts
 from bench.modes import not_applicable_reason
 from bench.placement import available_cpus, pin, placement
 from bench.progress import Progress
-from bench.record import ALL_THREADS, Cell, Device, Record, Status, is_failed
+from bench.record import ALL_THREADS, Cell, Device, Record, Status, TimeStage, is_failed
 from bench.replicates import remeasure_needed
 from bench.schedule import visits
 from bench.store import RunHeader, RunWriter, new_run_id, peak_key
@@ -339,14 +339,14 @@ def _measure_one(ctx, cell: Cell, options: CellOptions, log_path: Path, timeout_
     if got.status == Status.OK:
         record = got.value
         # The worker accounted for its own stages; the rest is forking it and the result's trip.
-        record.time_s = {"start": max(elapsed - sum(record.time_s.values()), 0.0),
+        record.time_s = {TimeStage.START: max(elapsed - sum(record.time_s.values()), 0.0),
                          **record.time_s}
         return record
     if got.status == Status.ERROR:
         record = error_record(cell, got.value)
     else:
         record = Record(cell=cell, status=got.status, reason=got.reason)
-    record.time_s = {"lost": elapsed}
+    record.time_s = {TimeStage.LOST: elapsed}
     record.extra["log"] = str(log_path)
     return record
 
