@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import matplotlib
 
+from bench.abstats import Verdict
 from bench.modes import MODE_TABLE
 from bench.record import InputStyle, Status, is_failed
 
@@ -456,8 +457,8 @@ def ab_forest_figure(table: pd.DataFrame, threshold: float, margin: float) -> Fi
     if data.empty:
         return None
     data = data.sort_values("ratio").reset_index(drop=True)
-    colors = {"slower": "#D55E00", "faster": "#009E73", "no change": "#0072B2",
-              "undecided": "#7f7f7f"}
+    colors = {Verdict.SLOWER: "#D55E00", Verdict.FASTER: "#009E73", Verdict.SAME: "#0072B2",
+              Verdict.UNDECIDED: "#7f7f7f"}
     with _style():
         height = 1.6 + 0.28 * len(data)
         left = min(0.3 + 0.075 * max(len(str(k)) for k in data["label"]), 6.5)
