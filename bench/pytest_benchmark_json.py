@@ -23,7 +23,17 @@ from typing import Any
 
 from bench.errors import StoreError
 from bench.machine import fingerprint
-from bench.record import SCHEMA_VERSION, Record, Run, RunHeader, SchemaError, Status, mode_fields
+from bench.record import (
+    SCHEMA_VERSION,
+    Device,
+    InputStyle,
+    Record,
+    Run,
+    RunHeader,
+    SchemaError,
+    Status,
+    mode_fields,
+)
 
 DEFAULT_SUITE = "pytest-benchmark"
 _TOP_LEVEL = ("machine_info", "benchmarks")
@@ -109,8 +119,8 @@ def _record(bench: Any, run_id: str) -> tuple[Record, dict[str, Any]]:
     if missing:
         raise ValueError(f"extra_info has no {', '.join(missing)} (not a bench/ benchmark)")
     cell = {"case": info["case"], "config": info.get("config") or "", "mode": info["mode"],
-            "phase": info["phase"], "device": info.get("device") or "cpu",
-            "input": info.get("input") or "resident", "batch": info.get("batch", 1)}
+            "phase": info["phase"], "device": info.get("device") or Device.CPU,
+            "input": info.get("input") or InputStyle.RESIDENT, "batch": info.get("batch", 1)}
     per_call = info.get("batches_per_call", 1)
     if isinstance(per_call, bool) or not isinstance(per_call, int) or per_call < 1:
         raise ValueError(f"extra_info batches_per_call must be a positive integer, got "
@@ -165,7 +175,7 @@ def _machine(data: dict[str, Any], infos: list[dict[str, Any]],
     if git:
         facts["git"] = git
     if ours and "fingerprint" not in facts:
-        devices = sorted({r.cell.device for r in records}) or ["cpu"]
+        devices = sorted({r.cell.device for r in records}) or [Device.CPU]
         facts["fingerprint"] = fingerprint(facts, ",".join(devices))
     return facts
 

@@ -21,20 +21,64 @@ from typing import Any
 # 2: `extra` became declared fields (see record_from_v1, which reads version 1).
 SCHEMA_VERSION = 2
 
-PHASES = ("infer", "train")
-DEVICES = ("cpu", "gpu")
-INPUT_STYLES = ("resident", "feed", "dataset")
+
+class Phase(StrEnum):
+    """What a cell's step does; a member is its own name as a string (`Phase.INFER == "infer"`),
+    so records, suite files and the command line keep plain strings."""
+
+    INFER = "infer"
+    TRAIN = "train"
+
+
+class Device(StrEnum):
+    """Where a cell runs."""
+
+    CPU = "cpu"
+    GPU = "gpu"
+
+
+class InputStyle(StrEnum):
+    """How a step gets its batch: `resident` already on the device, `feed` a host batch per
+    step, `dataset` a tf.data epoch per measured call (one step = one epoch)."""
+
+    RESIDENT = "resident"
+    FEED = "feed"
+    DATASET = "dataset"
+
+
+PHASES = tuple(Phase)
+DEVICES = tuple(Device)
+INPUT_STYLES = tuple(InputStyle)
 ALL_THREADS = "all"  # a threads value: every CPU the run may use
-# Where a cell's time goes, in the order it is spent (Record.time_s). `start` is the runner's
-# share: forking the worker and receiving its result; `lost` is the whole time of a cell that
-# failed (its stages are unknown); `skipped` the runner's time on a not-applicable cell.
-TIME_STAGES = ("start", "inputs", "setup", "first_call", "equivalence", "warmup", "sampling",
-               "probes", "reference", "paired", "teardown", "lost")
+
+
+class TimeStage(StrEnum):
+    """Where a cell's time goes, in the order it is spent (`Record.time_s` keys).
+
+    `start` is the runner's share: forking the worker and receiving its result; `lost` is the
+    whole time of a cell that failed (its stages are unknown).
+    """
+
+    START = "start"
+    INPUTS = "inputs"
+    SETUP = "setup"
+    FIRST_CALL = "first_call"
+    EQUIVALENCE = "equivalence"
+    WARMUP = "warmup"
+    SAMPLING = "sampling"
+    PROBES = "probes"
+    REFERENCE = "reference"
+    PAIRED = "paired"
+    TEARDOWN = "teardown"
+    LOST = "lost"
+
+
+TIME_STAGES = tuple(TimeStage)
 # Other processes using at least this share of a worker's CPUs (in cores) while it sampled
 # (Record.load) make the cell's numbers suspect: the table and the report warn.
 OTHER_LOAD_WARN = 0.10
 # The stages a longer budget lengthens; the others are paid once per cell whatever the budget.
-MEASURING_STAGES = ("warmup", "sampling", "paired")
+MEASURING_STAGES = (TimeStage.WARMUP, TimeStage.SAMPLING, TimeStage.PAIRED)
 
 
 class Status(StrEnum):
@@ -106,9 +150,9 @@ class Cell:
     case: str  # "cnn", "mobilenet"
     config: str  # canonical override string, e.g. "alpha=0.25,resolution=96" ("" = defaults)
     mode: str  # a bench.modes.MODES name: "session", "eager", "function_epoch", ...
-    phase: str  # "infer" | "train"
-    device: str = "cpu"  # "cpu" | "gpu"
-    input: str = "resident"  # "resident" | "feed" | "dataset" (one step = one epoch)
+    phase: str  # a Phase
+    device: str = Device.CPU  # a Device
+    input: str = InputStyle.RESIDENT  # an InputStyle (dataset: one step = one epoch)
     batch: int = 1
     # CPUs (and intra-op threads) the worker gets: "1", "2", ... or "all" (bench.placement).
     threads: str = ALL_THREADS

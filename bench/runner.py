@@ -26,7 +26,7 @@ from bench.machine import fingerprint, machine_facts
 from bench.modes import not_applicable_reason
 from bench.placement import available_cpus, pin, placement
 from bench.progress import Progress
-from bench.record import Cell, Record, Status, is_failed
+from bench.record import ALL_THREADS, Cell, Device, Record, Status, TimeStage, is_failed
 from bench.replicates import remeasure_needed
 from bench.schedule import visits
 from bench.store import RunHeader, RunWriter, new_run_id, peak_key
@@ -202,7 +202,8 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
     ctx = worker_context(log_dir / "forkserver.log")
     machine_cpus = available_cpus()  # taken once: the runner moves itself between CPUs below
     cells = list(dict.fromkeys(cell for _, cell in cells_in_order))
-    profiles = sorted({(cell.device, cell.threads) for cell in cells}) or [("cpu", "all")]
+    profiles = (sorted({(cell.device, cell.threads) for cell in cells})
+                or [(Device.CPU, ALL_THREADS)])
     facts = machine_facts()
     calibration_started = time.perf_counter()
     peak = calibrate_profiles(ctx, profiles, threads_inter, machine_cpus, log_dir, "start",
@@ -309,7 +310,7 @@ def calibrate_profiles(ctx, profiles: list[tuple[str, str]], threads_inter: int,
                             log_dir / f"calibrate-{when}-{device}-t{threads}.log", timeout_s=300)
         if got.status != Status.OK:
             raise RuntimeError(f"calibration on {device} failed: {got.reason or got.value}")
-        if device == "gpu" and not got.value.get("gpus"):
+        if device == Device.GPU and not got.value.get("gpus"):
             raise UsageError("device 'gpu' requested but TensorFlow sees no GPU on this machine "
                              "(install the 'gpu' extra on a CUDA machine, or use --device cpu)")
         if facts is not None:
@@ -336,14 +337,14 @@ def _measure_one(ctx, cell: Cell, options: CellOptions, log_path: Path, timeout_
     if got.status == Status.OK:
         record = got.value
         # The worker accounted for its own stages; the rest is forking it and the result's trip.
-        record.time_s = {"start": max(elapsed - sum(record.time_s.values()), 0.0),
+        record.time_s = {TimeStage.START: max(elapsed - sum(record.time_s.values()), 0.0),
                          **record.time_s}
         return record
     if got.status == Status.ERROR:
         record = error_record(cell, got.value)
     else:
         record = Record(cell=cell, status=got.status, reason=got.reason)
-    record.time_s = {"lost": elapsed}
+    record.time_s = {TimeStage.LOST: elapsed}
     record.log = str(log_path)
     return record
 

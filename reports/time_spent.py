@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from bench.record import MEASURING_STAGES, TIME_STAGES
+from bench.record import MEASURING_STAGES, TIME_STAGES, TimeStage
 from bench.store import Run
 from bench.units import clock
 
@@ -54,7 +54,7 @@ def by_mode(runs: Sequence[Run]) -> pd.DataFrame:
     """Seconds per mode and phase, split into getting ready, measuring and probes."""
     frame = stage_seconds(runs)
     frame["measuring"] = frame[list(MEASURING_STAGES)].sum(axis=1)
-    frame["probing"] = frame["probes"]
+    frame["probing"] = frame[TimeStage.PROBES]
     frame["getting ready"] = frame["total"] - frame["measuring"] - frame["probing"]
     table = frame.groupby(["mode", "phase"], sort=False)[
         ["getting ready", "measuring", "probing", "total"]].sum()

@@ -129,3 +129,42 @@ def test_the_probe_table_is_one_row_per_probe_and_the_old_names_are_views_of_it(
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert out.stdout.split() == ["False"]
+
+
+def test_vocabularies_are_their_words_so_run_files_keep_plain_strings():
+    import json
+
+    from bench.abstats import Verdict
+    from bench.plan import PROBE_POLICIES, ProbePolicy
+    from bench.record import DEVICES, INPUT_STYLES, MEASURING_STAGES, PHASES, TIME_STAGES, Cell
+    from reports.compare import FAILING_VERDICTS, CompareVerdict
+
+    assert PHASES == ("infer", "train") and DEVICES == ("cpu", "gpu")
+    assert INPUT_STYLES == ("resident", "feed", "dataset")
+    assert PROBE_POLICIES == ("once", "infer", "all", "none")
+    assert PHASES[0] == ProbePolicy.INFER  # the same word in both vocabularies
+    assert TIME_STAGES == ("start", "inputs", "setup", "first_call", "equivalence", "warmup",
+                           "sampling", "probes", "reference", "paired", "teardown", "lost")
+    assert MEASURING_STAGES == ("warmup", "sampling", "paired")
+    assert tuple(CompareVerdict) == ("regression", "improvement", "same", "new", "missing",
+                                     "changed")
+    assert FAILING_VERDICTS == ("regression", "changed")
+    assert "failed" in tuple(Verdict)
+    cell = Cell("cnn", "", "eager", PHASES[1], device=DEVICES[0], input=INPUT_STYLES[2])
+    assert json.loads(json.dumps(cell.__dict__)) == {
+        "case": "cnn", "config": "", "mode": "eager", "phase": "train", "device": "cpu",
+        "input": "dataset", "batch": 1, "threads": "all"}
+    assert cell.key == "cnn/eager/train/cpu/dataset/b1/tall"
+
+
+def test_vocabulary_options_offer_every_word_of_their_enum(capsys):
+    """Choices are built from the enums (`gate --probes` once lost `infer`), and argparse's error
+    lists them as words, not as the members' reprs."""
+    from bench.cli import main
+
+    for args, choices in [(("run", "--probes", "some"), "'once', 'infer', 'all', 'none'"),
+                          (("debug", "--phase", "predict"), "'infer', 'train'"),
+                          (("debug", "--input", "stream"), "'resident', 'feed', 'dataset'"),
+                          (("overhead", "--phase", "predict"), "'infer', 'train'")]:
+        assert main(list(args)) == 2
+        assert f"(choose from {choices})" in capsys.readouterr().err, args
