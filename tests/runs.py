@@ -4,7 +4,8 @@ A recorded run kept as test data (`tests/data/quick-cpu-xeon.jsonl`: the quick s
 Xeon, every mode, probes once per cell; the CI baseline in baselines/ was this file until it was
 re-recorded on another machine, and the tests expect this one's machine) supplies the records
 and the header: real step times, setup stages, graph node counts and probe facts. What a clean
-run cannot show is added by hand, and says so: one failing cell (`ERROR_REASON`) and hand-made records for edge cases.
+run cannot show is added by hand, and says so: one failing cell (`ERROR_REASON`) and hand-made
+records for edge cases.
 """
 
 from __future__ import annotations
