@@ -32,7 +32,7 @@ def _eager(spec, seed):
 @pytest.mark.parametrize("spec", [SMALL_CNN, SMALL_MOBILENET])
 def test_frozen_graph_has_no_variables(spec):
     prepared = load_mode("frozen").prepare(_request(spec))
-    ops = {node.op for node in prepared.handles["graph_def"].node}
+    ops = {node.op for node in prepared.handles.graph_def.node}
     assert not ops & VARIABLE_OPS
     assert "Placeholder" in ops  # the input stayed an input
     assert prepared.graph_nodes["frozen"] < prepared.graph_nodes["built"]
@@ -41,11 +41,11 @@ def test_frozen_graph_has_no_variables(spec):
 def test_optimized_mobilenet_folds_batch_norm_and_shrinks():
     frozen = load_mode("frozen").prepare(_request(SMALL_MOBILENET))
     optimized = load_mode("optimized").prepare(_request(SMALL_MOBILENET))
-    frozen_ops = g.op_types(frozen.handles["graph_def"])
-    optimized_ops = g.op_types(optimized.handles["graph_def"])
+    frozen_ops = g.op_types(frozen.handles.graph_def)
+    optimized_ops = g.op_types(optimized.handles.graph_def)
     assert frozen_ops.get("FusedBatchNormV3", 0) == 27  # conv1 + 13 x (depthwise, pointwise)
     assert not set(optimized_ops) & BATCH_NORM_OPS
-    assert not set(g.op_types(optimized.handles["folded_graph_def"])) & BATCH_NORM_OPS
+    assert not set(g.op_types(optimized.handles.folded_graph_def)) & BATCH_NORM_OPS
     assert optimized.graph_nodes["optimized"] < optimized.graph_nodes["frozen"]
     np.testing.assert_allclose(np.asarray(optimized.step()), np.asarray(frozen.step()),
                                atol=1e-3)
@@ -53,7 +53,7 @@ def test_optimized_mobilenet_folds_batch_norm_and_shrinks():
 
 def _swap_resident_input(prepared, images):
     """Load new bytes into the resident input variable through its own initialiser."""
-    graph, session = prepared.handles["graph"], prepared.handles["session"]
+    graph, session = prepared.handles.graph, prepared.handles.session
     with graph.as_default():
         holder = [v for v in tf.compat.v1.global_variables()
                   if v.op.name == g.RESIDENT_NAME][0]
@@ -76,9 +76,9 @@ def test_resident_input_is_not_constant_folded(spec, mode):
     # And the graph the runtime actually executes (after grappler) still convolves.
     options = tf.compat.v1.RunOptions(output_partition_graphs=True)
     metadata = tf.compat.v1.RunMetadata()
-    graph = prepared.handles["graph"]
+    graph = prepared.handles.graph
     logits = graph.get_tensor_by_name(f"{g.LOGITS_NAME}:0")
-    prepared.handles["session"].run(logits, options=options, run_metadata=metadata)
+    prepared.handles.session.run(logits, options=options, run_metadata=metadata)
     executed = {n.op for p in metadata.partition_graphs for n in p.node}
     assert executed & CONV_OPS, sorted(executed)
 
@@ -86,11 +86,11 @@ def test_resident_input_is_not_constant_folded(spec, mode):
 @pytest.mark.parametrize("mode", ["function", "xla"])
 def test_traced_functions_take_the_input_as_an_argument(mode):
     prepared = load_mode(mode).prepare(_request(SMALL_CNN))
-    concrete = prepared.handles["concrete_function"]
+    concrete = prepared.handles.concrete_function
     shapes = [tuple(t.shape) for t in concrete.inputs if t.dtype == tf.float32]
     assert (2, 16, 16, 1) in shapes
     other_images, _ = get_workload(SMALL_CNN).inputs(2, seed=1)
-    np.testing.assert_allclose(np.asarray(prepared.handles["function"](other_images)),
+    np.testing.assert_allclose(np.asarray(prepared.handles.function(other_images)),
                                _eager(SMALL_CNN, 1), atol=1e-3)
 
 

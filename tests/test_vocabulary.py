@@ -1,6 +1,6 @@
 """No mode, status or setup-stage name is spelled out as a string literal outside its registry.
 
-The registries: bench/modes/__init__.py (MODE_TABLE, REFERENCE_MODE, the families) and
+The registries: bench/modes/__init__.py (MODE_TABLE, REFERENCE_MODE) and
 bench/record.py (Status, SetupStage, TIME_STAGES). Product code (bench/, reports/, cases/)
 reads them; tests may spell names out (they are the examples).
 
@@ -21,16 +21,6 @@ REGISTRIES = {"bench/modes/__init__.py", "bench/record.py"}
 
 # (file, literal): not a mode/status/stage there, but another thing with the same spelling.
 ALLOWED = {
-    # Prepared.handles keys (the objects probes inspect): a tf Session, a tf.function.
-    **dict.fromkeys([("bench/modes/session.py", "session"), ("bench/modes/frozen.py", "session"),
-                     ("bench/modes/optimized.py", "session"),
-                     ("bench/probes/change.py", "session"),
-                     ("bench/probes/intermediates.py", "session"),
-                     ("bench/modes/function_epoch.py", "function"),
-                     ("bench/modes/model_graph.py", "session"),
-                     ("bench/modes/model_tf2.py", "function"),
-                     ("bench/probes/change.py", "function"),
-                     ("bench/probes/graphs.py", "function")], "a Prepared.handles key"),
     # Prepared.graph_nodes keys: the graph's node count after each transformation.
     **dict.fromkeys([("bench/modes/frozen.py", "frozen"), ("bench/modes/optimized.py", "frozen"),
                      ("bench/modes/optimized.py", "optimized"), ("reports/table.py", "frozen"),

@@ -6,6 +6,7 @@ from bench.modes import graph as g
 from bench.modes import not_applicable_reason
 from bench.modes.base import NotApplicable, Prepared, Request
 from bench.modes.data import batches_per_call
+from bench.modes.handles import GraphHandles
 from bench.modes.runtime import device_name, session_config, stage
 from bench.record import SetupStage
 
@@ -41,5 +42,5 @@ def prepare(request: Request) -> Prepared:
         step=step, setup_s=timings,
         graph_nodes={"built": built_nodes, "frozen": g.count_nodes(frozen)},
         close=session.close, batches_per_call=batches_per_call(request),
-        handles={"graph": graph, "session": session, "graph_def": frozen},
+        handles=GraphHandles(graph, session, frozen),
     )

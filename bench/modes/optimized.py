@@ -16,6 +16,7 @@ from bench.modes import not_applicable_reason
 from bench.modes.base import NotApplicable, Prepared, Request
 from bench.modes.data import batches_per_call
 from bench.modes.frozen import frozen_graph_def
+from bench.modes.handles import GraphHandles
 from bench.modes.runtime import device_name, session_config, stage
 from bench.record import SetupStage
 
@@ -67,6 +68,6 @@ def prepare(request: Request) -> Prepared:
                      "folded": g.count_nodes(folded), "optimized": g.count_nodes(optimized)},
         close=session.close, batches_per_call=batches_per_call(request),
         extra={"op_types_frozen": g.op_types(frozen), "op_types_optimized": g.op_types(optimized)},
-        handles={"graph": graph, "session": session, "graph_def": optimized,
-                 "frozen_graph_def": frozen, "folded_graph_def": folded},
+        handles=GraphHandles(graph, session, optimized, frozen_graph_def=frozen,
+                             folded_graph_def=folded),
     )
