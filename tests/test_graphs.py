@@ -106,11 +106,74 @@ def test_gpu_request_without_gpu_is_a_clear_error():
             load_mode(mode).prepare(request)
 
 
-@pytest.mark.parametrize("mode", ["session", "eager", "function", "xla", "keras"])
+PLACEMENT_MODES = ["session", "frozen", "eager", "function", "xla", "keras"]
+
+
+@pytest.mark.parametrize("mode", PLACEMENT_MODES)
 def test_gpu_cells_run_on_the_gpu(mode):
     if not tf.config.list_physical_devices("GPU"):
         pytest.skip("no GPU on this machine")
     request = _request(SMALL_CNN)
     request.device = "gpu"
-    logits = np.asarray(load_mode(mode).prepare(request).step())
+    prepared = load_mode(mode).prepare(request)
+    logits = np.asarray(prepared.step())
     np.testing.assert_allclose(logits, _eager(SMALL_CNN, 0), atol=1e-3)
+    _assert_ran_on(prepared, request, "GPU")
+
+
+@pytest.mark.parametrize("mode", PLACEMENT_MODES)
+def test_cpu_cells_run_on_the_cpu(mode):
+    """The placement check of the GPU test, run where there is a device to run it on."""
+    request = _request(SMALL_CNN)
+    prepared = load_mode(mode).prepare(request)
+    prepared.step()
+    _assert_ran_on(prepared, request, "CPU")
+
+
+def _assert_ran_on(prepared, request, device_type: str) -> None:
+    devices = executed_devices(prepared, request)
+    assert devices, "no placement was observed"
+    types = {tf.DeviceSpec.from_string(d).device_type for d in devices}
+    assert types == {device_type}, sorted(devices)
+
+
+COMPUTE_OPS = CONV_OPS | {"MatMul", "_FusedMatMul", "_MklMatMul", "_MklFusedMatMul",
+                          "_MklNativeFusedMatMul"}
+
+
+def executed_devices(prepared, request) -> set[str]:
+    """Devices the network's convolutions and matmuls actually ran on, as TensorFlow reports
+    them after running (not the devices requested): a Session's RunMetadata partition graphs;
+    the partition graphs of the tf.functions a step runs (tf.function, Keras' predict); and
+    for code no partition graph shows (op-by-op eager, an XLA cluster), the device of the
+    output tensor the network's last op produced."""
+    from tensorflow.python.eager import context
+
+    from bench.modes.handles import GraphHandles, KerasHandles
+    from bench.modes.runtime import device_name
+
+    handles = prepared.handles
+    if isinstance(handles, GraphHandles):
+        options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE,
+                                          output_partition_graphs=True)
+        metadata = tf.compat.v1.RunMetadata()
+        logits = handles.graph.get_tensor_by_name(f"{g.LOGITS_NAME}:0")
+        handles.session.run(logits, options=options, run_metadata=metadata)
+        return {n.device for p in metadata.partition_graphs for n in p.node
+                if n.op in COMPUTE_OPS}
+    eager = context.context()
+    eager.enable_run_metadata()
+    try:
+        prepared.step()
+        metadata = eager.export_run_metadata()
+    finally:
+        eager.disable_run_metadata()
+    devices = {n.device for f in metadata.function_graphs for p in f.partition_graphs
+               for n in p.node if n.op in COMPUTE_OPS}
+    with tf.device(device_name(request.device)):
+        images = tf.identity(tf.constant(request.images))
+        if isinstance(handles, KerasHandles):
+            output = handles.model(images, training=False)
+        else:
+            output = handles.function(images)
+    return devices | {output.device}
