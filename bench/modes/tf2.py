@@ -5,6 +5,10 @@ step is called directly, wrapped in `tf.function`, or in `tf.function(jit_compil
 Inputs are passed as arguments (never captured as constants), so a traced graph cannot fold
 the network away. With dataset input the step is a Python `for` over the epoch's dataset that
 calls the (possibly traced) per-batch function once per batch.
+
+What differs between tf-op case code and a user's model file (bench.modes.model_tf2) is only
+the per-batch `StepFunction`; `prepare_step` (here) and function_epoch's in-graph epoch loop
+take either.
 """
 
 from __future__ import annotations
