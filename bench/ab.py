@@ -168,8 +168,7 @@ def run_ab(cells: list[Cell], sides: list[Side], *, suite: str, settings, lockst
             for side, record in zip(sides, records, strict=True):
                 record.run_id = run_ids[side.label]
                 record.round = visit.round
-                if visit.note:
-                    record.extra["ab_extra_pair"] = visit.note
+                record.extra_visit = visit.note
                 writers[side.label].append(record)
             state.statuses.append((records[0].status, records[1].status))
             ratio = (pair_ratio(records[0].samples_s, records[1].samples_s)

@@ -222,7 +222,7 @@ def _drive(ray, cells_in_order, *, address, suite, out_dir, stem, options, timeo
     def record(group: _Group, item: Record) -> None:
         files.append(group.node, item)
         result.records.append(item)
-        if item.extra.get("remeasure"):
+        if item.extra_visit:
             progress.total += 1
         else:
             group.done += 1
@@ -301,7 +301,7 @@ def _lost(group: _Group, exc: Exception, record) -> _Group | None:
         round_index, cell = left[0]
         record(group, Record(cell=cell, status=Status.CRASHED, round=round_index,
                              reason=f"crashed: node lost ({type(exc).__name__}: {cause})",
-                             extra={"node": group.node.tag}))
+                             node=group.node.tag))
     if len(left) <= 1:
         return None
     return _Group(replace(group.job, cells=left[1:]), attempts=group.attempts + 1)

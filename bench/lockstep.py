@@ -199,6 +199,8 @@ def _serve_cell(conn: socket.socket, job: dict[str, Any]) -> None:
         # No load meter over the lockstep: the other side shares these CPUs by design.
         record = close_cell(opened, Measurement(samples_s, warmup_s, False, "lockstep"),
                             reference_check=finish.get("reference_check", True))
+        # The CPUs the samples ran on, not the spare one this side may have finished on.
+        record = replace(record, cpus=list(job["lockstep_cpus"]))
     except Exception as exc:  # noqa: BLE001
         record = error_record(cell, exc)
     send_json(conn, {"status": "done", "record": record.to_json()})

@@ -226,17 +226,15 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
 
     def measure(cell: Cell, round_index: int, probes: bool, note: str = "") -> Record:
         # What the display promised when this cell started: how good the ETA is, from the file.
-        promised = {"elapsed_s": round(progress.elapsed_s(), 2),
-                    "left_s": round(progress.left_s() or 0.0, 2)}
+        elapsed_s, left_s = round(progress.elapsed_s(), 2), round(progress.left_s() or 0.0, 2)
         progress.start(cell, round_index)
         record = measure_placed(ctx, cell, round_index, options, probes=probes,
                                 log_dir=log_dir, timeout_s=timeout_s,
                                 memory_limit_mb=memory_limit_mb, threads_inter=threads_inter,
                                 machine_cpus=machine_cpus, slowdown=slowdown)
         record.run_id = run_id
-        record.extra["eta"] = promised
-        if note:
-            record.extra["remeasure"] = note
+        record.eta_elapsed_s, record.eta_left_s = elapsed_s, left_s
+        record.extra_visit = note
         writer.append(record)
         result.records.append(record)
         progress.done(record)
@@ -346,7 +344,7 @@ def _measure_one(ctx, cell: Cell, options: CellOptions, log_path: Path, timeout_
     else:
         record = Record(cell=cell, status=got.status, reason=got.reason)
     record.time_s = {"lost": elapsed}
-    record.extra["log"] = str(log_path)
+    record.log = str(log_path)
     return record
 
 

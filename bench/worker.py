@@ -24,7 +24,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from bench.inject import FAULT_ENV, parse_faults
 from bench.lifecycle import Laps, PreparedCell, make_request, prepare_cell
 from bench.modes.base import EPOCH_BATCHES
 from bench.placement import LoadMeter, available_cpus, pin
-from bench.record import Cell, Record, Status
+from bench.record import Cell, Record, Status, mode_fields
 from bench.timing import Measurement, measure, measure_paired
 
 # "<mode>:<crash|hang|oom|error>[,...]": deliberate failures for the isolation tests.
@@ -93,7 +93,8 @@ class OpenCell:
     started: float
     baseline_mb: float
     threads: Any  # bench.modes.base.Threads as TensorFlow reports it
-    extra: dict = field(default_factory=dict)
+    injected_slowdown: float = 0.0  # bench.inject's planted slowdown of `step` (testing aid)
+    injected_iterations: int = 0
 
 
 def open_cell(cell: Cell, options: CellOptions) -> OpenCell | Record:
@@ -127,11 +128,11 @@ def open_cell(cell: Cell, options: CellOptions) -> OpenCell | Record:
         ready = prepare_cell(mode, request, laps)
     except NotApplicable as exc:
         return Record(cell=cell, status=Status.SKIPPED, reason=str(exc))
-    step, extra = ready.prepared.step, {}
+    step, iterations = ready.prepared.step, 0
     if options.slowdown:
         step, iterations = slow_down(step, options.slowdown)
-        extra.update(injected_slowdown=options.slowdown, injected_iterations=iterations)
-    return OpenCell(cell, options, ready, step, laps, started, baseline_mb, threads, extra)
+    return OpenCell(cell, options, ready, step, laps, started, baseline_mb, threads,
+                    float(options.slowdown or 0.0), iterations)
 
 
 def run_cell(cell: Cell, options: CellOptions) -> Record:
@@ -206,9 +207,10 @@ def close_cell(opened: OpenCell, measurement: Measurement, meter: LoadMeter | No
         params=workload.params, flops_per_image=flops, threads=opened.threads.as_dict(),
         debug=debug, wall_s=time.perf_counter() - opened.started, paired_s=paired_s,
         paired_eager_s=paired_eager_s, cpus=available_cpus(), load=meter.result(),
-        time_s=laps.stages,
-        extra={**prepared.extra, **opened.extra, "stopped_by": measurement.stopped_by,
-               "reached_target": measurement.reached_target, "batches_per_call": per_call},
+        time_s=laps.stages, batches_per_call=per_call, stopped_by=measurement.stopped_by,
+        reached_target=measurement.reached_target,
+        injected_slowdown=opened.injected_slowdown,
+        injected_iterations=opened.injected_iterations, **mode_fields(prepared.extra),
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.probes import BETTER
+from bench.probes.table import BETTER
 from bench.record import MEASURING_STAGES, Status
 from bench.store import Run, run_warnings
 from reports import html as h
@@ -306,7 +306,7 @@ def _probe_cell(probe: str, value: Any, span: tuple[float, float], varies: str =
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return h.text("–", "neutral")
     if isinstance(value, (bool, np.bool_)):
-        if better is True:
+        if better == "yes":
             return h.text("✓ yes" if value else "✗ no", "good" if value else "bad")
         return h.text("yes" if value else "no")
     if h._is_num(value):

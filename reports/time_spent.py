@@ -7,8 +7,8 @@ measuring costs (warm-up, sampling, paired) and what it costs to get there. That
 what a longer budget would buy: doubling the budgets doubles only the measuring share.
 
 Each record also keeps what the progress display promised when the cell started
-(`extra["eta"]`: elapsed and estimated seconds left); with the footer's `elapsed_s` that gives
-the ETA's real error at every point of the run.
+(`Record.eta_elapsed_s` and `eta_left_s`: elapsed and estimated seconds left); with the
+footer's `elapsed_s` that gives the ETA's real error at every point of the run.
 """
 
 from __future__ import annotations
@@ -85,10 +85,9 @@ def eta_accuracy(run: Run) -> pd.DataFrame:
     rows = []
     total = len(run.records)
     for done, record in enumerate(run.records):
-        promise = record.extra.get("eta")
-        if not isinstance(promise, dict):
+        elapsed, left = record.eta_elapsed_s, record.eta_left_s
+        if elapsed is None or left is None:
             continue
-        elapsed, left = promise.get("elapsed_s"), promise.get("left_s")
         actual = run.elapsed_s - elapsed
         rows.append({"cells_done": done, "fraction_done": done / total, "elapsed_s": elapsed,
                      "promised_left_s": left, "actual_left_s": actual,

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bench.record import (
     FAILED_STATUSES,
@@ -68,7 +69,8 @@ def test_imports_flow_one_way_store_to_reports_to_commands():
 # (modes, probes), the A/B rule; never the engine's running parts or a private name.
 REPORTS_MAY_IMPORT = {"bench.record", "bench.store", "bench.stats", "bench.replicates",
                       "bench.abstats", "bench.errors", "bench.paths", "bench.modes",
-                      "bench.probes", "bench.units", "bench.pytest_benchmark_json",
+                      "bench.probes", "bench.probes.table", "bench.units",
+                      "bench.pytest_benchmark_json",
                       "bench.atomic"}
 
 
@@ -101,6 +103,29 @@ def test_reports_never_import_tensorflow():
     modules = sorted(p.stem for p in (ROOT / "reports").glob("*.py") if p.stem != "__init__")
     code = (f"import importlib, sys; [importlib.import_module('reports.' + m) for m in {modules}]"
             "; import bench.cli; bench.cli.build_parser(); print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.split() == ["False"]
+
+
+def test_the_probe_table_is_one_row_per_probe_and_the_old_names_are_views_of_it():
+    import subprocess
+    import sys
+
+    from bench.probes import AIDS, BETTER, KEYS
+    from bench.probes.table import PROBE_TABLE, Probe
+
+    keys = [p.key for p in PROBE_TABLE]
+    assert len(keys) == len(set(keys)) and all(k.startswith("dbg_") for k in keys)
+    assert tuple(keys) == KEYS
+    assert {p.key: p.better for p in PROBE_TABLE if p.better} == BETTER
+    assert tuple(p.key for p in PROBE_TABLE if p.aid) == AIDS
+    assert all(p.better for p in PROBE_TABLE if p.aid)  # an aid that works is a better value
+    assert all(p.question[0].isdigit() and p.meaning for p in PROBE_TABLE)
+    with pytest.raises(ValueError, match="better must be one of"):
+        Probe("dbg_x", "1. ?", "x", better="more")
+    code = ("import sys, bench.probes.table, bench.probes.doc; "
+            "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert out.stdout.split() == ["False"]

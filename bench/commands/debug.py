@@ -143,7 +143,7 @@ def probe_cells(cells: list, log_dir: Path, timeout_s: float) -> list:
         else:
             reason = got.reason or f"{type(got.value).__name__}: {got.value}"
             record = Record(cell=cell, status=got.status, reason=" ".join(reason.split())[:300],
-                            extra={"log": str(log_path)})
+                            log=str(log_path))
         print(f" {record.status} ({time.perf_counter() - start:.1f} s)", file=sys.stderr)
         records.append(record)
     return records

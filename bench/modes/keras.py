@@ -11,8 +11,8 @@ With dataset input a call is `Model.predict(dataset)` / `Model.fit(dataset, epoc
 the epoch's dataset (bench.modes.data), the way Keras is fed in real training.
 
 Keras' default `jit_compile="auto"` is left alone (it is what users get: off on CPU-only
-machines, on with a GPU); the resolved value is recorded in `extra`. This mode is also the
-independent check that the raw-op workloads are the standard networks.
+machines, on with a GPU); the resolved value is recorded in `Record.mode_facts`. This mode is
+also the independent check that the raw-op workloads are the standard networks.
 """
 
 from __future__ import annotations
