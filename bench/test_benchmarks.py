@@ -4,18 +4,18 @@
                   [--benchmark-json out.json | --benchmark-autosave] [--benchmark-compare]
 
 Per cell, in one process (pytest-benchmark's model, unlike `python -m bench run`'s worker per
-cell), in the order bench/worker.py uses so every number means the same thing:
-1. build the workload, weights and input batch from the suite's seed;
-2. `mode.prepare` (its setup stages) and the first call (stage `first_call`: tracing and
-   compile-on-first-call land here), giving time to first result;
-3. the equivalence steps (the first call, plus two more when training; one epoch with
-   dataset input);
-4. one calibration call sizes the rounds to the suite's budget, then
-   `benchmark.pedantic(step, warmup_rounds=W, rounds=R, iterations=1)`: warm-up is explicit,
-   so tracing and compilation never count as steady-state time;
-5. peak memory above the cell's start, the probes (with --bench-probes), close;
-6. the eager reference on the same weights and bytes: a result outside the mode's tolerance
-   fails the test and is left out of the saved JSON (a wrong answer has no speed).
+cell), with the worker's own code around the timing, so every number means the same thing:
+1. `bench.worker.open_cell`: the workload, weights and input batch from the suite's seed,
+   `mode.prepare` (its setup stages), the first call (stage `first_call`: tracing and
+   compile-on-first-call land here), the equivalence steps;
+2. the timing, the only part that is pytest-benchmark's: one calibration call sizes the
+   rounds to the suite's budget, then `benchmark.pedantic(step, warmup_rounds=W, rounds=R,
+   iterations=1)`: warm-up is explicit, so tracing and compilation never count as
+   steady-state time;
+3. `bench.worker.close_cell` (without the paired measurement): peak memory above the cell's
+   start, the probes (with --bench-probes), the eager reference on the same weights and
+   bytes, close. A result outside the mode's tolerance fails the test and is left out of
+   the saved JSON (a wrong answer has no speed).
 
 A round is one call of the mode's step. Keras training's call is one Model.fit over several
 batches, and with dataset input every mode's call is one epoch (`batches_per_call` in
@@ -31,6 +31,7 @@ use the suite's settings or --bench-rounds/--bench-warmup.
 from __future__ import annotations
 
 import gc
+import importlib.util
 import json
 import math
 import sys
@@ -40,25 +41,14 @@ from typing import Any
 
 import pytest
 
-from bench.lifecycle import PreparedCell, make_request, prepare_cell
 from bench.machine import machine_facts
-from bench.modes import (
-    REFERENCE_MODE,
-    DeviceUnavailable,
-    NotApplicable,
-    Request,
-    Threads,
-    load_mode,
-    not_applicable_reason,
-    tolerance,
-)
-from bench.modes.base import Prepared
+from bench.modes import DeviceUnavailable, Threads
 from bench.placement import pin, placement
 from bench.plan import Settings
-from bench.record import Cell, Phase
+from bench.record import Cell, Record
 from bench.stats import summarize
-from bench.worker import _peak_rss_mb, _reset_peak_rss, reference_diff
-from cases.base import Workload
+from bench.timing import Measurement
+from bench.worker import CellOptions, OpenCell, close_cell, open_cell
 
 MAX_ROUNDS = 100_000  # a guard against a calibration call that was absurdly fast
 EXTRA_INFO_VERSION = 1  # bump when an extra_info key changes meaning (reports read it)
@@ -87,43 +77,37 @@ def bench_runtime(bench_selection) -> Runtime:
 
 def test_bench(benchmark, bench_cell: Cell, bench_selection, bench_runtime: Runtime) -> None:
     cell = bench_cell
-    reason = not_applicable_reason(cell.mode, cell.phase)
-    if reason:
-        pytest.skip(reason)
-    benchmark.group = group_name(cell)
     settings = bench_selection.suite.settings
-    request = make_request(cell, settings.seed, bench_runtime.threads, settings.epoch_batches)
-    workload = request.workload
-
-    baseline_mb = _reset_peak_rss()
+    probes, probes_status = _probes(bench_selection.probes)
+    # The worker's own code before and after the timing (bench.worker.open_cell, close_cell):
+    # only the timing is pytest-benchmark's. No paired measurement (pytest-benchmark has no
+    # field for it); the CPUs were pinned once for the session (bench_runtime).
+    options = CellOptions.from_settings(settings, probes=probes, paired=False,
+                                        intra_op=bench_runtime.threads.intra_op,
+                                        inter_op=bench_runtime.threads.inter_op)
     try:
-        ready = prepare_cell(load_mode(cell.mode), request)
-    except (NotApplicable, DeviceUnavailable) as exc:
+        opened = open_cell(cell, options)
+    except DeviceUnavailable as exc:
         pytest.skip(str(exc))
-    prepared = ready.prepared
+    if isinstance(opened, Record):  # skipped: the mode cannot run this cell
+        pytest.skip(opened.reason)
+    benchmark.group = group_name(cell)
     try:
-        measured = _measure(benchmark, ready, settings, bench_selection)
-        measured["peak_rss_mb"] = _peak_rss_mb() - baseline_mb
-        measured["debug"], measured["probes"] = _probes(bench_selection.probes, cell, workload,
-                                                        request, prepared)
-    finally:
-        prepared.close()
-        _release_tf_state()
-
-    reference = load_mode(REFERENCE_MODE).prepare(request)
-    try:
-        diff = reference_diff(request, reference, ready.outputs, ready.trained)
-    finally:
-        reference.close()
-    tol = tolerance(cell.mode, cell.phase)
-    benchmark.extra_info.update(cell_info(
-        cell, bench_selection.suite.name, workload, prepared, measured, diff, tol,
-        getattr(benchmark, "stats", None), bench_runtime.machine))
+        measurement, measured = _measure(benchmark, opened, settings, bench_selection)
+    except BaseException:
+        opened.ready.close()
+        raise
+    record = close_cell(opened, measurement)  # memory, probes, eager reference, close
     _release_tf_state()
-    if not diff <= tol:
+    measured["probes"] = probes_status
+    benchmark.extra_info.update(cell_info(
+        cell, bench_selection.suite.name, record, opened.ready.prepared.extra, measured,
+        getattr(benchmark, "stats", None), bench_runtime.machine))
+    if not record.equivalent:
         benchmark.has_error = True  # keeps the timing out of --benchmark-json/-save files
-        pytest.fail(f"{cell.key}: not equivalent to eager: max |diff| {diff:.3g} > tolerance "
-                    f"{tol:g}; a wrong answer has no speed")
+        pytest.fail(f"{cell.key}: not equivalent to eager: max |diff| "
+                    f"{record.max_abs_diff:.3g} > tolerance {record.tolerance:g}; a wrong "
+                    "answer has no speed")
 
 
 def group_name(cell: Cell) -> str:
@@ -132,20 +116,23 @@ def group_name(cell: Cell) -> str:
     return f"{case} {cell.phase} {cell.device} {cell.input} b{cell.batch}"
 
 
-def _measure(benchmark, ready: PreparedCell, settings: Settings, selection) -> dict[str, Any]:
-    """The timed rounds after bench.lifecycle's first call and equivalence steps; see the
-    module docstring."""
-    prepared = ready.prepared
+def _measure(benchmark, opened: OpenCell, settings: Settings,
+             selection) -> tuple[Measurement, dict[str, Any]]:
+    """The timed rounds between the worker's open_cell and close_cell (see the module
+    docstring): the samples as the worker's Measurement, and what only this adapter knows."""
+    step = opened.step
     t2 = time.perf_counter()
-    prepared.step()  # the first call of the timed step: also an untimed warm-up
+    step()  # the first call of the timed step: also an untimed warm-up
     calibration_s = time.perf_counter() - t2
     rounds = selection.rounds or rounds_for_budget(calibration_s, settings)
-    benchmark.pedantic(prepared.step, warmup_rounds=selection.warmup, rounds=rounds,
-                       iterations=1)
-    return {"setup_s": ready.setup_s,
-            "batches_per_call": getattr(prepared, "batches_per_call", 1),
-            "first_result_s": ready.first_result_s, "calibration_step_s": calibration_s,
-            "rounds": rounds, "warmup_rounds": selection.warmup}
+    benchmark.pedantic(step, warmup_rounds=selection.warmup, rounds=rounds, iterations=1)
+    stats = getattr(benchmark, "stats", None)  # None with --benchmark-disable
+    samples = list(stats.stats.data) if stats else []
+    measurement = Measurement(samples_s=samples, warmup_s=[], reached_target=False,
+                              stopped_by="max_samples" if selection.rounds else "budget")
+    return measurement, {"batches_per_call": opened.ready.prepared.batches_per_call,
+                         "calibration_step_s": calibration_s, "rounds": rounds,
+                         "warmup_rounds": selection.warmup}
 
 
 def rounds_for_budget(step_s: float, settings: Settings) -> int:
@@ -154,18 +141,13 @@ def rounds_for_budget(step_s: float, settings: Settings) -> int:
     return max(settings.min_samples, min(wanted, MAX_ROUNDS))
 
 
-def _probes(wanted: bool, cell: Cell, workload: Workload, request: Request,
-            prepared: Prepared) -> tuple[dict[str, Any], str]:
-    """(probe values, what happened): values only with --bench-probes and bench.probes present."""
+def _probes(wanted: bool) -> tuple[bool, str]:
+    """(run them, what happened): only with --bench-probes and bench.probes present."""
     if not wanted:
-        return {}, "not requested (--bench-probes)"
-    try:
-        from bench.probes import run_probes
-    except ModuleNotFoundError as exc:
-        if exc.name != "bench.probes":
-            raise
-        return {}, "unavailable: bench.probes is not part of this checkout"
-    return run_probes(cell, workload, request, prepared), "ran"
+        return False, "not requested (--bench-probes)"
+    if importlib.util.find_spec("bench.probes") is None:
+        return False, "unavailable: bench.probes is not part of this checkout"
+    return True, "ran"
 
 
 def _release_tf_state() -> None:
@@ -176,30 +158,30 @@ def _release_tf_state() -> None:
     gc.collect()
 
 
-def cell_info(cell: Cell, suite: str, workload: Workload, prepared: Prepared,
-              measured: dict[str, Any], diff: float, tol: float, stats,
-              machine: dict[str, Any]) -> dict[str, Any]:
+def cell_info(cell: Cell, suite: str, record: Record, mode_extra: dict[str, Any],
+              measured: dict[str, Any], stats, machine: dict[str, Any]) -> dict[str, Any]:
     """The benchmark's extra_info: what pytest-benchmark has no field for, JSON-ready.
 
-    `stats` is pytest-benchmark's Metadata (None with --benchmark-disable): images/s is derived
-    from its median step time, with the median's 95% confidence interval from bench.stats.
+    `record` is the worker's Record of the cell (bench.worker.close_cell). `stats` is
+    pytest-benchmark's Metadata (None with --benchmark-disable): images/s is derived from its
+    median step time, with the median's 95% confidence interval from bench.stats.
     """
-    training = cell.phase == Phase.TRAIN
     info: dict[str, Any] = {
         "bench_extra_info": EXTRA_INFO_VERSION, "suite": suite, "key": cell.key,
         "case": cell.case, "config": cell.config, "mode": cell.mode, "phase": cell.phase,
         "device": cell.device, "input": cell.input, "batch": cell.batch,
         "images_per_s": None, "images_per_s_ci95": None,
-        "setup_s": measured["setup_s"], "setup_total_s": sum(measured["setup_s"].values()),
-        "first_result_s": measured["first_result_s"], "graph_nodes": prepared.graph_nodes,
-        "max_abs_diff": diff, "tolerance": tol, "equivalent": bool(diff <= tol),
-        "macs": workload.macs_per_image, "params": workload.params,
-        "flops_per_image": 2.0 * workload.macs_per_image * (3.0 if training else 1.0),
-        "peak_rss_mb": measured["peak_rss_mb"], "warmup_rounds": measured["warmup_rounds"],
+        "setup_s": record.setup_s, "setup_total_s": sum(record.setup_s.values()),
+        "first_result_s": record.first_result_s, "graph_nodes": record.graph_nodes,
+        "max_abs_diff": record.max_abs_diff, "tolerance": record.tolerance,
+        "equivalent": bool(record.equivalent),
+        "macs": record.macs_per_image, "params": record.params,
+        "flops_per_image": record.flops_per_image,
+        "peak_rss_mb": record.peak_rss_mb, "warmup_rounds": measured["warmup_rounds"],
         "rounds": measured["rounds"], "calibration_step_s": measured["calibration_step_s"],
         "batches_per_call": measured["batches_per_call"],
-        "debug": measured["debug"], "probes": measured["probes"],
-        "mode_extra": prepared.extra, "machine": machine,
+        "debug": record.debug, "probes": measured["probes"],
+        "mode_extra": mode_extra, "machine": machine,
     }
     samples = list(stats.stats.data) if stats else []
     if samples:  # pytest-benchmark times calls; a call may cover several batches

@@ -13,7 +13,7 @@ import inspect
 import os
 from typing import Any
 
-from cases.base import ConfigError, ParamSpec
+from cases.base import ConfigError
 from cases.model import KERAS, ModelConfig, ModelSpec, ModelWorkload, TensorInfo
 from cases.model import resolve_shape as _shape
 from cases.spec import config_string
@@ -68,7 +68,7 @@ def _short(text: str) -> str:
 
 
 def workload(spec: ModelSpec, config: ModelConfig) -> ModelWorkload:
-    from cases.loaded import check_deterministic, estimated_macs, freeze, inference_function
+    from cases.loaded import sample_run
     from cases.model import validate
 
     where = spec.case
@@ -88,19 +88,12 @@ def workload(spec: ModelSpec, config: ModelConfig) -> ModelWorkload:
         macs_per_image=0, forward=_no_forward, keras_model=_no_forward, kind=KERAS,
         path=spec.path, model_inputs=tuple(inputs), loss=loss, low=config.low,
         high=config.high, input_seed=config.seed, custom_objects=config.custom_objects)
-    loaded = load_keras(base, model)
-    arrays, _ = base.inputs(2)
-    outputs = check_deterministic(loaded, arrays, where)
+    run = sample_run(load_keras(base, model), base, where)
     model_outputs = tuple(TensorInfo(f"output_{i}", tuple(o.shape[1:]), str(o.dtype))
-                          for i, o in enumerate(outputs))
-    try:
-        macs = estimated_macs(freeze(inference_function(loaded, base, 1)).graph_def)
-    except Exception:  # noqa: BLE001 - an estimate; the frozen mode records its own failure
-        macs = 0
-    params = {n: ParamSpec(tuple(v.shape), trainable=bool(v.trainable))
-              for n, v in zip(loaded.names, loaded.variables, strict=True)}
+                          for i, o in enumerate(run.outputs))
     return dataclasses.replace(
-        base, model_outputs=model_outputs, param_specs=params, macs_per_image=macs,
+        base, model_outputs=model_outputs, param_specs=run.param_specs,
+        macs_per_image=run.macs_per_image,
         classes=int(model_outputs[0].shape[-1]) if model_outputs[0].shape else 1,
         train_reason=train_reason(loss, len(model_outputs)))
 

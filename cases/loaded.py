@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from cases.base import ConfigError
+from cases.base import ConfigError, ParamSpec
 from cases.model import ModelWorkload
 
 
@@ -110,3 +110,26 @@ def check_deterministic(loaded: LoadedModel, arrays: dict[str, np.ndarray], wher
                 f"(max |diff| {float(np.max(np.abs(a.astype(np.float64) - b))):.3g}): random "
                 "ops or dropout active at inference; no mode could be checked against it")
     return first
+
+
+@dataclass
+class SampleRun:
+    """What a model file shows when run once on sample inputs, for its workload's fields."""
+
+    outputs: list[np.ndarray]  # on a batch of two generated inputs, checked deterministic
+    macs_per_image: int  # estimated; 0 when it cannot be
+    param_specs: dict[str, ParamSpec]
+
+
+def sample_run(loaded: LoadedModel, workload: ModelWorkload, where: str) -> SampleRun:
+    """Run a Keras model or SavedModel signature (`workload` knows its inputs) the same way for
+    both: deterministic sample outputs, the MACs estimate, the parameters' shapes."""
+    arrays, _ = workload.inputs(2)
+    outputs = check_deterministic(loaded, arrays, where)
+    try:
+        macs = estimated_macs(freeze(inference_function(loaded, workload, 1)).graph_def)
+    except Exception:  # noqa: BLE001 - an estimate; the frozen mode records its own failure
+        macs = 0
+    params = {n: ParamSpec(tuple(v.shape), trainable=bool(v.trainable))
+              for n, v in zip(loaded.names, loaded.variables, strict=True)}
+    return SampleRun(outputs, macs, params)

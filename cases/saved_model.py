@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from cases.base import ConfigError, ParamSpec
+from cases.base import ConfigError
 from cases.model import SAVEDMODEL, ModelConfig, ModelSpec, ModelWorkload, TensorInfo
 from cases.model import resolve_shape as _shape
 from cases.spec import config_string
@@ -47,7 +47,7 @@ def _short(exc: BaseException) -> str:
 
 
 def workload(spec: ModelSpec, config: ModelConfig) -> ModelWorkload:
-    from cases.loaded import check_deterministic, estimated_macs, freeze, inference_function
+    from cases.loaded import sample_run
     from cases.model import validate
 
     where = spec.case
@@ -64,21 +64,14 @@ def workload(spec: ModelSpec, config: ModelConfig) -> ModelWorkload:
         kind=SAVEDMODEL, path=spec.path, signature=spec.signature, model_inputs=inputs,
         low=config.low, high=config.high, input_seed=config.seed,
         train_reason=GRAPH_ONLY_TRAIN, graph_only=True)
-    loaded = load_signature(base, (restored, fn))
-    arrays, _ = base.inputs(2)
-    outputs = check_deterministic(loaded, arrays, where)
+    run = sample_run(load_signature(base, (restored, fn)), base, where)
     names = sorted(fn.structured_outputs)
     model_outputs = tuple(TensorInfo(n, tuple(o.shape[1:]), str(o.dtype))
-                          for n, o in zip(names, outputs, strict=True))
-    try:
-        macs = estimated_macs(freeze(inference_function(loaded, base, 1)).graph_def)
-    except Exception:  # noqa: BLE001 - an estimate; the frozen mode records its own failure
-        macs = 0
-    params = {n: ParamSpec(tuple(v.shape), trainable=bool(v.trainable))
-              for n, v in zip(loaded.names, loaded.variables, strict=True)}
-    return dataclasses.replace(base, model_outputs=model_outputs, param_specs=params,
-                               macs_per_image=macs,
-                               classes=int(outputs[0].shape[-1]) if outputs[0].ndim > 1 else 1)
+                          for n, o in zip(names, run.outputs, strict=True))
+    first = run.outputs[0]
+    return dataclasses.replace(base, model_outputs=model_outputs, param_specs=run.param_specs,
+                               macs_per_image=run.macs_per_image,
+                               classes=int(first.shape[-1]) if first.ndim > 1 else 1)
 
 
 def _no_forward(*args, **kwargs):

@@ -18,7 +18,7 @@ from conftest import SMALL_CNN
 from runs import write_run
 
 from bench import plan
-from bench.modes import EAGER, EAGER_FAMILY, INFER, MODE_TABLE, ModeInfo
+from bench.modes import EAGER, INFER, MODE_TABLE, ModeInfo
 from bench.record import Status
 
 TOY = "toy"
@@ -52,7 +52,7 @@ def toy_mode(monkeypatch):
     module = _toy_module()
     monkeypatch.setitem(sys.modules, module.__name__, module)
     monkeypatch.setitem(MODE_TABLE, TOY, ModeInfo(
-        TOY, "eager ops in a Python closure (test only)", EAGER_FAMILY, tolerance=1e-6,
+        TOY, "eager ops in a Python closure (test only)", tolerance=1e-6,
         train_tolerance=None, order=99, color="#123456", phases=(INFER,),
         not_applicable="not applicable: the {mode} mode does not {phase}",
         module=module.__name__))

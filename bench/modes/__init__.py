@@ -26,24 +26,19 @@ from bench.record import INPUT_STYLES, PHASES, InputStyle, Phase
 
 INFER, TRAIN = Phase.INFER, Phase.TRAIN
 
-# Families: how a mode runs the model, which is what the probes look inside.
-GRAPH = "graph"  # a tf.compat.v1 Graph run by Session.run (handles: graph, session, graph_def)
-TRACED = "traced"  # a tf.function trace (handles: function, concrete_function)
-EAGER_FAMILY = "eager"  # op by op (handles: function, variables)
-KERAS = "keras"  # Keras layers (handles: model)
-FAMILIES = (GRAPH, TRACED, EAGER_FAMILY, KERAS)
-
 _INFERENCE_ONLY = ("not applicable: {mode} graphs are inference-only (their variables are "
                    "constants, so there is nothing to train)")
 
 
 @dataclass(frozen=True)
 class ModeInfo:
-    """Everything the suite knows about a mode, besides its module's `prepare`."""
+    """Everything the suite knows about a mode, besides its module's `prepare`.
+
+    Its family (which probes apply) is not a column: it is the type of the handles its
+    `prepare` returns (bench.modes.handles)."""
 
     name: str  # also the module name: bench.modes.<name>, unless `module` says otherwise
     description: str
-    family: str  # one of FAMILIES
     # Inference: max |logits - eager logits| a mode may show and still compute "the same
     # thing". Training: max of |loss diff| and max |weight diff| after the equivalence steps.
     tolerance: float
@@ -86,22 +81,22 @@ REFERENCE_MODE = EAGER
 # 0.25-64, 6% of the 5e-3 the weights moved; a missing or wrong update differs by all of it.
 # Colours: Okabe-Ito (colour-blind safe), assigned so related modes are still told apart.
 MODE_TABLE: dict[str, ModeInfo] = {info.name: info for info in (
-    ModeInfo("session", "tf.compat.v1 graph run by Session.run", GRAPH,
+    ModeInfo("session", "tf.compat.v1 graph run by Session.run",
              tolerance=1e-4, train_tolerance=5e-4, order=5, color="#CC79A7"),
-    ModeInfo("frozen", "variables folded into constants, re-imported, Session.run", GRAPH,
+    ModeInfo("frozen", "variables folded into constants, re-imported, Session.run",
              tolerance=1e-4, train_tolerance=None, order=6, color="#56B4E9", phases=(INFER,)),
-    ModeInfo("optimized", "frozen graph after optimize_for_inference + grappler", GRAPH,
+    ModeInfo("optimized", "frozen graph after optimize_for_inference + grappler",
              tolerance=1e-3, train_tolerance=None, order=7, color="#E69F00", phases=(INFER,)),
-    ModeInfo(EAGER, "op-by-op eager execution, GradientTape loop", EAGER_FAMILY,
+    ModeInfo(EAGER, "op-by-op eager execution, GradientTape loop",
              tolerance=0.0, train_tolerance=0.0, order=0, color="#4d4d4d"),
-    ModeInfo("function", "tf.function traced graph", TRACED,
+    ModeInfo("function", "tf.function traced graph",
              tolerance=1e-4, train_tolerance=5e-4, order=1, color="#0072B2"),
-    ModeInfo("function_epoch", "a whole dataset epoch inside one tf.function", TRACED,
+    ModeInfo("function_epoch", "a whole dataset epoch inside one tf.function",
              tolerance=1e-4, train_tolerance=5e-4, order=2, color="#332288",
              inputs=(InputStyle.DATASET,), costed_like="function"),
-    ModeInfo("xla", "tf.function(jit_compile=True)", TRACED,
+    ModeInfo("xla", "tf.function(jit_compile=True)",
              tolerance=1e-3, train_tolerance=2e-2, order=3, color="#D55E00"),
-    ModeInfo("keras", "Keras layers: predict_on_batch / Model.fit", KERAS,
+    ModeInfo("keras", "Keras layers: predict_on_batch / Model.fit",
              tolerance=1e-3, train_tolerance=5e-4, order=4, color="#009E73",
              train_batches_per_call=8),
 )}
@@ -168,7 +163,7 @@ def load_mode(name: str) -> ModuleType:
     return importlib.import_module(mode_info(name).module_path)
 
 
-__all__ = ["EAGER", "FAMILIES", "MODE_TABLE", "REFERENCE_MODE", "DeviceUnavailable",
+__all__ = ["EAGER", "MODE_TABLE", "REFERENCE_MODE", "DeviceUnavailable",
            "ModeInfo", "NotApplicable", "Prepared", "Request", "Threads", "accepts_input",
            "display_order", "load_mode", "mode_info", "mode_inputs", "model_file_reason",
            "not_applicable_reason",

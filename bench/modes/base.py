@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.modes.handles import Handles
 from bench.record import Device, InputStyle, Phase
 from cases.base import Workload
 
@@ -101,5 +102,5 @@ class Prepared:
     # check; None when `step` already is that.
     single_step: Callable[[], Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    # Objects probes may inspect (graph, session, concrete function, model...).
-    handles: dict[str, Any] = field(default_factory=dict)
+    # What probes may inspect; its type is the mode's family (bench.modes.handles).
+    handles: Handles | None = None

@@ -9,14 +9,15 @@ loop has nothing to iterate over with a resident or fed single batch.
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
+
 import tensorflow as tf
 
 from bench.modes.base import NotApplicable, Prepared, Request
-from bench.modes.data import epoch_dataset
 from bench.modes.graph import count_nodes
+from bench.modes.handles import TracedHandles
 from bench.modes.runtime import configure_threads, device_name, stage
-from bench.modes.tf2 import infer_fn, make_variables, train_fn
+from bench.modes.tf2 import StepFunction, case_step
 from bench.record import InputStyle, Phase, SetupStage
 
 
@@ -64,34 +65,35 @@ def prepare(request: Request) -> Prepared:
         from bench.modes import model_tf2
 
         return model_tf2.prepare_epoch(request, __name__.rpartition(".")[2])
+    return prepare_epoch_step(request, case_step,
+                              extra={"mode_impl": __name__.rpartition(".")[2]})
+
+
+def prepare_epoch_step(request: Request, build: Callable[[Request], StepFunction],
+                       extra: dict) -> Prepared:
+    """`build` the per-batch step (stage build), then trace the epoch's loop around it."""
     configure_threads(request.threads)
     device = device_name(request.device)
     training = request.phase == Phase.TRAIN
     timings: dict[str, float] = {}
     with tf.device(device):
         with stage(timings, SetupStage.BUILD):
-            variables = make_variables(request)
-            step = train_fn(request, variables) if training else infer_fn(request, variables)
-            dataset = epoch_dataset(request)
+            built = build(request)
         with stage(timings, SetupStage.TRACE):
-            fn = tf.function(epoch_fn(step, training))
-            concrete = fn.get_concrete_function(dataset)
+            fn = tf.function(epoch_fn(built.fn, training))
+            concrete = fn.get_concrete_function(built.dataset)
+    dataset = built.dataset
 
     def run_epoch():
         with tf.device(device):
             return fn(dataset).numpy()
 
-    def read_weights() -> dict[str, np.ndarray]:
-        return {name: v.numpy() for name, v in variables.items()}
-
     return Prepared(
         step=run_epoch, setup_s=timings,
         # The loop body is a function of the graph's library: count its nodes too.
         graph_nodes={"traced": count_nodes(concrete.graph.as_graph_def())},
-        read_weights=read_weights if training else None,
-        batches_per_call=request.epoch_batches,
-        extra={"mode_impl": __name__.rpartition(".")[2]},
+        read_weights=built.read_weights if training else None,
+        batches_per_call=request.epoch_batches, extra=extra,
         # `function` takes a dataset here, not a batch (bench.probes.context.step_inputs).
-        handles={"concrete_function": concrete, "function": fn,
-                 "function_input": InputStyle.DATASET, "dataset": dataset, "variables": variables},
+        handles=TracedHandles(fn, concrete, built.variables, built.loaded, takes_dataset=True),
     )

@@ -24,6 +24,7 @@ import tensorflow as tf
 from bench.modes import mode_info
 from bench.modes.base import Prepared, Request
 from bench.modes.data import batches_per_call, epoch_dataset
+from bench.modes.handles import KerasHandles
 from bench.modes.runtime import configure_threads, device_name, stage
 from bench.record import InputStyle, Phase, SetupStage
 from cases.base import get_keras_weights
@@ -93,5 +94,5 @@ def prepare(request: Request) -> Prepared:
         single_step=single_step,
         extra={"keras_version": keras.__version__,
                "jit_compile": str(getattr(model, "jit_compile", "n/a"))},
-        handles={"model": model},
+        handles=KerasHandles(model),
     )

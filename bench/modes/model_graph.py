@@ -22,6 +22,7 @@ import tensorflow as tf
 from bench.modes import graph as g
 from bench.modes import model_io as io
 from bench.modes.base import Prepared, Request
+from bench.modes.handles import GraphHandles
 from bench.modes.runtime import device_name, session_config, stage
 from bench.record import InputStyle, SetupStage
 
@@ -114,8 +115,7 @@ def prepare_session(request: Request) -> Prepared:
     return Prepared(step=step, setup_s=timings, graph_nodes={"built": g.count_nodes(graph_def)},
                     close=session.close, batches_per_call=_batches(request),
                     extra=io.describe(request, "session, SavedModel v1 loader"),
-                    handles={"graph": graph, "session": session, "graph_def": graph_def,
-                             "built_graph_def": graph_def})
+                    handles=GraphHandles(graph, session, graph_def, built_graph_def=graph_def))
 
 
 def _batches(request: Request) -> int:
@@ -165,9 +165,9 @@ def prepare_frozen(request: Request, mode: str, optimize: bool) -> Prepared:
     return Prepared(step=step, setup_s=timings, graph_nodes=nodes, close=session.close,
                     batches_per_call=_batches(request),
                     extra={**extra, **io.describe(request, mode)},
-                    handles={"graph": graph, "session": session, "graph_def": graph_def,
-                             "frozen_graph_def": frozen.graph_def,
-                             "built_graph_def": built_graph_def})
+                    handles=GraphHandles(graph, session, graph_def,
+                                         frozen_graph_def=frozen.graph_def,
+                                         built_graph_def=built_graph_def))
 
 
 def _node(tensor_name: str) -> str:

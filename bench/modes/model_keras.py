@@ -16,6 +16,7 @@ import tensorflow as tf
 from bench.modes import model_io as io
 from bench.modes.base import Prepared, Request
 from bench.modes.data import batches_per_call
+from bench.modes.handles import KerasHandles
 from bench.modes.runtime import configure_threads, device_name, stage
 from bench.record import InputStyle, Phase, SetupStage
 
@@ -109,5 +110,5 @@ def prepare(request: Request, mode: str, fit_batches: int) -> Prepared:
                "jit_compile": str(getattr(model, "jit_compile", "n/a")),
                **io.describe(request, f"{mode}, TFSMLayer"
                              if request.workload.kind == "savedmodel" else mode)},
-        handles={"model": model},
+        handles=KerasHandles(model),
     )

@@ -12,12 +12,8 @@ import tensorflow as tf
 from tensorflow.python.tools import optimize_for_inference_lib
 
 from bench.modes import graph as g
-from bench.modes import not_applicable_reason
-from bench.modes.base import NotApplicable, Prepared, Request
-from bench.modes.data import batches_per_call
-from bench.modes.frozen import frozen_graph_def
-from bench.modes.runtime import device_name, session_config, stage
-from bench.record import Phase, SetupStage
+from bench.modes.base import Prepared, Request
+from bench.modes.frozen import prepare_frozen
 
 NAME = __name__.rpartition(".")[2]  # the mode is named after its module (MODE_TABLE)
 
@@ -44,29 +40,12 @@ def grappler(graph_def, config) -> tf.compat.v1.GraphDef:
     return tf_optimizer.OptimizeGraph(config, meta)
 
 
+def optimize_frozen(frozen, config) -> dict:
+    """The graphs after each optimisation: `folded` (optimize_for_inference), `optimized`
+    (then grappler), the one the session runs."""
+    folded = optimize(frozen)
+    return {"folded": folded, "optimized": grappler(folded, config)}
+
+
 def prepare(request: Request) -> Prepared:
-    if request.phase != Phase.INFER:
-        raise NotApplicable(not_applicable_reason(NAME, request.phase))
-    from bench.modes.model_io import is_model
-
-    if is_model(request):  # a user's model file: bench.modes.model_graph
-        from bench.modes import model_graph
-
-        return model_graph.prepare_frozen(request, NAME, optimize=True)
-    device = device_name(request.device)
-    config = session_config(request.threads, request.device)
-    timings: dict[str, float] = {}
-    frozen, built_nodes = frozen_graph_def(request, device, config, timings)
-    with stage(timings, SetupStage.OPTIMIZE):
-        folded = optimize(frozen)
-        optimized = grappler(folded, config)
-    step, session, graph = g.run_frozen(optimized, request, device, config, timings)
-    return Prepared(
-        step=step, setup_s=timings,
-        graph_nodes={"built": built_nodes, "frozen": g.count_nodes(frozen),
-                     "folded": g.count_nodes(folded), "optimized": g.count_nodes(optimized)},
-        close=session.close, batches_per_call=batches_per_call(request),
-        extra={"op_types_frozen": g.op_types(frozen), "op_types_optimized": g.op_types(optimized)},
-        handles={"graph": graph, "session": session, "graph_def": optimized,
-                 "frozen_graph_def": frozen, "folded_graph_def": folded},
-    )
+    return prepare_frozen(request, NAME, optimize=optimize_frozen)

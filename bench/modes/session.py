@@ -6,6 +6,7 @@ import numpy as np
 
 from bench.modes import graph as g
 from bench.modes.base import Prepared, Request
+from bench.modes.handles import GraphHandles
 from bench.modes.runtime import device_name, session_config, stage
 from bench.record import InputStyle, Phase, SetupStage
 
@@ -56,6 +57,5 @@ def prepare(request: Request) -> Prepared:
         graph_nodes={"built": g.count_nodes(graph_def)},
         read_weights=read_weights if training else None, close=session.close,
         batches_per_call=batches,
-        handles={"graph": built.graph, "session": session, "graph_def": graph_def,
-                 "built": built},
+        handles=GraphHandles(built.graph, session, graph_def, built=built),
     )

@@ -5,17 +5,24 @@ step is called directly, wrapped in `tf.function`, or in `tf.function(jit_compil
 Inputs are passed as arguments (never captured as constants), so a traced graph cannot fold
 the network away. With dataset input the step is a Python `for` over the epoch's dataset that
 calls the (possibly traced) per-batch function once per batch.
+
+What differs between tf-op case code and a user's model file (bench.modes.model_tf2) is only
+the per-batch `StepFunction`; `prepare_step` (here) and function_epoch's in-graph epoch loop
+take either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from bench.modes.base import Prepared, Request
 from bench.modes.data import epoch_dataset, epoch_result
+from bench.modes.handles import EagerHandles, TracedHandles
 from bench.modes.runtime import configure_threads, device_name, stage
 from bench.record import InputStyle, Phase, SetupStage
 from cases.layers import softmax_cross_entropy
@@ -59,6 +66,37 @@ def train_fn(request: Request, variables: dict[str, tf.Variable]) -> Callable:
     return train
 
 
+@dataclass
+class StepFunction:
+    """A per-batch step function and what it runs on: the part that differs between tf-op
+    case code (variables from the request's weights) and a user's model file (cases.loaded).
+    Everything after it (tracing, the step over each input style, the handles) is shared."""
+
+    fn: Callable  # images -> logits, or (images, labels) -> loss
+    variables: dict[str, tf.Variable]
+    read_weights: Callable[[], dict[str, np.ndarray]]
+    args: tuple  # resident input: the batch on the device; () otherwise
+    specs: tuple  # TensorSpecs of fn's arguments, for tracing
+    dataset: tf.data.Dataset | None  # dataset input: the epoch
+    loaded: Any = None  # a model file as loaded (cases.loaded)
+
+
+def case_step(request: Request) -> StepFunction:
+    """The step of tf-op case code: its forward on tf.Variables made from the weights."""
+    training = request.phase == Phase.TRAIN
+    variables = make_variables(request)
+
+    def read_weights() -> dict[str, np.ndarray]:
+        return {name: v.numpy() for name, v in variables.items()}
+
+    return StepFunction(
+        fn=train_fn(request, variables) if training else infer_fn(request, variables),
+        variables=variables, read_weights=read_weights,
+        args=_inputs(request, training, request.input == InputStyle.RESIDENT),
+        specs=_specs(request, training),
+        dataset=epoch_dataset(request) if request.input == InputStyle.DATASET else None)
+
+
 def prepare_tf2(request: Request, mode: str,
                 wrap: Callable[[Callable], Callable] | None) -> Prepared:
     """Build variables and the step; with `wrap`, trace it once as a setup stage."""
@@ -68,32 +106,36 @@ def prepare_tf2(request: Request, mode: str,
         from bench.modes import model_tf2
 
         return model_tf2.prepare(request, mode, wrap)
+    return prepare_step(request, case_step, wrap, extra={"mode_impl": mode})
+
+
+def prepare_step(request: Request, build: Callable[[Request], StepFunction],
+                 wrap: Callable[[Callable], Callable] | None, extra: dict) -> Prepared:
+    """`build` the step (stage build), `wrap` and trace it (stage trace), and run it one batch
+    a call, or one dataset epoch a call with a Python loop over the batches."""
     configure_threads(request.threads)
     device = device_name(request.device)
     training = request.phase == Phase.TRAIN
     timings: dict[str, float] = {}
-    handles: dict = {}
     graph_nodes: dict[str, int] = {}
+    concrete = None
     with tf.device(device):
         with stage(timings, SetupStage.BUILD):
-            variables = make_variables(request)
-            fn = train_fn(request, variables) if training else infer_fn(request, variables)
-            resident = request.input == InputStyle.RESIDENT
-            args = _inputs(request, training, resident)
-            dataset = epoch_dataset(request) if request.input == InputStyle.DATASET else None
+            built = build(request)
+        fn = built.fn
         if wrap is not None:
             with stage(timings, SetupStage.TRACE):
                 fn = wrap(fn)
-                concrete = fn.get_concrete_function(*_specs(request, training))
-            handles["concrete_function"] = concrete
+                concrete = fn.get_concrete_function(*built.specs)
             graph_nodes["traced"] = len(concrete.graph.as_graph_def().node)
+    dataset, args = built.dataset, built.args
 
     if dataset is not None:
         def step():
             with tf.device(device):
                 outputs = [fn(*batch) if training else fn(batch) for batch in dataset]
             return epoch_result(outputs, training)
-    elif resident:
+    elif args:
         def step():
             with tf.device(device):
                 return fn(*args).numpy()
@@ -102,16 +144,21 @@ def prepare_tf2(request: Request, mode: str,
 
         def step():
             with tf.device(device):
-                return fn(*(tf.convert_to_tensor(a) for a in host)).numpy()
+                return fn(*(_tensor(a) for a in host)).numpy()
 
-    def read_weights() -> dict[str, np.ndarray]:
-        return {name: v.numpy() for name, v in variables.items()}
-
-    handles.update(function=fn, variables=variables)
+    handles = (EagerHandles(fn, built.variables, built.loaded) if concrete is None
+               else TracedHandles(fn, concrete, built.variables, built.loaded))
     return Prepared(step=step, setup_s=timings, graph_nodes=graph_nodes,
-                    read_weights=read_weights if training else None, handles=handles,
+                    read_weights=built.read_weights if training else None, handles=handles,
                     batches_per_call=request.epoch_batches if dataset is not None else 1,
-                    extra={"mode_impl": mode})
+                    extra=extra)
+
+
+def _tensor(array):
+    """Host bytes to a tensor on the current device (a model file's inputs: a dict of them)."""
+    if isinstance(array, dict):
+        return {k: tf.convert_to_tensor(v) for k, v in array.items()}
+    return tf.convert_to_tensor(array)
 
 
 def _inputs(request: Request, training: bool, resident: bool) -> tuple:

@@ -7,7 +7,8 @@ profile hook during real steps, fetching tensors from the graph the mode runs, i
 faults through the case's `tap` hook and reading the exception TensorFlow raises, rebuilding
 and retracing with a new batch size, and counting the nodes of the graphs the mode built.
 Nothing here knows, by name, what a mode can do; the family of a mode (graph / traced / eager /
-keras) is read from the objects its `Prepared.handles` expose.
+keras) is the type of its `Prepared.handles` (bench.modes.handles), and the probes dispatch
+on that type.
 
 Importing this package does not import TensorFlow (the `bench debug` command and the runner
 stay TF-free); the probe modules do, when called inside a worker.

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from bench.modes import GRAPH, KERAS
+from bench.modes.handles import GraphHandles, KerasHandles
 from bench.probes.context import ProbeContext, patched_call
 from cases.base import no_tap
 
@@ -65,10 +65,10 @@ def _counting_workload(ctx: ProbeContext, traces: list[Any]):
 @contextmanager
 def _keras_trace_counter(ctx: ProbeContext, traces: list[Any]) -> Iterator[None]:
     """Keras: note each run of the model's output layer outside eager execution (a trace)."""
-    if ctx.family != KERAS:
+    if not ctx.keras:
         yield
         return
-    last = ctx.prepared.handles["model"].layers[-1]  # layers[0] may be the InputLayer
+    last = ctx.handles.model.layers[-1]  # layers[0] may be the InputLayer
     name = last.name
 
     def wrap(original):
@@ -87,7 +87,7 @@ def _serve(ctx: ProbeContext, fresh, workload, images: np.ndarray, labels: np.nd
     """Run the new batch size twice: (accepted without a manual rebuild, s to first result)."""
     handles = fresh.handles
     start = time.perf_counter()
-    if ctx.family == GRAPH:
+    if isinstance(handles, GraphHandles):
         if _feed_graph(ctx, handles, images):
             return True, time.perf_counter() - start
         rebuilt = ctx.build(workload, images, labels)
@@ -98,10 +98,10 @@ def _serve(ctx: ProbeContext, fresh, workload, images: np.ndarray, labels: np.nd
         finally:
             rebuilt.close()
         return False, seconds
-    if ctx.family == KERAS:
-        run = _keras_runner(ctx, handles["model"], images, labels)
-    else:
-        function, args = handles["function"], ctx.step_inputs(images, labels)
+    if isinstance(handles, KerasHandles):
+        run = _keras_runner(ctx, handles.model, images, labels)
+    else:  # eager or traced: call the step function with the new batch
+        function, args = handles.function, ctx.step_inputs(images, labels)
 
         def run():
             with tf.device(ctx.device):
@@ -113,11 +113,11 @@ def _serve(ctx: ProbeContext, fresh, workload, images: np.ndarray, labels: np.nd
     return True, seconds
 
 
-def _feed_graph(ctx: ProbeContext, handles: dict, images: np.ndarray) -> bool:
+def _feed_graph(ctx: ProbeContext, handles: GraphHandles, images: np.ndarray) -> bool:
     """Feed the new batch in place of the network's input; False if the graph refuses it."""
     from bench.modes import graph as g
 
-    graph, session = handles["graph"], handles["session"]
+    graph, session = handles.graph, handles.session
     logits = graph.get_tensor_by_name(f"{g.LOGITS_NAME}:0")
     source = network_input(logits, (ctx.request.batch, *ctx.workload.input_shape))
     if source is None:

@@ -1,8 +1,9 @@
-"""What every probe needs: the cell, its mode's family, the eager truth and where code lives.
+"""What every probe needs: the cell, its mode's handles, the eager truth and where code lives.
 
-A mode's *family* is read from what its `Prepared.handles` expose, never from its name:
-a `session` means a TF1 graph (session, frozen, optimized), a `concrete_function` a traced
-`tf.function` (function, xla), a `model` Keras, and a bare `function` plain eager code.
+A mode's *family* is the type of its `Prepared.handles` (bench.modes.handles), never its name:
+GraphHandles for a TF1 graph (session, frozen, optimized), TracedHandles for a traced
+`tf.function` (function, function_epoch, xla), KerasHandles for Keras and EagerHandles for
+plain eager code. Probes dispatch on that type.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from bench.modes import MODE_TABLE, load_mode
+from bench.modes import load_mode
 from bench.modes.base import Prepared, Request
+from bench.modes.handles import Handles, KerasHandles, TracedHandles
 from bench.modes.runtime import device_name
-from bench.record import InputStyle, Phase
+from bench.record import Phase
 from cases.base import Workload
 
 # Relative agreement for "this array is that layer's output": graph modes match eager to
@@ -40,9 +42,14 @@ class ProbeContext:
     mode: ModuleType
 
     @property
-    def family(self) -> str:
-        """The mode's family (bench.modes.FAMILIES): which handles the probes can look into."""
-        return MODE_TABLE[self.cell.mode].family
+    def handles(self) -> Handles:
+        """What the probes can look into; its type is the mode's family."""
+        return self.prepared.handles
+
+    @property
+    def keras(self) -> bool:
+        """Keras runs its own layers, not the case's forward code (no tap hook)."""
+        return isinstance(self.handles, KerasHandles)
 
     @property
     def training(self) -> bool:
@@ -122,9 +129,8 @@ class ProbeContext:
         case_dir = os.path.dirname(self.case_file)
         files = {os.path.join(case_dir, f) for f in os.listdir(case_dir) if f.endswith(".py")}
         codes: set[CodeType] = set()
-        model = self.prepared.handles.get("model")
-        if model is not None:
-            for layer in model.layers:
+        if isinstance(self.handles, KerasHandles):
+            for layer in self.handles.model.layers:
                 call = getattr(type(layer), "call", None)
                 if call is not None and hasattr(call, "__code__"):
                     codes.add(call.__code__)
@@ -136,7 +142,8 @@ class ProbeContext:
         function that runs a whole epoch, the epoch's dataset starting with these bytes)."""
         images = self.request.images if images is None else images
         labels = self.request.labels if labels is None else labels
-        if self.prepared.handles.get("function_input") == InputStyle.DATASET:
+        handles = self.handles
+        if isinstance(handles, TracedHandles) and handles.takes_dataset:
             from bench.modes.data import epoch_dataset
 
             request = dataclasses.replace(self.request, images=images, labels=labels)

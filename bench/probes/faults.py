@@ -35,7 +35,6 @@ from typing import Any
 
 import tensorflow as tf
 
-from bench.modes import KERAS
 from bench.probes.context import ProbeContext, patched_call, profiling
 from bench.probes.messages import (
     is_numerics_report,
@@ -62,7 +61,7 @@ def nan_fault(tensor):
 def faults(ctx: ProbeContext) -> dict[str, Any]:
     layer = ctx.fault_layer
     names = (layer, keras_layer_name(layer))
-    line = _keras_layer_line(ctx) if ctx.family == KERAS else ctx.fault_source_line()
+    line = _keras_layer_line(ctx) if ctx.keras else ctx.fault_source_line()
 
     def points_to_source(text: str) -> bool:
         return line is not None and names_source(text, ctx.case_file, line)
@@ -79,7 +78,7 @@ def faults(ctx: ProbeContext) -> dict[str, Any]:
     if not is_numerics_report(_text(exc)):
         failure = short_error(exc) if exc is not None else "no error: the NaN went unreported"
         method = NONE
-        if ctx.family != KERAS:  # per-layer checks go in through the tap hook
+        if not ctx.keras:  # per-layer checks go in through the tap hook
             _, exc_ops = _run_faulty(ctx, nan_fault, checks=PER_LAYER)
             if is_numerics_report(_text(exc_ops)):
                 method, exc = PER_LAYER, exc_ops
@@ -104,7 +103,7 @@ def _text(exc: BaseException | None) -> str:
 
 def _run_faulty(ctx: ProbeContext, fault: Callable, checks: str | None):
     """Build and step the mode with the fault in place: (stage, exception or None)."""
-    if ctx.family == KERAS:
+    if ctx.keras:
         return _run_keras_faulty(ctx, fault, checks)
     target, inner = ctx.fault_layer, ctx.workload.forward
     per_layer = checks == PER_LAYER
@@ -126,7 +125,7 @@ def _run_faulty(ctx: ProbeContext, fault: Callable, checks: str | None):
 def _run_keras_faulty(ctx: ProbeContext, fault: Callable, checks: str | None):
     target = keras_layer_name(ctx.fault_layer)
     try:
-        cls = type(ctx.prepared.handles["model"].get_layer(target))
+        cls = type(ctx.handles.model.get_layer(target))
     except ValueError:
         return "none", None  # the Keras model has no layer of that name
 

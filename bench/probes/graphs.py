@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bench.modes import EAGER_FAMILY, GRAPH, TRACED
+from bench.modes.handles import EagerHandles, GraphHandles, KerasHandles, TracedHandles
 from bench.probes.context import ProbeContext, keras_step_graph
 from bench.probes.messages import names_layer
 from bench.record import InputStyle
@@ -40,19 +40,20 @@ EMPTY = {"dbg_graph_nodes_built": None, "dbg_graph_nodes": None, "dbg_layer_ops_
 
 
 def graph_visibility(ctx: ProbeContext) -> dict[str, Any]:
-    family = ctx.family
-    if family == EAGER_FAMILY:
-        return dict(EMPTY)
-    if family == GRAPH:
-        return _compare(ctx, _built_graph_def(ctx), ctx.prepared.handles["graph_def"])
-    if family == TRACED:
-        concrete = ctx.prepared.handles["concrete_function"]
-        traced = concrete.graph.as_graph_def()
-        if _jit_compiled(concrete):
-            return _compare_hlo(ctx, traced)
-        return _compare(ctx, traced, traced)
-    traced = _keras_graph_def(ctx)
-    return _compare(ctx, traced, traced) if traced is not None else dict(EMPTY)
+    match ctx.handles:
+        case EagerHandles():
+            return dict(EMPTY)
+        case GraphHandles() as handles:
+            return _compare(ctx, _built_graph_def(ctx, handles), handles.graph_def)
+        case TracedHandles() as handles:
+            traced = handles.concrete_function.graph.as_graph_def()
+            if _jit_compiled(handles.concrete_function):
+                return _compare_hlo(ctx, handles, traced)
+            return _compare(ctx, traced, traced)
+        case KerasHandles() as handles:
+            traced = keras_step_graph(handles.model, ctx.training)
+            return _compare(ctx, traced, traced) if traced is not None else dict(EMPTY)
+    raise TypeError(f"{ctx.cell.mode}: no graph probe for handles {type(ctx.handles).__name__}")
 
 
 # --------------------------------------------------------------------------- TF graphs
@@ -99,14 +100,13 @@ def _surviving(ctx: ProbeContext, run_nodes: list) -> int:
     return layers_surviving(ctx.workload.layer_names, ops)
 
 
-def _built_graph_def(ctx: ProbeContext):
+def _built_graph_def(ctx: ProbeContext, handles: GraphHandles):
     """The graph as built from Python. Session mode keeps it; frozen and optimized keep only
     what they run, so it is built again the way they build it (bench.modes.graph)."""
-    handles = ctx.prepared.handles
-    if "built" in handles:
-        return handles["built"].graph.as_graph_def()
-    if "built_graph_def" in handles:  # a model file's graph as loaded or traced
-        return handles["built_graph_def"]
+    if handles.built is not None:
+        return handles.built.graph.as_graph_def()
+    if handles.built_graph_def is not None:  # a model file's graph as loaded or traced
+        return handles.built_graph_def
     from bench.modes import graph as g
 
     built = g.build(ctx.request, ctx.device, training=ctx.training, source=InputStyle.FEED)
@@ -119,16 +119,11 @@ def _jit_compiled(concrete) -> bool:
     return bool(attr is not None and attr.b)
 
 
-def _keras_graph_def(ctx: ProbeContext):
-    return keras_step_graph(ctx.prepared.handles["model"], ctx.training)
-
-
 # --------------------------------------------------------------------------- XLA
 
 
-def _compare_hlo(ctx: ProbeContext, traced) -> dict[str, Any]:
-    function = ctx.prepared.handles["function"]
-    hlo = function.experimental_get_compiler_ir(*ctx.step_inputs())(stage="optimized_hlo")
+def _compare_hlo(ctx: ProbeContext, handles: TracedHandles, traced) -> dict[str, Any]:
+    hlo = handles.function.experimental_get_compiler_ir(*ctx.step_inputs())(stage="optimized_hlo")
     module = parse_hlo(hlo)
     entry = module["entry"]
     fused_names = {c for ins in entry if ins["opcode"] == "fusion" for c in ins["calls"]}

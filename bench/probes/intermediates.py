@@ -27,8 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.modes import GRAPH
-from bench.modes import KERAS as KERAS_FAMILY
+from bench.modes.handles import GraphHandles, KerasHandles
 from bench.probes.context import ProbeContext, matches, profiling
 from bench.record import InputStyle
 
@@ -50,14 +49,14 @@ def intermediates(ctx: ProbeContext) -> dict[str, Any]:
     seen, output = _step_with_debugger(ctx, names)
     accept(DEBUGGER, truth, named=seen)
 
-    handles = ctx.prepared.handles
-    if ctx.family == GRAPH:
+    handles = ctx.handles
+    if isinstance(handles, GraphHandles):
         truth_now = ctx.layer_values(ctx.current_weights(), ctx.training) if ctx.training \
             else truth
-        accept(FETCH, truth_now, named=_fetch_by_name(ctx, names))
-    if ctx.family == KERAS_FAMILY:
+        accept(FETCH, truth_now, named=_fetch_by_name(ctx, handles, names))
+    if isinstance(handles, KerasHandles):
         truth_inference = ctx.layer_values(ctx.current_weights(), training=False)
-        accept(KERAS, truth_inference, anonymous=_keras_outputs(ctx, handles["model"]))
+        accept(KERAS, truth_inference, anonymous=_keras_outputs(ctx, handles.model))
     accept(OUTPUT, truth, anonymous=[output])
 
     routes = [r for r in (DEBUGGER, FETCH, KERAS, OUTPUT) if r in readable.values()]
@@ -88,13 +87,13 @@ def _step_with_debugger(ctx: ProbeContext, names: list[str]) -> tuple[dict[str, 
     return seen, output
 
 
-def _fetch_by_name(ctx: ProbeContext, names: list[str]) -> dict[str, Any]:
+def _fetch_by_name(ctx: ProbeContext, handles: GraphHandles,
+                   names: list[str]) -> dict[str, Any]:
     import tensorflow as tf
 
     from bench.modes import graph as g
 
-    handles = ctx.prepared.handles
-    graph, session = handles["graph"], handles["session"]
+    graph, session = handles.graph, handles.session
     prefix = _tap_prefix()
     feed = {}
     if ctx.request.input == InputStyle.FEED:
