@@ -30,9 +30,8 @@ def test_worker_measures_epochs_and_checks_them_against_eager(tmp_path, mode, ph
     assert record.images_per_step == 2 and len(record.samples_s) >= 3
     # Paired samples are per batch on both sides: eager's reference step is an epoch too.
     assert record.paired_s and len(record.paired_s) == len(record.paired_eager_s)
-    ratio = sorted(record.paired_eager_s)[len(record.paired_eager_s) // 2] / \
-        sorted(record.samples_s)[len(record.samples_s) // 2]
-    assert 0.05 < ratio < 50  # same unit (a batch), not off by the epoch's length
+    # (No timing ratio here: a factor of EPOCH = 2 hides in machine noise; tests assert
+    # structure, benchmarks measure speed.)
     frame = records_frame(load_runs([write_run(tmp_path / "run.jsonl", [record])]))
     row = frame.iloc[0]
     assert row["input"] == "dataset" and row["epoch_batches"] == EPOCH

@@ -17,7 +17,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.commands.matrix import add_matrix_options, add_measurement_options, selection
+from bench.commands.matrix import (
+    add_matrix_options,
+    add_measurement_options,
+    add_output_options,
+    selection,
+)
 from bench.errors import UsageError
 
 
@@ -31,12 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_matrix_options(p, default_suite="quick")
     add_measurement_options(p)
     add_lockstep_options(p)
-    p.add_argument("--out", default="results", help="directory for the two run files")
-    p.add_argument("--report", metavar="HTML", help="also write the HTML report here")
-    p.add_argument("--format", choices=("text", "csv", "markdown"),
-                   help="print one row per cell (key, B/A ratio, interval, verdict) in this "
-                        "format instead of the summary")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_output_options(p, out_help="directory for the two run files",
+                       format_help="print one row per cell (key, B/A ratio, interval, verdict) "
+                                   "in this format instead of the summary",
+                       quiet_help="no progress lines")
     p.set_defaults(func=main)
 
 

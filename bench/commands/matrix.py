@@ -29,6 +29,18 @@ def csv_list(kind=str):
     return parse
 
 
+OUTPUT_FORMATS = ("text", "csv", "markdown")
+
+
+def add_output_options(p: argparse.ArgumentParser, *, out_help: str, format_help: str,
+                       quiet_help: str) -> None:
+    """--out, --report, --format and --quiet: where a measuring command writes and prints."""
+    p.add_argument("--out", default="results", help=out_help)
+    p.add_argument("--report", metavar="HTML", help="also write the HTML report here")
+    p.add_argument("--format", choices=OUTPUT_FORMATS, help=format_help)
+    p.add_argument("--quiet", action="store_true", help=quiet_help)
+
+
 def add_matrix_options(p: argparse.ArgumentParser, default_suite: str) -> None:
     """Which cells: the suite and the options that narrow it."""
     p.add_argument("--suite", default=default_suite,

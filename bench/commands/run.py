@@ -18,7 +18,12 @@ import sys
 from pathlib import Path
 
 from bench import options, signals
-from bench.commands.matrix import add_matrix_options, add_measurement_options, selection
+from bench.commands.matrix import (
+    add_matrix_options,
+    add_measurement_options,
+    add_output_options,
+    selection,
+)
 from bench.commands.report import check_outputs as check_report_outputs
 from bench.errors import WRITE_FAILED, UsageError
 from bench.execute import execute, execute_ray
@@ -44,12 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="debuggability probes (dbg_* columns): 'once' per case, config, mode "
                         "and phase (smallest batch, first round), 'infer' the same for "
                         "inference only, 'all' cells, or 'none' (default: the suite's setting)")
-    p.add_argument("--out", default="results", help="directory for the run file (results/)")
-    p.add_argument("--report", metavar="HTML", help="also write the HTML report here")
-    p.add_argument("--format", choices=("text", "csv", "markdown"),
-                   help="print the full table of cells in this format instead of the verdict "
-                        "(for scripts)")
-    p.add_argument("--quiet", action="store_true", help="no progress display")
+    add_output_options(p, out_help="directory for the run file (results/)",
+                       format_help="print the full table of cells in this format instead of "
+                                   "the verdict (for scripts)",
+                       quiet_help="no progress display")
     p.add_argument("--estimate", action="store_true",
                    help="print the cells and the estimated run time, then stop (bench.eta; "
                         "peaks from the newest run in --out, else the reference machine's)")
