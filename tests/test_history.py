@@ -22,6 +22,7 @@ from reports.history import (
 from reports.trends import render_trends, write_trends
 
 MEDIAN_S = {"eager": 0.010, "function": 0.005}
+BASELINE_RUN = Path(__file__).resolve().parents[1] / "baselines" / "quick-cpu.jsonl"
 
 
 def write_run(path: Path, index: int, function_s: float = 0.005, rounds: int = 3,
@@ -70,6 +71,24 @@ def test_single_thread_cells_get_their_speedup_from_single_thread_eager(tmp_path
     function = next(e for e in summarize_run(run) if e.mode == "function")
     assert function.key.endswith("/t1")
     assert function.speedup == pytest.approx(2.0, rel=0.03)
+
+
+def test_recorded_single_thread_cells_record_their_paired_speedup():
+    """The committed baseline (quick suite, `threads` 1, paired workers): every ok non-eager
+    cell gets the speed-up the table shows, from the same measurement."""
+    from reports.table import records_frame
+
+    run = load_run(BASELINE_RUN)
+    table = records_frame([run]).set_index("key")
+    entries = [e for e in summarize_run(run) if e.status == "ok" and e.mode != "eager"]
+    assert entries and all(e.key.endswith("/t1") for e in entries)
+    for entry in entries:
+        row = table.loc[entry.key]
+        assert entry.speedup_source == row["speedup_source"] == "paired"
+        assert entry.speedup == pytest.approx(row["speedup"])
+        assert entry.speedup_ci_low <= entry.speedup <= entry.speedup_ci_high
+        paired = [r for r in run.records if r.cell.key == entry.key and r.paired_s]
+        assert len(entry.round_speedups) == len(paired)  # one per paired worker
 
 
 def test_history_is_append_only_and_skips_a_run_already_there(tmp_path):
