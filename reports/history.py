@@ -35,7 +35,7 @@ from bench.paths import DEFAULT_HISTORY
 from bench.stats import mann_whitney_u, summarize
 from bench.store import Run, append_whole
 from reports.pool import PooledCell, pool_cells
-from reports.speedup import REFERENCE, eager_key, speedup_over_eager
+from reports.speedup import REFERENCE, UNPAIRED, eager_key, speedup_over_eager
 
 HISTORY_SCHEMA = 1
 UNKNOWN_COMMIT = "unknown"
@@ -323,6 +323,7 @@ class Series:
     metric: str  # "images_per_s" | "speedup"
     entries: list[HistoryEntry]
     steps: list[Step]
+    source: str = ""  # speed-up series: the measurement (reports.speedup), one per series
 
     @property
     def values(self) -> list[float]:
@@ -337,17 +338,25 @@ def series(entries: Sequence[HistoryEntry], metric: str = "images_per_s",
     """Split the history into per-(cell, machine) series of one metric and find their steps.
 
     Entries without the metric (failed cells, eager's speed-up) are left out of the series.
+    Speed-ups are also split by their source: paired and separate-workers speed-ups of one
+    cell differ by the machine's drift between workers, so a switch between them is not a step.
     """
     if metric not in METRIC_ROUNDS:
         raise ValueError(f"metric must be one of {', '.join(METRIC_ROUNDS)}, got {metric!r}")
     ordered = sorted(entries, key=lambda e: e.date)  # stable: append order breaks ties
-    grouped: dict[tuple[str, str], list[HistoryEntry]] = {}
+    grouped: dict[tuple[str, str, str], list[HistoryEntry]] = {}
     for entry in ordered:
         if getattr(entry, metric) is not None:
-            grouped.setdefault((entry.key, entry.fingerprint), []).append(entry)
+            source = _speedup_source(entry) if metric == "speedup" else ""
+            grouped.setdefault((entry.key, entry.fingerprint, source), []).append(entry)
     out = []
-    for (key, fingerprint), items in grouped.items():
+    for (key, fingerprint, source), items in grouped.items():
         points = [getattr(e, METRIC_ROUNDS[metric]) or [getattr(e, metric)] for e in items]
         out.append(Series(key, fingerprint, metric, items,
-                          detect_steps(points, threshold, alpha, window)))
+                          detect_steps(points, threshold, alpha, window), source))
     return out
+
+
+def _speedup_source(entry: HistoryEntry) -> str:
+    """Lines written before the source was recorded held the separate-workers ratio."""
+    return entry.speedup_source or UNPAIRED
