@@ -334,10 +334,10 @@ def _speedup_row(key: str, b: PooledCell, b_eager: PooledCell | None, c: PooledC
                if rules.shared_threshold else None)
         return row or _replicate_row(key, "speedup_vs_eager", list(pair[0]), list(pair[1]),
                                      SPEEDUP_OUTLIER, True, rules, "paired worker speed-ups")
-    if b_speedup is None and c_speedup is None:
-        return None  # no eager reference on either side: nothing to compare
     b_speedup = speedup_over_eager(b, b_eager, paired=False)
     c_speedup = speedup_over_eager(c, c_eager, paired=False)
+    if b_speedup is None and c_speedup is None:
+        return None  # no eager reference on either side: nothing to compare
     if b_speedup is None or c_speedup is None:
         # The eager cell's own status row says why; here it is only a lost (or new) number.
         verdict = "missing" if c_speedup is None else "new"

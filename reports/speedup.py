@@ -1,7 +1,7 @@
 """Speed-up over eager: the one definition the table, report, compare and history share.
 
-A cell's speed-up is taken against its eager partner, the same cell with only the mode
-replaced (`eager_key`), in the same run. Two measurements can give it:
+A cell's speed-up is over eager on the same cell in the same run (its eager partner: only the
+mode replaced, `eager_key`). Two measurements can give it:
 
 - paired: each worker alternated the mode's step with eager's, step by step
   (bench.timing.measure_paired), so the worker's and the machine's state cancel in the ratio;
@@ -61,17 +61,19 @@ def speedup_over_eager(cell: PooledCell, eager: PooledCell | None,
                        paired: bool = True) -> Speedup | None:
     """The cell's speed-up over `eager` (its partner, same run), paired where measured so.
 
-    None when there is nothing to divide: the cell or its partner missing, failed or without
-    samples. paired=False asks for the separate-workers ratio even where pairs exist (compare
-    falls back to it when a side has a single paired worker).
+    A paired speed-up needs no partner: its workers timed eager's steps themselves (a run of
+    `--modes xla` has one). The separate-workers ratio does, so it is None when the partner is
+    missing, failed or has no samples; None too for a cell that failed or has no samples.
+    paired=False asks for the separate-workers ratio even where pairs exist (compare falls back
+    to it when a side has a single paired worker).
     """
-    if not _measured(cell) or not _measured(eager):
+    if not _measured(cell):
         return None
     if cell.cell.mode == REFERENCE_MODE:
         return Speedup(1.0, 1.0, 1.0, REFERENCE)
     if paired and cell.worker_speedups:
         return _paired(cell)
-    return _unpaired(cell, eager)
+    return _unpaired(cell, eager) if _measured(eager) else None
 
 
 def _measured(cell: PooledCell | None) -> bool:

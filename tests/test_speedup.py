@@ -75,7 +75,7 @@ def test_one_paired_worker_takes_its_interval_from_its_pairs():
 
 
 def test_no_speedup_without_an_ok_eager_partner_or_an_ok_cell():
-    cell, eager = pooled("function"), pooled("eager")
+    cell, eager = pooled("function", paired=False), pooled("eager")
     assert speedup_over_eager(cell, None) is None
     failed = [dataclasses.replace(r, status=Status.ERROR, samples_s=[])
               for r in records("eager")]
@@ -83,6 +83,12 @@ def test_no_speedup_without_an_ok_eager_partner_or_an_ok_cell():
     skipped = [dataclasses.replace(r, status=Status.SKIPPED, samples_s=[], paired_s=[],
                                    paired_eager_s=[]) for r in records("function")]
     assert speedup_over_eager(pool([(0, r) for r in skipped]), eager) is None
+
+
+def test_paired_workers_timed_eager_themselves_and_need_no_partner():
+    s = speedup_over_eager(pooled("function"), None)
+    assert s.source == PAIRED and s.value == pytest.approx(2.0, rel=0.03)
+    assert speedup_over_eager(pooled("function"), None, paired=False) is None
 
 
 def test_eager_itself_is_one():
