@@ -44,7 +44,7 @@ from bench.abstats import Judgement, Rule, Verdict, judge, pair_ratio
 from bench.lockstep import SCRATCH_PREFIX, recv_json, send_json
 from bench.machine import fingerprint, machine_facts
 from bench.placement import available_cpus, pin, placement
-from bench.record import Cell, Record, Status, is_failed
+from bench.record import Cell, Device, Record, Status, is_failed
 from bench.schedule import visits
 from bench.sides import Side, SideServer
 from bench.store import RunHeader, RunWriter, claim_run_file, new_run_id, release_claim, run_stem
@@ -131,7 +131,7 @@ def run_ab(cells: list[Cell], sides: list[Side], *, suite: str, settings, lockst
             side_facts = {**facts, "tensorflow": server.hello.get("tensorflow"),
                           "python_executable": server.hello.get("python"),
                           "git": {"commit": side.commit, "dirty": side.dirty}}
-            side_facts["fingerprint"] = fingerprint(side_facts, "cpu")
+            side_facts["fingerprint"] = fingerprint(side_facts, Device.CPU)
             header = RunHeader(
                 run_id=new_run_id(), suite=suite,
                 started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -168,8 +168,7 @@ def run_ab(cells: list[Cell], sides: list[Side], *, suite: str, settings, lockst
             for side, record in zip(sides, records, strict=True):
                 record.run_id = run_ids[side.label]
                 record.round = visit.round
-                if visit.note:
-                    record.extra["ab_extra_pair"] = visit.note
+                record.extra_visit = visit.note
                 writers[side.label].append(record)
             state.statuses.append((records[0].status, records[1].status))
             ratio = (pair_ratio(records[0].samples_s, records[1].samples_s)

@@ -38,7 +38,7 @@ from bench.errors import UsageError
 from bench.machine import ENV_FLAGS
 from bench.node import GroupJob, NodeInfo, run_group
 from bench.progress import Progress
-from bench.record import FAILED_STATUSES, Cell, Record, Status
+from bench.record import ALL_THREADS, FAILED_STATUSES, Cell, Device, Record, Status
 from bench.store import RunHeader, RunWriter, claim_run_file, new_run_id
 
 SLOT = "bench_slot"  # the custom resource: one per node, one benchmark at a time
@@ -188,7 +188,8 @@ def _drive(ray, cells_in_order, *, address, suite, out_dir, stem, options, timeo
            slowdown) -> ClusterResult:
     run_id = new_run_id()
     cells = list(dict.fromkeys(cell for _, cell in cells_in_order))
-    profiles = sorted({(cell.device, cell.threads) for cell in cells}) or [("cpu", "all")]
+    profiles = (sorted({(cell.device, cell.threads) for cell in cells})
+                or [(Device.CPU, ALL_THREADS)])
     rounds = 1 + max((r for r, _ in cells_in_order), default=0)
     log_dir = (out_dir / f"{stem}_logs").resolve()
     groups: dict[str, list[tuple[int, Cell]]] = {}
@@ -203,7 +204,7 @@ def _drive(ray, cells_in_order, *, address, suite, out_dir, stem, options, timeo
     remote_group = ray.remote(run_group)
 
     def submit(group: _Group):
-        gpu = any(cell.device == "gpu" for _, cell in group.job.cells)
+        gpu = any(cell.device == Device.GPU for _, cell in group.job.cells)
         task = remote_group.options(num_cpus=0, num_gpus=1 if gpu else 0, resources={SLOT: 1},
                                     max_retries=0, name=f"bench:{group.job.group}")
         return task.remote(group.job)
@@ -222,7 +223,7 @@ def _drive(ray, cells_in_order, *, address, suite, out_dir, stem, options, timeo
     def record(group: _Group, item: Record) -> None:
         files.append(group.node, item)
         result.records.append(item)
-        if item.extra.get("remeasure"):
+        if item.extra_visit:
             progress.total += 1
         else:
             group.done += 1
@@ -301,7 +302,7 @@ def _lost(group: _Group, exc: Exception, record) -> _Group | None:
         round_index, cell = left[0]
         record(group, Record(cell=cell, status=Status.CRASHED, round=round_index,
                              reason=f"crashed: node lost ({type(exc).__name__}: {cause})",
-                             extra={"node": group.node.tag}))
+                             node=group.node.tag))
     if len(left) <= 1:
         return None
     return _Group(replace(group.job, cells=left[1:]), attempts=group.attempts + 1)

@@ -25,7 +25,7 @@ import pytest
 
 from bench.errors import UsageError
 from bench.plan import Suite, expand, load_suite
-from bench.record import Cell
+from bench.record import ALL_THREADS, Cell, Device, InputStyle
 
 DEFAULT_SUITE = "quick"
 
@@ -89,7 +89,7 @@ def _selection(config: pytest.Config) -> Selection:
         raise pytest.UsageError(f"--bench-rounds: expected an integer >= 1, got {rounds}")
     if warmup is not None and warmup < 0:
         raise pytest.UsageError(f"--bench-warmup: expected an integer >= 0, got {warmup}")
-    threads = cells[0].threads if cells else "all"
+    threads = cells[0].threads if cells else ALL_THREADS
     cells = [c for c in cells if c.threads == threads]
     return Selection(suite, cells, rounds, suite.settings.warmup if warmup is None else warmup,
                      bool(config.getoption("bench_probes")), threads)
@@ -105,9 +105,9 @@ def _split(values: list[str] | None) -> list[str] | None:
 def cell_id(cell: Cell) -> str:
     """`cnn[input_size=32,channels=3]-session-infer-b32`; device/input only when not default."""
     parts = [f"{cell.case}[{cell.config}]" if cell.config else cell.case, cell.mode, cell.phase]
-    if cell.device != "cpu":
+    if cell.device != Device.CPU:
         parts.append(cell.device)
-    if cell.input != "resident":
+    if cell.input != InputStyle.RESIDENT:
         parts.append(cell.input)
     parts.append(f"b{cell.batch}")
     return "-".join(parts)

@@ -29,9 +29,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.modes import REFERENCE_MODE, TRAIN, mode_info
-from bench.record import MEASURING_STAGES, TIME_STAGES, Cell, Record, Status
+from bench.record import (
+    MEASURING_STAGES,
+    TIME_STAGES,
+    Cell,
+    InputStyle,
+    Phase,
+    Record,
+    Status,
+    TimeStage,
+)
 
-FIXED_STAGES = tuple(s for s in TIME_STAGES if s not in (*MEASURING_STAGES, "probes"))
+FIXED_STAGES = tuple(s for s in TIME_STAGES if s not in (*MEASURING_STAGES, TimeStage.PROBES))
 PARTS = ("fixed", "budget", "steps", "probes")
 # Seconds of evidence before a correction factor moves far from 1 (shrinkage).
 PRIOR_WEIGHT_S = 10.0
@@ -137,15 +146,15 @@ def estimate(shape: CellShape, budget: Budget,
                                                            DEFAULT_COST)
     step = step_s(cost, shape)
     # With dataset input a measured call is an epoch; Model.fit runs several batches per call.
-    batches = (budget.epoch_batches if cell.input == "dataset"
+    batches = (budget.epoch_batches if cell.input == InputStyle.DATASET
                else info.train_batches_per_call if cell.phase == TRAIN else 1)
     call = step * batches
     by_budget, by_steps = 0.0, budget.warmup * call
     loops = [(call, budget.budget_s)]
     if budget.paired and cell.mode != REFERENCE_MODE:
         eager = table.get((REFERENCE_MODE, cell.phase), DEFAULT_COST)
-        loops.append((call + step_s(eager, shape) * (batches if cell.input == "dataset" else 1),
-                      budget.paired_budget_s))
+        eager_batches = batches if cell.input == InputStyle.DATASET else 1
+        loops.append((call + step_s(eager, shape) * eager_batches, budget.paired_budget_s))
     for one, seconds in loops:
         if budget.min_samples * one > BUDGET_USE * seconds:
             by_steps += budget.min_samples * one
@@ -161,7 +170,7 @@ def actual(record: Record) -> Estimate:
     stages = record.time_s
     return Estimate(fixed_s=sum(stages.get(s, 0.0) for s in FIXED_STAGES),
                     budget_s=sum(stages.get(s, 0.0) for s in MEASURING_STAGES),
-                    probes_s=stages.get("probes", 0.0))
+                    probes_s=stages.get(TimeStage.PROBES, 0.0))
 
 
 @dataclass
@@ -213,7 +222,7 @@ def cell_shape(cell: Cell, peak_flops: dict[str, float], probes: bool) -> CellSh
     from bench.store import peak_key
 
     layers, macs_per_image = _case_shape(cell.case_spec)
-    flops = 2.0 * macs_per_image * cell.batch * (3.0 if cell.phase == "train" else 1.0)
+    flops = 2.0 * macs_per_image * cell.batch * (3.0 if cell.phase == Phase.TRAIN else 1.0)
     return CellShape(cell, layers, flops,
                      peak_flops.get(peak_key(cell.device, cell.threads)), probes,
                      applicable=not not_applicable_reason(cell.mode, cell.phase))

@@ -7,7 +7,7 @@ the timed step (and the mode's side of the paired measurement) then does busy wo
 that fraction of the step's own median time after every call. The busy work is a plain
 Python loop whose speed is calibrated in the worker, so it is real CPU work that slows down
 with the machine like the step does, not a sleep. Records of a planted run carry
-`extra.injected_slowdown`; it is a testing aid (next to BENCH_INJECT_FAULT), never a result.
+`Record.injected_slowdown`; it is a testing aid (next to BENCH_INJECT_FAULT), never a result.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from types import ModuleType
 import numpy as np
 
 from bench.modes.base import EPOCH_BATCHES, Prepared, Request, Threads, equivalence_calls
-from bench.record import Cell, SetupStage
+from bench.record import Cell, Phase, SetupStage, TimeStage
 
 
 class Laps:
@@ -104,21 +104,21 @@ def prepare_cell(mode: ModuleType, request: Request, laps: Laps | None = None) -
     prepared = mode.prepare(request)
     # Exactly one batch (Keras training's timed call runs several), or one dataset epoch.
     one_batch = prepared.single_step or prepared.step
-    setup_done = laps.lap("setup")
+    setup_done = laps.lap(TimeStage.SETUP)
     try:
         first = one_batch()
         first_result_s = time.perf_counter() - started
         setup = {**prepared.setup_s,
-                 SetupStage.FIRST_CALL: laps.lap(SetupStage.FIRST_CALL) - setup_done}
+                 SetupStage.FIRST_CALL: laps.lap(TimeStage.FIRST_CALL) - setup_done}
         outputs = [np.asarray(first)]
         trained = None
-        if request.phase == "train":
+        if request.phase == Phase.TRAIN:
             calls = equivalence_calls(request.input, request.phase)
             outputs += [np.asarray(one_batch()) for _ in range(calls - 1)]
             trained = prepared.read_weights()
     except BaseException:
         prepared.close()
         raise
-    laps.lap("equivalence")
+    laps.lap(TimeStage.EQUIVALENCE)
     return PreparedCell(request, prepared, setup, first_result_s, outputs, trained)
 

@@ -160,7 +160,7 @@ def _serve_cell(conn: socket.socket, job: dict[str, Any]) -> None:
     from dataclasses import replace
 
     from bench.inject import slowdown_for, slowdown_from_env
-    from bench.record import Cell, Record
+    from bench.record import Cell, Record, TimeStage
     from bench.timing import Measurement
     from bench.worker import close_cell, error_record, open_cell
 
@@ -194,11 +194,13 @@ def _serve_cell(conn: socket.socket, job: dict[str, Any]) -> None:
             return
     finish = recv_json(conn)
     pin_process(finish["cpus"])
-    opened.laps.split("warmup", "sampling", sum(warmup_s))
+    opened.laps.split(TimeStage.WARMUP, TimeStage.SAMPLING, sum(warmup_s))
     try:
         # No load meter over the lockstep: the other side shares these CPUs by design.
         record = close_cell(opened, Measurement(samples_s, warmup_s, False, "lockstep"),
                             reference_check=finish.get("reference_check", True))
+        # The CPUs the samples ran on, not the spare one this side may have finished on.
+        record = replace(record, cpus=list(job["lockstep_cpus"]))
     except Exception as exc:  # noqa: BLE001
         record = error_record(cell, exc)
     send_json(conn, {"status": "done", "record": record.to_json()})

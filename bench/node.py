@@ -11,8 +11,8 @@ status. A cell that kills its worker therefore costs the cell, never the Ray wor
 The task is a generator: it yields a `NodeInfo` first (the node's machine facts, fingerprint
 and peak calibration, which the driver puts in the header of that node's run file), then one
 `Record` per cell as soon as it is measured, so records reach the driver's files while the
-group is still running; each record says which node measured it (`extra.node`) and when it
-held the slot (`extra.slot_held`, Unix seconds). Calibration is done once per Ray worker
+group is still running; each record says which node measured it (`Record.node`) and when it
+held the slot (`Record.slot_held`, Unix seconds). Calibration is done once per Ray worker
 process and run (cached here), not once per group. The forkserver a task starts lives in its
 Ray worker, which Ray ends with the job (the driver's run), so nothing outlives the run.
 This module imports neither Ray nor TensorFlow at import time.
@@ -105,9 +105,8 @@ def run_group(job: GroupJob) -> Iterator[NodeInfo | Record]:
                                     memory_limit_mb=job.memory_limit_mb,
                                     threads_inter=job.threads_inter,
                                     machine_cpus=machine_cpus, slowdown=job.slowdown)
-            record.extra.update(node=info.tag, slot_held=[started, time.time()])
-            if visit.note:
-                record.extra["remeasure"] = visit.note
+            record.node, record.slot_held = info.tag, [started, time.time()]
+            record.extra_visit = visit.note
             records.append(record)
             yield record
     finally:

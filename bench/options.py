@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 from bench import plan
@@ -20,6 +21,12 @@ from bench import plan
 # `overhead --steps`: steps each way; at a microsecond a step, ten million is a minute.
 MIN_STEPS, MAX_STEPS = 100, 10_000_000
 MAX_RUNS = 100  # `gate-check --runs`: runs of each kind, like --rounds
+
+
+def choices(vocabulary: type[StrEnum]) -> list[str]:
+    """A vocabulary's values as plain strings, for argparse `choices`: argparse's error quotes
+    each choice with repr(), and a member's repr is `<Phase.INFER: 'infer'>`, not 'infer'."""
+    return [str(member) for member in vocabulary]
 
 
 def _checked(kind: type, ok: Callable[[Any], bool], accepted: str) -> Callable[[str], Any]:

@@ -45,6 +45,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,16 @@ from bench.errors import UsageError
 from bench.modes import MODE_TABLE, accepts_input, mode_inputs
 from bench.modes.base import EPOCH_BATCHES
 from bench.placement import parse_threads
-from bench.record import ALL_THREADS, DEVICES, INPUT_STYLES, PHASES, Cell
+from bench.record import (
+    ALL_THREADS,
+    DEVICES,
+    INPUT_STYLES,
+    PHASES,
+    Cell,
+    Device,
+    InputStyle,
+    Phase,
+)
 from cases import ConfigError, get_workload
 
 SUITES_DIR = Path(cases.__file__).parent / "suites"
@@ -70,15 +80,24 @@ BUILTIN_DEFAULTS: dict[str, list[Any]] = {
     "batches": [1],
     "modes": list(MODE_TABLE),
     "phases": list(PHASES),
-    "inputs": ["resident"],
-    "devices": ["cpu"],
+    "inputs": [InputStyle.RESIDENT],
+    "devices": [Device.CPU],
     "threads": [ALL_THREADS],
 }
 TOP_LEVEL_KEYS = ("description", "settings", "defaults", "case")
 CASE_KEYS = ("spec", "name", "config", *AXES)
 
 
-PROBE_POLICIES = ("once", "infer", "all", "none")
+class ProbePolicy(StrEnum):
+    """Which cells also run the debuggability probes (`probe_selection` says why each)."""
+
+    ONCE = "once"  # the smallest batch of each group, first round
+    INFER = Phase.INFER.value  # the same, inference cells only (the phase's own word)
+    ALL = "all"  # every cell of the first round
+    NONE = "none"
+
+
+PROBE_POLICIES = tuple(ProbePolicy)
 
 
 class SuiteError(UsageError):
@@ -100,7 +119,7 @@ class Settings:
     memory_limit_mb: int | None = None  # worker address-space cap; None = no limit
     seed: int = 0  # weights and input batches
     threads_inter: int = 0  # inter-op pool; 0 = min(threads, 2) (bench.placement)
-    probes: str = "once"  # debuggability probes: "once" per group, "all" cells, or "none"
+    probes: str = ProbePolicy.ONCE  # debuggability probes: a ProbePolicy
     # Paired speed-up: after its own measurement a worker alternates its step with eager's
     # for another budget_s (bench.paired); off halves the sampling time of non-eager cells.
     paired: bool = True
@@ -503,14 +522,14 @@ def probe_selection(order: list[tuple[int, Cell]], how: str) -> set[tuple[int, C
     the cold start), and on the standard run 172 of the 180 debugging-aid facts were the same
     in both phases (the 8 others: intermediates of traced training steps, a cheap probe).
     """
-    if how == "none":
+    if how == ProbePolicy.NONE:
         return set()
-    if how == "all":
+    if how == ProbePolicy.ALL:
         first = min((r for r, _ in order), default=0)  # once: linear in the plan's size
         return {(r, c) for r, c in order if r == first}
     chosen: dict[tuple, tuple[int, Cell]] = {}
     for round_index, cell in sorted(order, key=lambda rc: (rc[0], rc[1].batch)):
-        if how == "infer" and cell.phase != "infer":
+        if how == ProbePolicy.INFER and cell.phase != Phase.INFER:
             continue
         group = (cell.case, cell.config, cell.mode, cell.phase, cell.input, cell.device)
         chosen.setdefault(group, (round_index, cell))

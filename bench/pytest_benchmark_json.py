@@ -8,7 +8,7 @@ in saved files because bench/conftest.py turns on --benchmark-save-data), divide
 `extra_info["batches_per_call"]` into per-batch step times as the worker records them.
 
 A file without raw data still loads: its records have no samples (so no derived statistics) and
-pytest-benchmark's own median/mean/stddev go to `record.extra["pytest_benchmark"]`. Benchmarks
+pytest-benchmark's own median/mean/stddev go to `record.pytest_benchmark`. Benchmarks
 that do not come from bench/ (no case/mode/phase in extra_info) are skipped with a note in
 `Run.problems`. No TensorFlow here.
 """
@@ -23,11 +23,21 @@ from typing import Any
 
 from bench.errors import StoreError
 from bench.machine import fingerprint
-from bench.record import SCHEMA_VERSION, Record, Run, RunHeader, SchemaError, Status
+from bench.record import (
+    SCHEMA_VERSION,
+    Device,
+    InputStyle,
+    Record,
+    Run,
+    RunHeader,
+    SchemaError,
+    Status,
+    mode_fields,
+)
 
 DEFAULT_SUITE = "pytest-benchmark"
 _TOP_LEVEL = ("machine_info", "benchmarks")
-# pytest-benchmark stats copied into record.extra["pytest_benchmark"], renamed with units.
+# pytest-benchmark stats copied into record.pytest_benchmark, renamed with units.
 _STATS = {"median": "median_s", "mean": "mean_s", "stddev": "stddev_s", "min": "min_s",
           "max": "max_s", "iqr": "iqr_s", "rounds": "rounds", "iterations": "iterations",
           "ops": "ops"}
@@ -37,7 +47,7 @@ _FIELDS = {"setup_s": "setup_s", "first_result_s": "first_result_s",
            "graph_nodes": "graph_nodes", "max_abs_diff": "max_abs_diff",
            "tolerance": "tolerance", "equivalent": "equivalent", "macs": "macs_per_image",
            "params": "params", "flops_per_image": "flops_per_image", "debug": "debug"}
-# extra_info keys kept in record.extra for reference.
+# extra_info keys kept for reference in record.pytest_benchmark["extra_info"].
 _EXTRA = ("images_per_s", "images_per_s_ci95", "warmup_rounds", "rounds", "calibration_step_s",
           "probes", "suite")
 
@@ -109,8 +119,8 @@ def _record(bench: Any, run_id: str) -> tuple[Record, dict[str, Any]]:
     if missing:
         raise ValueError(f"extra_info has no {', '.join(missing)} (not a bench/ benchmark)")
     cell = {"case": info["case"], "config": info.get("config") or "", "mode": info["mode"],
-            "phase": info["phase"], "device": info.get("device") or "cpu",
-            "input": info.get("input") or "resident", "batch": info.get("batch", 1)}
+            "phase": info["phase"], "device": info.get("device") or Device.CPU,
+            "input": info.get("input") or InputStyle.RESIDENT, "batch": info.get("batch", 1)}
     per_call = info.get("batches_per_call", 1)
     if isinstance(per_call, bool) or not isinstance(per_call, int) or per_call < 1:
         raise ValueError(f"extra_info batches_per_call must be a positive integer, got "
@@ -120,7 +130,8 @@ def _record(bench: Any, run_id: str) -> tuple[Record, dict[str, Any]]:
     summary = {new: stats[old] for old, new in _STATS.items() if old in stats}
     summary.update(name=bench.get("name"), fullname=bench.get("fullname"),
                    group=bench.get("group"), raw_data=isinstance(raw, list),
-                   batches_per_call=per_call)
+                   batches_per_call=per_call,
+                   extra_info={k: info[k] for k in _EXTRA if k in info})
     machine = info.get("machine") if isinstance(info.get("machine"), dict) else {}
     mode_extra = info.get("mode_extra") if isinstance(info.get("mode_extra"), dict) else {}
     obj = {
@@ -130,8 +141,7 @@ def _record(bench: Any, run_id: str) -> tuple[Record, dict[str, Any]]:
         "samples_s": [float(s) / per_call for s in raw] if isinstance(raw, list) else [],
         "images_per_step": cell["batch"] if isinstance(cell["batch"], int) else 0,
         "threads": machine.get("threads") or {},
-        "extra": {**mode_extra, **{k: info[k] for k in _EXTRA if k in info},
-                  "batches_per_call": per_call, "pytest_benchmark": summary},
+        "batches_per_call": per_call, "pytest_benchmark": summary, **mode_fields(mode_extra),
         **{field: info[key] for key, field in _FIELDS.items() if info.get(key) is not None},
     }
     return Record.from_json(obj), info
@@ -165,7 +175,7 @@ def _machine(data: dict[str, Any], infos: list[dict[str, Any]],
     if git:
         facts["git"] = git
     if ours and "fingerprint" not in facts:
-        devices = sorted({r.cell.device for r in records}) or ["cpu"]
+        devices = sorted({r.cell.device for r in records}) or [Device.CPU]
         facts["fingerprint"] = fingerprint(facts, ",".join(devices))
     return facts
 

@@ -5,7 +5,8 @@ happened. Both round-trip through JSON so a run recorded on a GPU box can be tab
 and compared on a laptop without TensorFlow. Statistics are *not* stored: they are derived from
 the raw samples when a table is built, so pooling rounds and re-analysing old runs stay exact.
 
-Bump `SCHEMA_VERSION` when a field changes meaning; `validate_record` rejects what it cannot read.
+Bump `SCHEMA_VERSION` when a field changes meaning, and add a loader for the old version
+(`RECORD_LOADERS`); `validate_record` rejects what it cannot read.
 """
 
 from __future__ import annotations
@@ -17,22 +18,67 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = 1
+# 2: `extra` became declared fields (see record_from_v1, which reads version 1).
+SCHEMA_VERSION = 2
 
-PHASES = ("infer", "train")
-DEVICES = ("cpu", "gpu")
-INPUT_STYLES = ("resident", "feed", "dataset")
+
+class Phase(StrEnum):
+    """What a cell's step does; a member is its own name as a string (`Phase.INFER == "infer"`),
+    so records, suite files and the command line keep plain strings."""
+
+    INFER = "infer"
+    TRAIN = "train"
+
+
+class Device(StrEnum):
+    """Where a cell runs."""
+
+    CPU = "cpu"
+    GPU = "gpu"
+
+
+class InputStyle(StrEnum):
+    """How a step gets its batch: `resident` already on the device, `feed` a host batch per
+    step, `dataset` a tf.data epoch per measured call (one step = one epoch)."""
+
+    RESIDENT = "resident"
+    FEED = "feed"
+    DATASET = "dataset"
+
+
+PHASES = tuple(Phase)
+DEVICES = tuple(Device)
+INPUT_STYLES = tuple(InputStyle)
 ALL_THREADS = "all"  # a threads value: every CPU the run may use
-# Where a cell's time goes, in the order it is spent (Record.time_s). `start` is the runner's
-# share: forking the worker and receiving its result; `lost` is the whole time of a cell that
-# failed (its stages are unknown); `skipped` the runner's time on a not-applicable cell.
-TIME_STAGES = ("start", "inputs", "setup", "first_call", "equivalence", "warmup", "sampling",
-               "probes", "reference", "paired", "teardown", "lost")
+
+
+class TimeStage(StrEnum):
+    """Where a cell's time goes, in the order it is spent (`Record.time_s` keys).
+
+    `start` is the runner's share: forking the worker and receiving its result; `lost` is the
+    whole time of a cell that failed (its stages are unknown).
+    """
+
+    START = "start"
+    INPUTS = "inputs"
+    SETUP = "setup"
+    FIRST_CALL = "first_call"
+    EQUIVALENCE = "equivalence"
+    WARMUP = "warmup"
+    SAMPLING = "sampling"
+    PROBES = "probes"
+    REFERENCE = "reference"
+    PAIRED = "paired"
+    TEARDOWN = "teardown"
+    LOST = "lost"
+
+
+TIME_STAGES = tuple(TimeStage)
 # Other processes using at least this share of a worker's CPUs (in cores) while it sampled
 # (Record.load) make the cell's numbers suspect: the table and the report warn.
 OTHER_LOAD_WARN = 0.10
 # The stages a longer budget lengthens; the others are paid once per cell whatever the budget.
-MEASURING_STAGES = ("warmup", "sampling", "paired")
+MEASURING_STAGES = (TimeStage.WARMUP, TimeStage.SAMPLING, TimeStage.PAIRED)
 
 
 class Status(StrEnum):
@@ -104,9 +150,9 @@ class Cell:
     case: str  # "cnn", "mobilenet"
     config: str  # canonical override string, e.g. "alpha=0.25,resolution=96" ("" = defaults)
     mode: str  # a bench.modes.MODES name: "session", "eager", "function_epoch", ...
-    phase: str  # "infer" | "train"
-    device: str = "cpu"  # "cpu" | "gpu"
-    input: str = "resident"  # "resident" | "feed" | "dataset" (one step = one epoch)
+    phase: str  # a Phase
+    device: str = Device.CPU  # a Device
+    input: str = InputStyle.RESIDENT  # an InputStyle (dataset: one step = one epoch)
     batch: int = 1
     # CPUs (and intra-op threads) the worker gets: "1", "2", ... or "all" (bench.placement).
     threads: str = ALL_THREADS
@@ -170,7 +216,29 @@ class Record:
     # Seconds per stage of TIME_STAGES, summing to the cell's time as the runner saw it: what a
     # longer budget buys and what setup, probes and the eager reference cost.
     time_s: dict[str, float] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Batches one timed call ran (Model.fit, a dataset epoch); the times above are already per
+    # batch. None when nothing was timed.
+    batches_per_call: int | None = None
+    stopped_by: str = ""  # why sampling stopped: "target", "budget", "max_samples", "lockstep"
+    reached_target: bool | None = None  # the median's CI met the run's target
+    # Why this visit came after the planned rounds (bench.schedule's note: a remeasure of a
+    # cell whose workers disagree, or an A/B pair the sequential test asked for); "" if planned.
+    extra_visit: str = ""
+    # What the progress display promised when the cell started (the ETA's accuracy, later).
+    eta_elapsed_s: float | None = None
+    eta_left_s: float | None = None
+    log: str = ""  # the worker's log file, kept for a cell that failed
+    node: str = ""  # the Ray node that measured it (bench.node)
+    slot_held: list[float] = field(default_factory=list)  # [start, end] Unix s of its slot
+    injected_slowdown: float = 0.0  # bench.inject's planted slowdown: a testing aid, no result
+    injected_iterations: int = 0
+    probes_only: bool = False  # `bench debug`: probed, not timed
+    mode_impl: str = ""  # how the mode ran the cell, when it says ("function", a model loader)
+    # Everything else a mode says about itself (`Prepared.extra`: Keras version, op types):
+    # kept for reference, never read by the reports.
+    mode_facts: dict[str, Any] = field(default_factory=dict)
+    # A record loaded from pytest-benchmark JSON: that tool's own statistics and names.
+    pytest_benchmark: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -179,6 +247,8 @@ class Record:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Record:
+        """A record of any readable schema version (older ones through RECORD_LOADERS)."""
+        data = upgrade(data, RECORD_LOADERS, "record")
         validate_record(data)
         fields = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in fields}
@@ -263,13 +333,30 @@ RECORD_FIELD_TYPES: dict[str, tuple[Any, str]] = {
     "threads": (_dict_of(_count), "an object of integers >= 0"),
     "debug": (lambda v: isinstance(v, dict), "an object"),
     "wall_s": (_optional(_seconds), f"seconds from 0 to {MAX_SECONDS:g}, or null"),
-    "extra": (lambda v: isinstance(v, dict), "an object"),
     # Optional fields of newer writers.
     "cpus": (_list_of(_count), "a list of CPU numbers"),
     "load": (lambda v: isinstance(v, dict), "an object"),
     "paired_s": (_list_of(_seconds), f"a list of seconds from 0 to {MAX_SECONDS:g}"),
     "paired_eager_s": (_list_of(_seconds), f"a list of seconds from 0 to {MAX_SECONDS:g}"),
     "time_s": (_dict_of(_seconds), f"an object of seconds from 0 to {MAX_SECONDS:g}"),
+    # Schema 2: what schema 1 kept in its undeclared `extra` object.
+    "batches_per_call": (_optional(lambda v: _count(v) and v >= 1),
+                         "a positive integer or null"),
+    "stopped_by": (lambda v: isinstance(v, str), "a string"),
+    "reached_target": (lambda v: v is None or isinstance(v, bool), "true, false or null"),
+    "extra_visit": (lambda v: isinstance(v, str), "a string"),
+    "eta_elapsed_s": (_optional(_seconds), f"seconds from 0 to {MAX_SECONDS:g}, or null"),
+    "eta_left_s": (_optional(_seconds), f"seconds from 0 to {MAX_SECONDS:g}, or null"),
+    "log": (lambda v: isinstance(v, str), "a string"),
+    "node": (lambda v: isinstance(v, str), "a string"),
+    "slot_held": (lambda v: _list_of(_non_negative)(v) and len(v) in (0, 2),
+                  "a list of two Unix times [start, end], or empty"),
+    "injected_slowdown": (_non_negative, "a non-negative number"),
+    "injected_iterations": (_count, "an integer >= 0"),
+    "probes_only": (lambda v: isinstance(v, bool), "true or false"),
+    "mode_impl": (lambda v: isinstance(v, str), "a string"),
+    "mode_facts": (lambda v: isinstance(v, dict), "an object"),
+    "pytest_benchmark": (lambda v: isinstance(v, dict), "an object"),
 }
 
 CELL_FIELD_TYPES: dict[str, tuple[Any, str]] = {
@@ -289,9 +376,8 @@ def validate_record(data: Any) -> None:
     if not isinstance(data, dict):
         raise SchemaError("a record must be a JSON object")
     if data.get("schema") != SCHEMA_VERSION:
-        raise SchemaError(
-            f"unsupported schema version {data.get('schema')!r} (this tool reads {SCHEMA_VERSION})"
-        )
+        raise SchemaError(f"unsupported schema version {data.get('schema')!r} "
+                          f"(this tool reads {_readable()})")
     cell = data.get("cell")
     if not isinstance(cell, dict):
         raise SchemaError("record has no 'cell' object")
@@ -316,6 +402,81 @@ def _check_fields(data: dict[str, Any], table: dict[str, tuple[Any, str]], prefi
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --------------------------------------------------------------------------- older schemas
+# As pyperf keeps a loader for each of its old formats: a run file of an older schema version
+# is read, never rejected, by turning each line into the current schema on load. The loaded
+# objects are then current (`schema == SCHEMA_VERSION`), so a run rewritten from them (a
+# baseline relabelled by the tests, an A/B side on an older commit) is one schema throughout.
+
+# Keys of a schema-1 record's `extra` that are declared fields in schema 2.
+V1_EXTRA_FIELDS = {
+    "batches_per_call": "batches_per_call", "stopped_by": "stopped_by",
+    "reached_target": "reached_target", "remeasure": "extra_visit",
+    "ab_extra_pair": "extra_visit", "log": "log", "node": "node", "slot_held": "slot_held",
+    "injected_slowdown": "injected_slowdown", "injected_iterations": "injected_iterations",
+    "probes_only": "probes_only", "mode_impl": "mode_impl",
+    "pytest_benchmark": "pytest_benchmark",
+}
+
+
+def record_from_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 record as schema 2: its undeclared `extra` object becomes declared fields.
+
+    Known keys go to their fields: `remeasure` (runner, Ray) and `ab_extra_pair` (A/B), both
+    the schedule's note for an extra visit, to `extra_visit`; `eta` ({elapsed_s, left_s}) to
+    `eta_elapsed_s` and `eta_left_s`. Every other key goes to `mode_facts`: in schema 1 only
+    a mode's `Prepared.extra` wrote other keys (keras_version, jit_compile, op_types_frozen,
+    macs_source, ...), and `mode_facts` is where schema 2 keeps them, so nothing is dropped and
+    nothing is guessed. The new fields are then validated like any record's.
+    """
+    data = dict(data)
+    extra = data.pop("extra", {})
+    if not isinstance(extra, dict):
+        raise SchemaError(f"extra must be an object, got {_short(extra)}")
+    extra = dict(extra)
+    eta = extra.pop("eta", None)
+    if eta is not None:
+        if not isinstance(eta, dict):
+            raise SchemaError(f"extra.eta must be an object, got {_short(eta)}")
+        data["eta_elapsed_s"], data["eta_left_s"] = eta.get("elapsed_s"), eta.get("left_s")
+    for key, name in V1_EXTRA_FIELDS.items():
+        if key in extra:
+            data[name] = extra.pop(key)
+    data["mode_facts"] = extra
+    data["schema"] = SCHEMA_VERSION
+    return data
+
+
+def header_from_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 header as schema 2: no header field changed, only the records did."""
+    return {**data, "schema": SCHEMA_VERSION}
+
+
+RECORD_LOADERS = {1: record_from_v1}
+HEADER_LOADERS = {1: header_from_v1}
+
+
+def _readable() -> str:
+    return ", ".join(str(v) for v in sorted({*RECORD_LOADERS, SCHEMA_VERSION}))
+
+
+def upgrade(data: Any, loaders: dict, what: str) -> Any:
+    """A record's or header's JSON in the current schema; SchemaError for an unknown version."""
+    if not isinstance(data, dict) or data.get("schema") == SCHEMA_VERSION:
+        return data  # validation says what is wrong with a non-object
+    version = data.get("schema")
+    if isinstance(version, bool) or version not in loaders:
+        raise SchemaError(f"unsupported {what} schema version {version!r} "
+                          f"(this tool reads {_readable()})")
+    return loaders[version](data)
+
+
+def mode_fields(facts: dict[str, Any]) -> dict[str, Any]:
+    """A mode's `Prepared.extra` as Record fields: `mode_impl`, and the rest as `mode_facts`."""
+    facts = dict(facts)
+    return {"mode_impl": str(facts.pop("mode_impl", "")), "mode_facts": facts}
 
 
 # --------------------------------------------------------------------------- runs

@@ -26,7 +26,7 @@ from bench.machine import fingerprint, machine_facts
 from bench.modes import not_applicable_reason
 from bench.placement import available_cpus, pin, placement
 from bench.progress import Progress
-from bench.record import Cell, Record, Status, is_failed
+from bench.record import ALL_THREADS, Cell, Device, Record, Status, TimeStage, is_failed
 from bench.replicates import remeasure_needed
 from bench.schedule import visits
 from bench.store import RunHeader, RunWriter, new_run_id, peak_key
@@ -202,7 +202,8 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
     ctx = worker_context(log_dir / "forkserver.log")
     machine_cpus = available_cpus()  # taken once: the runner moves itself between CPUs below
     cells = list(dict.fromkeys(cell for _, cell in cells_in_order))
-    profiles = sorted({(cell.device, cell.threads) for cell in cells}) or [("cpu", "all")]
+    profiles = (sorted({(cell.device, cell.threads) for cell in cells})
+                or [(Device.CPU, ALL_THREADS)])
     facts = machine_facts()
     calibration_started = time.perf_counter()
     peak = calibrate_profiles(ctx, profiles, threads_inter, machine_cpus, log_dir, "start",
@@ -226,17 +227,15 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
 
     def measure(cell: Cell, round_index: int, probes: bool, note: str = "") -> Record:
         # What the display promised when this cell started: how good the ETA is, from the file.
-        promised = {"elapsed_s": round(progress.elapsed_s(), 2),
-                    "left_s": round(progress.left_s() or 0.0, 2)}
+        elapsed_s, left_s = round(progress.elapsed_s(), 2), round(progress.left_s() or 0.0, 2)
         progress.start(cell, round_index)
         record = measure_placed(ctx, cell, round_index, options, probes=probes,
                                 log_dir=log_dir, timeout_s=timeout_s,
                                 memory_limit_mb=memory_limit_mb, threads_inter=threads_inter,
                                 machine_cpus=machine_cpus, slowdown=slowdown)
         record.run_id = run_id
-        record.extra["eta"] = promised
-        if note:
-            record.extra["remeasure"] = note
+        record.eta_elapsed_s, record.eta_left_s = elapsed_s, left_s
+        record.extra_visit = note
         writer.append(record)
         result.records.append(record)
         progress.done(record)
@@ -311,7 +310,7 @@ def calibrate_profiles(ctx, profiles: list[tuple[str, str]], threads_inter: int,
                             log_dir / f"calibrate-{when}-{device}-t{threads}.log", timeout_s=300)
         if got.status != Status.OK:
             raise RuntimeError(f"calibration on {device} failed: {got.reason or got.value}")
-        if device == "gpu" and not got.value.get("gpus"):
+        if device == Device.GPU and not got.value.get("gpus"):
             raise UsageError("device 'gpu' requested but TensorFlow sees no GPU on this machine "
                              "(install the 'gpu' extra on a CUDA machine, or use --device cpu)")
         if facts is not None:
@@ -338,15 +337,15 @@ def _measure_one(ctx, cell: Cell, options: CellOptions, log_path: Path, timeout_
     if got.status == Status.OK:
         record = got.value
         # The worker accounted for its own stages; the rest is forking it and the result's trip.
-        record.time_s = {"start": max(elapsed - sum(record.time_s.values()), 0.0),
+        record.time_s = {TimeStage.START: max(elapsed - sum(record.time_s.values()), 0.0),
                          **record.time_s}
         return record
     if got.status == Status.ERROR:
         record = error_record(cell, got.value)
     else:
         record = Record(cell=cell, status=got.status, reason=got.reason)
-    record.time_s = {"lost": elapsed}
-    record.extra["log"] = str(log_path)
+    record.time_s = {TimeStage.LOST: elapsed}
+    record.log = str(log_path)
     return record
 
 

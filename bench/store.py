@@ -2,7 +2,7 @@
 
 Layout of a run file (one JSON object per line):
 
-    {"kind": "header", "schema": 1, "run_id": ..., "suite": ..., "machine": {...}, ...}
+    {"kind": "header", "schema": 2, "run_id": ..., "suite": ..., "machine": {...}, ...}
     {"kind": "record", ...}           one per measured cell and round, flushed at once
     {"kind": "footer", "complete": true|false, "finished": ..., "reason": ...}
 
@@ -11,7 +11,8 @@ a run's file is claimed atomically when the run starts (`claim_run_file`), and a
 only that claimed, still empty file. Each line goes out in one `os.write`; a short or failed
 write (disk full) is cut back to the last complete line, so earlier records stay readable.
 Loading is forgiving where it can be: a corrupt, truncated or mistyped line is reported with
-file and line number and every readable record is still returned.
+file and line number and every readable record is still returned. A file of an older schema
+version loads through bench.record's loaders (RECORD_LOADERS, HEADER_LOADERS).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 from bench.errors import StoreError, UsageError
 from bench.pytest_benchmark_json import is_pytest_benchmark_json, load_pytest_benchmark
-from bench.record import SCHEMA_VERSION, Record, Run, RunHeader, SchemaError
+from bench.record import HEADER_LOADERS, Record, Run, RunHeader, SchemaError, upgrade
 
 __all__ = ["Run", "RunHeader", "StoreError", "RunWriter", "load_run", "load_runs"]
 
@@ -263,8 +264,7 @@ _HEADER_TYPES = {"run_id": str, "suite": str, "started": str, "machine": dict,
 
 
 def _parse_header(obj: dict[str, Any]) -> RunHeader:
-    if obj.get("schema") != SCHEMA_VERSION:
-        raise SchemaError(f"unsupported schema version {obj.get('schema')!r}")
+    obj = upgrade(obj, HEADER_LOADERS, "header")  # an older run file reads as the current schema
     for name, kind in _HEADER_TYPES.items():
         if name in obj and not isinstance(obj[name], kind):
             what = "an object" if kind is dict else "a string"

@@ -55,7 +55,7 @@ from bench.modes import (
 from bench.modes.base import Prepared
 from bench.placement import pin, placement
 from bench.plan import Settings
-from bench.record import Cell
+from bench.record import Cell, Phase
 from bench.stats import summarize
 from bench.worker import _peak_rss_mb, _reset_peak_rss, reference_diff
 from cases.base import Workload
@@ -184,7 +184,7 @@ def cell_info(cell: Cell, suite: str, workload: Workload, prepared: Prepared,
     `stats` is pytest-benchmark's Metadata (None with --benchmark-disable): images/s is derived
     from its median step time, with the median's 95% confidence interval from bench.stats.
     """
-    training = cell.phase == "train"
+    training = cell.phase == Phase.TRAIN
     info: dict[str, Any] = {
         "bench_extra_info": EXTRA_INFO_VERSION, "suite": suite, "key": cell.key,
         "case": cell.case, "config": cell.config, "mode": cell.mode, "phase": cell.phase,

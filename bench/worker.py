@@ -24,7 +24,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from bench.inject import FAULT_ENV, parse_faults
 from bench.lifecycle import Laps, PreparedCell, make_request, prepare_cell
 from bench.modes.base import EPOCH_BATCHES
 from bench.placement import LoadMeter, available_cpus, pin
-from bench.record import Cell, Record, Status
+from bench.record import Cell, Device, Phase, Record, Status, TimeStage, mode_fields
 from bench.timing import Measurement, measure, measure_paired
 
 # "<mode>:<crash|hang|oom|error>[,...]": deliberate failures for the isolation tests.
@@ -93,7 +93,8 @@ class OpenCell:
     started: float
     baseline_mb: float
     threads: Any  # bench.modes.base.Threads as TensorFlow reports it
-    extra: dict = field(default_factory=dict)
+    injected_slowdown: float = 0.0  # bench.inject's planted slowdown of `step` (testing aid)
+    injected_iterations: int = 0
 
 
 def open_cell(cell: Cell, options: CellOptions) -> OpenCell | Record:
@@ -122,16 +123,16 @@ def open_cell(cell: Cell, options: CellOptions) -> OpenCell | Record:
     threads = configure_threads(request.threads)
     mode = load_mode(cell.mode)
 
-    laps.lap("inputs")
+    laps.lap(TimeStage.INPUTS)
     try:  # setup, first call and equivalence steps, each its own lap
         ready = prepare_cell(mode, request, laps)
     except NotApplicable as exc:
         return Record(cell=cell, status=Status.SKIPPED, reason=str(exc))
-    step, extra = ready.prepared.step, {}
+    step, iterations = ready.prepared.step, 0
     if options.slowdown:
         step, iterations = slow_down(step, options.slowdown)
-        extra.update(injected_slowdown=options.slowdown, injected_iterations=iterations)
-    return OpenCell(cell, options, ready, step, laps, started, baseline_mb, threads, extra)
+    return OpenCell(cell, options, ready, step, laps, started, baseline_mb, threads,
+                    float(options.slowdown or 0.0), iterations)
 
 
 def run_cell(cell: Cell, options: CellOptions) -> Record:
@@ -144,7 +145,7 @@ def run_cell(cell: Cell, options: CellOptions) -> Record:
     measurement = measure(opened.step, warmup=options.warmup, min_samples=options.min_samples,
                           target_rel_ci=options.target_ci, budget_s=options.budget_s)
     meter.stop()
-    opened.laps.split("warmup", "sampling", sum(measurement.warmup_s))
+    opened.laps.split(TimeStage.WARMUP, TimeStage.SAMPLING, sum(measurement.warmup_s))
     return close_cell(opened, measurement, meter)
 
 
@@ -166,7 +167,7 @@ def close_cell(opened: OpenCell, measurement: Measurement, meter: LoadMeter | No
         from bench.probes import run_probes
 
         debug = run_probes(cell, workload, request, prepared)
-        laps.lap("probes")
+        laps.lap(TimeStage.PROBES)
     per_call = prepared.batches_per_call
     paired_s: list[float] = []
     paired_eager_s: list[float] = []
@@ -175,7 +176,7 @@ def close_cell(opened: OpenCell, measurement: Measurement, meter: LoadMeter | No
     try:
         if reference is not None:
             diff = reference_diff(request, reference, ready.outputs, ready.trained)
-            laps.lap("reference")
+            laps.lap(TimeStage.REFERENCE)
         if reference is not None and options.paired and cell.mode != REFERENCE_MODE:
             meter.start()
             mode_s, eager_s = measure_paired(opened.step, reference.step,
@@ -186,14 +187,14 @@ def close_cell(opened: OpenCell, measurement: Measurement, meter: LoadMeter | No
             meter.stop()
             paired_s = [t / per_call for t in mode_s]
             paired_eager_s = [t / reference.batches_per_call for t in eager_s]
-            laps.lap("paired")
+            laps.lap(TimeStage.PAIRED)
     finally:
         if reference is not None:
             reference.close()
         prepared.close()
-    laps.lap("teardown")
+    laps.lap(TimeStage.TEARDOWN)
     tol = tolerance(cell.mode, cell.phase)
-    training = cell.phase == "train"
+    training = cell.phase == Phase.TRAIN
     flops = 2.0 * workload.macs_per_image * (3.0 if training else 1.0)
     return Record(
         cell=cell, status=Status.OK, samples_s=[t / per_call for t in measurement.samples_s],
@@ -206,9 +207,10 @@ def close_cell(opened: OpenCell, measurement: Measurement, meter: LoadMeter | No
         params=workload.params, flops_per_image=flops, threads=opened.threads.as_dict(),
         debug=debug, wall_s=time.perf_counter() - opened.started, paired_s=paired_s,
         paired_eager_s=paired_eager_s, cpus=available_cpus(), load=meter.result(),
-        time_s=laps.stages,
-        extra={**prepared.extra, **opened.extra, "stopped_by": measurement.stopped_by,
-               "reached_target": measurement.reached_target, "batches_per_call": per_call},
+        time_s=laps.stages, batches_per_call=per_call, stopped_by=measurement.stopped_by,
+        reached_target=measurement.reached_target,
+        injected_slowdown=opened.injected_slowdown,
+        injected_iterations=opened.injected_iterations, **mode_fields(prepared.extra),
     )
 
 
@@ -223,7 +225,7 @@ def reference_diff(request, reference, outputs: list[np.ndarray],
     """
     from bench.modes.base import equivalence_calls
 
-    if request.phase != "train":
+    if request.phase != Phase.TRAIN:
         return float(np.max(np.abs(outputs[0] - np.asarray(reference.step()))))
     calls = equivalence_calls(request.input, request.phase)
     losses = [float(reference.step()) for _ in range(calls)]
@@ -295,7 +297,7 @@ def calibrate(device: str, cpus: tuple[int, ...] = (), intra_op: int = 0,
     threads = configure_threads(_threads(options))
     facts = tf_facts()
     facts["threads"] = threads.as_dict()
-    if device == "gpu" and not facts["gpus"]:
+    if device == Device.GPU and not facts["gpus"]:
         facts["peak_flops"] = None
         return facts
     facts["peak_flops"] = measure_peak_flops(device)

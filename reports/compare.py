@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -45,14 +46,26 @@ from reports.format import format_value as _format_value
 from reports.pool import PooledCell, pool_cells
 from reports.speedup import PAIRED, Speedup, eager_key, speedup_over_eager
 
-# Verdicts that fail the gate (when the row is gated). "changed" is an exact metric that moved
-# in no clearly better direction: fail, so that the baseline is refreshed on purpose.
-FAILING_VERDICTS = ("regression", "changed")
+
+class CompareVerdict(StrEnum):
+    """What one comparison row found; like Status, a member is its own name as a string."""
+
+    REGRESSION = "regression"  # worse beyond the threshold and significant, or no longer ok
+    IMPROVEMENT = "improvement"
+    SAME = "same"
+    NEW = "new"  # only the current run has it, or it works now
+    MISSING = "missing"  # only the baseline has it
+    CHANGED = "changed"  # an exact metric that moved in no clearly better direction
+
+
+# Verdicts that fail the gate (when the row is gated). "changed" fails too, so that the
+# baseline is refreshed on purpose.
+FAILING_VERDICTS = (CompareVerdict.REGRESSION, CompareVerdict.CHANGED)
 COLUMNS = ["key", "metric", "baseline", "current", "change", "p_value", "verdict", "gated",
            "test"]
 SPEED_METRICS = ("images_per_s", "speedup_vs_eager")
 
-_MISSING = "missing"
+_MISSING = str(CompareVerdict.MISSING)  # the status of a cell one side lacks: the verdict's word
 
 
 # --------------------------------------------------------------------------- machines
@@ -105,9 +118,9 @@ class CompareResult:
         groups = [
             ("REGRESSED", failures),
             ("not gated (machine-dependent)", ungated),
-            ("improved", rows[rows["verdict"] == "improvement"]),
-            ("new", rows[rows["verdict"] == "new"]),
-            ("missing", rows[rows["verdict"] == "missing"]),
+            ("improved", rows[rows["verdict"] == CompareVerdict.IMPROVEMENT]),
+            (CompareVerdict.NEW, rows[rows["verdict"] == CompareVerdict.NEW]),
+            (CompareVerdict.MISSING, rows[rows["verdict"] == CompareVerdict.MISSING]),
         ]
         for title, part in groups:
             if part.empty:
@@ -196,15 +209,15 @@ class _Rules:
     def speed_verdict(self, change: float, p_value: float) -> str:
         """Threshold *and* significance: a big change in noise, or a small real one, is 'same'."""
         if not (abs(change) > self.threshold and p_value < self.alpha):
-            return "same"
-        return "improvement" if change > 0 else "regression"
+            return CompareVerdict.SAME
+        return CompareVerdict.IMPROVEMENT if change > 0 else CompareVerdict.REGRESSION
 
 
 def _row(key: str, metric: str, baseline: Any, current: Any, verdict: str,
          change: float = math.nan, p_value: float = math.nan, gated: bool = True,
          test: str = "exact") -> dict[str, Any]:
     return {"key": key, "metric": metric, "baseline": baseline, "current": current,
-            "change": change, "p_value": p_value, "verdict": verdict, "gated": gated,
+            "change": change, "p_value": p_value, "verdict": str(verdict), "gated": gated,
             "test": test}
 
 
@@ -229,14 +242,16 @@ def _compare_cell(key: str, base: dict[str, PooledCell], cur: dict[str, PooledCe
 
 def _status_verdict(baseline: str, current: str) -> str:
     if baseline == current:
-        return "same"
+        return CompareVerdict.SAME
     if baseline == Status.OK:
-        return "regression"  # failed, skipped or gone: whatever it was, it no longer works
+        # Failed, skipped or gone: whatever it was, it no longer works.
+        return CompareVerdict.REGRESSION
     if current == Status.OK:
-        return "new"
+        return CompareVerdict.NEW
     if current == _MISSING:
-        return "missing"
-    return "changed"  # e.g. skipped -> error: not ok either way, but not what was recorded
+        return CompareVerdict.MISSING
+    # E.g. skipped -> error: not ok either way, but not what was recorded.
+    return CompareVerdict.CHANGED
 
 
 def _replicate_row(key: str, metric: str, b_values: list[float], c_values: list[float],
@@ -314,7 +329,8 @@ def _shifted_speedup_row(key: str, group: str, b_used: np.ndarray, c_used: np.nd
     raw, p_raw = compare_replicates(b_used, c_used)
     verdicts = {rules.speed_verdict(own, p_own),
                 _Rules(rules.shared_threshold, rules.alpha, True).speed_verdict(raw, p_raw)}
-    verdict = next((v for v in ("regression", "improvement") if v in verdicts), "same")
+    verdict = next((v for v in (CompareVerdict.REGRESSION, CompareVerdict.IMPROVEMENT)
+                    if v in verdicts), CompareVerdict.SAME)
     b_center = float(np.exp(np.mean(np.log(b_used))))
     test = (f"t-test on log paired worker speed-ups, {len(b_used)} vs {len(c_used)} workers; "
             f"{own:+.1%} (p={p_own:.2g}) after the group's shared {math.expm1(shift):+.1%}, "
@@ -340,7 +356,7 @@ def _speedup_row(key: str, b: PooledCell, b_eager: PooledCell | None, c: PooledC
         return None  # no eager reference on either side: nothing to compare
     if b_speedup is None or c_speedup is None:
         # The eager cell's own status row says why; here it is only a lost (or new) number.
-        verdict = "missing" if c_speedup is None else "new"
+        verdict = CompareVerdict.MISSING if c_speedup is None else CompareVerdict.NEW
         return _row(key, "speedup_vs_eager", b_speedup.value if b_speedup else None,
                     c_speedup.value if c_speedup else None, verdict)
     change = c_speedup.value / b_speedup.value - 1.0
@@ -400,20 +416,20 @@ def _probe_values(debug: dict[str, Any]) -> dict[str, Any]:
 
 def _equivalence_verdict(old: bool | None, new: bool | None) -> str:
     if old is None:
-        return "new"
+        return CompareVerdict.NEW
     if new is None:
-        return "missing"
+        return CompareVerdict.MISSING
     if old == new:
-        return "same"
-    return "regression" if old else "improvement"
+        return CompareVerdict.SAME
+    return CompareVerdict.REGRESSION if old else CompareVerdict.IMPROVEMENT
 
 
 def _exact_verdict(old: Any, new: Any) -> str:
     if old is None and new is not None:
-        return "new"
+        return CompareVerdict.NEW
     if new is None and old is not None:
-        return "missing"
-    return "same" if old == new else "changed"
+        return CompareVerdict.MISSING
+    return CompareVerdict.SAME if old == new else CompareVerdict.CHANGED
 
 
 # --------------------------------------------------------------------------- confirmation

@@ -132,7 +132,7 @@ def shade(value: float, low: float, high: float) -> str:
 
 def shade_better(value: float, low: float, high: float, better: str) -> str:
     """An inline background from red (worse) to green (better) along the column's range;
-    `better` is "higher" or "lower" (bench.probes.BETTER)."""
+    `better` is "higher" or "lower" (bench.probes.table.BETTER)."""
     if not math.isfinite(value) or high <= low:
         return ""
     t = (value - low) / (high - low)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bench.modes import REFERENCE_MODE, display_order
-from bench.record import FAILED_STATUSES, Status
+from bench.record import ALL_THREADS, FAILED_STATUSES, InputStyle, Status
 from reports.format import format_value
 
 # Everything that identifies a comparable group of cells: only the mode differs inside one.
@@ -55,9 +55,9 @@ def cell_label(row: pd.Series | dict[str, Any], with_machine: bool = False) -> s
     """'mobilenet[alpha=0.25] infer b32' (plus machine/device): one line naming a group."""
     case = f"{row['case']}[{row['config']}]" if row["config"] else str(row["case"])
     label = f"{case} {row['phase']} b{row['batch']}"
-    if row.get("threads", "all") != "all":
+    if row.get("threads", ALL_THREADS) != ALL_THREADS:
         label += f" t{row['threads']}"
-    if row.get("input", "resident") != "resident":
+    if row.get("input", InputStyle.RESIDENT) != InputStyle.RESIDENT:
         label += f" {row['input']}"
     if with_machine:
         label = f"{row['machine']} {row['device']}: {label}"

@@ -17,8 +17,9 @@ from contextlib import contextmanager
 
 import matplotlib
 
+from bench.abstats import Verdict
 from bench.modes import MODE_TABLE
-from bench.record import Status, is_failed
+from bench.record import InputStyle, Status, is_failed
 
 matplotlib.use("Agg")
 
@@ -94,7 +95,8 @@ def _inch_layout(fig: Figure, rows: int, cols: int, *, left: float = 1.0, right:
 def _workload(key: dict) -> str:
     case = f"{key['case']}[{key['config']}]" if key["config"] else key["case"]
     label = f"{case}, batch {key['batch']}"
-    return label if key.get("input", "resident") == "resident" else f"{label}, {key['input']}"
+    resident = key.get("input", InputStyle.RESIDENT) == InputStyle.RESIDENT
+    return label if resident else f"{label}, {key['input']}"
 
 
 def _grid(frame: pd.DataFrame, height: float, legend: bool = False) -> tuple[Figure, list]:
@@ -212,7 +214,7 @@ def _short_label(key: dict, with_machine: bool) -> str:
     """'mobilenet α0.25 r96 · infer b32': heat-map rows must stay narrow."""
     config = _short_config(key["config"]) if key["config"] else ""
     label = f"{key['case']} {config}".strip() + f" · {key['phase']} b{key['batch']}"
-    if key.get("input", "resident") != "resident":
+    if key.get("input", InputStyle.RESIDENT) != InputStyle.RESIDENT:
         label += f" {key['input']}"
     return f"{key['machine']} {key['device']}: {label}" if with_machine else label
 
@@ -455,8 +457,8 @@ def ab_forest_figure(table: pd.DataFrame, threshold: float, margin: float) -> Fi
     if data.empty:
         return None
     data = data.sort_values("ratio").reset_index(drop=True)
-    colors = {"slower": "#D55E00", "faster": "#009E73", "no change": "#0072B2",
-              "undecided": "#7f7f7f"}
+    colors = {Verdict.SLOWER: "#D55E00", Verdict.FASTER: "#009E73", Verdict.SAME: "#0072B2",
+              Verdict.UNDECIDED: "#7f7f7f"}
     with _style():
         height = 1.6 + 0.28 * len(data)
         left = min(0.3 + 0.075 * max(len(str(k)) for k in data["label"]), 6.5)

@@ -143,7 +143,7 @@ def pool(items: Sequence[tuple[int, Record]]) -> PooledCell:
         cpus=next((r.cpus for r in records if r.cpus), []),
         pair_ratios=[e / m for r in records if ok
                      for m, e in zip(r.paired_s, r.paired_eager_s, strict=False) if m > 0],
-        batches_per_call=_first(r.extra.get("batches_per_call") for r in records) or 1,
+        batches_per_call=_first(r.batches_per_call for r in records) or 1,
         time_s=time_s,
     )
 

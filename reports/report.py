@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.probes import BETTER
-from bench.record import MEASURING_STAGES, Status
+from bench.abstats import Verdict
+from bench.probes.table import BETTER
+from bench.record import MEASURING_STAGES, InputStyle, Status
 from bench.store import Run, run_warnings
 from reports import html as h
 from reports import plots
 from reports.ab import AbPair, ab_info, ab_table, describe_ratio, find_pairs, verdict_counts
+from reports.compare import CompareVerdict
 from reports.pivots import (
     NOISY_CI,
     REFERENCE_MODE,
@@ -306,7 +308,7 @@ def _probe_cell(probe: str, value: Any, span: tuple[float, float], varies: str =
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return h.text("–", "neutral")
     if isinstance(value, (bool, np.bool_)):
-        if better is True:
+        if better == "yes":
             return h.text("✓ yes" if value else "✗ no", "good" if value else "bad")
         return h.text("yes" if value else "no")
     if h._is_num(value):
@@ -387,7 +389,7 @@ def _mode_table(key: dict[str, Any], cells: pd.DataFrame, even: pd.DataFrame) ->
     if show_peak:
         rows.append(metric("share of measured peak FLOP/s",
                            lambda r: h.text(_percent(r["peak_fraction"]), "num")))
-    if key["input"] == "dataset":  # a measured call is an epoch
+    if key["input"] == InputStyle.DATASET:  # a measured call is an epoch
         rows.insert(4, metric("seconds per epoch",
                               lambda r: h.text(h.format_number(r["epoch_s"]), "num")))
     rows.append(metric("agrees with eager", _agreement_cell))
@@ -399,11 +401,11 @@ def _mode_table(key: dict[str, Any], cells: pd.DataFrame, even: pd.DataFrame) ->
 def _group_title(key: dict[str, Any], cells: pd.DataFrame) -> str:
     config = f" [{key['config']}]" if key["config"] else ""
     title = f"{key['case']}{config} · {key['phase']} · batch {key['batch']}"
-    if key["input"] == "dataset":
+    if key["input"] == InputStyle.DATASET:
         batches = cells["epoch_batches"].dropna()
         epoch = f" (epoch of {int(batches.iloc[0])} batches)" if len(batches) else ""
         title += f" · dataset input{epoch}"
-    elif key["input"] != "resident":
+    elif key["input"] != InputStyle.RESIDENT:
         title += f" · {key['input']} input"
     details = []
     macs, params = cells["macs"].dropna(), cells["params"].dropna()
@@ -562,7 +564,7 @@ def _ab_contents(pairs: list[AbPair]) -> list[tuple[str, str]]:
     return [(f"ab-{i}", "A/B in lockstep") for i, _ in enumerate(pairs)]
 
 
-_AB_CSS = {"slower": "bad", "faster": "good", "failed": "bad"}
+_AB_CSS = {Verdict.SLOWER: "bad", Verdict.FASTER: "good", Verdict.FAILED: "bad"}
 
 
 def _ab_section(pair: AbPair, index: int) -> str:
@@ -602,7 +604,8 @@ def _baseline_section(view: BaselineView) -> str:
     rows = view.rows
     counts = rows["verdict"].value_counts() if len(rows) else pd.Series(dtype=int)
     summary = ", ".join(f"{n} {v}" for v, n in counts.items()) or "nothing to compare"
-    order = {"regression": 0, "changed": 1, "missing": 2, "improvement": 3}
+    order = {CompareVerdict.REGRESSION: 0, CompareVerdict.CHANGED: 1, CompareVerdict.MISSING: 2,
+             CompareVerdict.IMPROVEMENT: 3}
     shown = rows[rows["verdict"].isin(list(order))]
     shown = shown.assign(_o=shown["verdict"].map(order)).sort_values("_o", kind="stable")
     columns = [c for c in ("key", "metric", "baseline", "current", "change", "p_value",
@@ -617,7 +620,7 @@ def _baseline_section(view: BaselineView) -> str:
     else:
         body += h.paragraph("No regression, improvement or other change against the baseline.",
                             "small")
-    new = rows[rows["verdict"] == "new"]
+    new = rows[rows["verdict"] == CompareVerdict.NEW]
     if len(new):
         keys = sorted(set(new["key"]))
         body += h.details(f"{len(keys)} cell(s) not in the baseline",
@@ -627,14 +630,15 @@ def _baseline_section(view: BaselineView) -> str:
 
 def _baseline_warnings(view: BaselineView) -> list[str]:
     verdicts = view.rows["verdict"] if len(view.rows) else pd.Series(dtype=str)
-    bad = int((verdicts == "regression").sum())
+    bad = int((verdicts == CompareVerdict.REGRESSION).sum())
     if not bad:
         return []
     return [f"{bad} regression(s) against the baseline: see 'Comparison with the baseline'"]
 
 
-_VERDICT_CSS = {"regression": "bad", "improvement": "good", "changed": "bad", "missing": "bad",
-                "new": "neutral", "same": ""}
+_VERDICT_CSS = {CompareVerdict.REGRESSION: "bad", CompareVerdict.IMPROVEMENT: "good",
+                CompareVerdict.CHANGED: "bad", CompareVerdict.MISSING: "bad",
+                CompareVerdict.NEW: "neutral", CompareVerdict.SAME: ""}
 
 
 def _comparison_cell(column: str, value: Any) -> h.Cell | Any:

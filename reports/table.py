@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import UsageError
-from bench.record import OTHER_LOAD_WARN, SETUP_STAGES, TIME_STAGES, Record
+from bench.record import OTHER_LOAD_WARN, SETUP_STAGES, TIME_STAGES, InputStyle, Record
 from bench.replicates import THROUGHPUT_OUTLIER, summarize_replicates
 from bench.stats import summarize
 from bench.store import Run, peak_for
@@ -150,7 +150,7 @@ def _row(pooled: PooledCell, run: Run) -> dict[str, Any]:
     row.update(_sample_columns(list(pooled.samples) if ok else [], pooled.images_per_step))
     row.update(_replicate_columns(list(pooled.worker_ips.values()) if ok else []))
     # Dataset input: one measured call is an epoch; samples are per batch (the worker divides).
-    epoch = cell.input == "dataset"
+    epoch = cell.input == InputStyle.DATASET
     row["epoch_batches"] = pooled.batches_per_call if epoch else math.nan
     row["epoch_s"] = (row["epoch_batches"] * row["images_per_step"] / row["images_per_s"]
                       if epoch and row["images_per_s"] > 0 else math.nan)

@@ -7,8 +7,8 @@ measuring costs (warm-up, sampling, paired) and what it costs to get there. That
 what a longer budget would buy: doubling the budgets doubles only the measuring share.
 
 Each record also keeps what the progress display promised when the cell started
-(`extra["eta"]`: elapsed and estimated seconds left); with the footer's `elapsed_s` that gives
-the ETA's real error at every point of the run.
+(`Record.eta_elapsed_s` and `eta_left_s`: elapsed and estimated seconds left); with the
+footer's `elapsed_s` that gives the ETA's real error at every point of the run.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from bench.record import MEASURING_STAGES, TIME_STAGES
+from bench.record import MEASURING_STAGES, TIME_STAGES, TimeStage
 from bench.store import Run
 from bench.units import clock
 
@@ -54,7 +54,7 @@ def by_mode(runs: Sequence[Run]) -> pd.DataFrame:
     """Seconds per mode and phase, split into getting ready, measuring and probes."""
     frame = stage_seconds(runs)
     frame["measuring"] = frame[list(MEASURING_STAGES)].sum(axis=1)
-    frame["probing"] = frame["probes"]
+    frame["probing"] = frame[TimeStage.PROBES]
     frame["getting ready"] = frame["total"] - frame["measuring"] - frame["probing"]
     table = frame.groupby(["mode", "phase"], sort=False)[
         ["getting ready", "measuring", "probing", "total"]].sum()
@@ -85,10 +85,9 @@ def eta_accuracy(run: Run) -> pd.DataFrame:
     rows = []
     total = len(run.records)
     for done, record in enumerate(run.records):
-        promise = record.extra.get("eta")
-        if not isinstance(promise, dict):
+        elapsed, left = record.eta_elapsed_s, record.eta_left_s
+        if elapsed is None or left is None:
             continue
-        elapsed, left = promise.get("elapsed_s"), promise.get("left_s")
         actual = run.elapsed_s - elapsed
         rows.append({"cells_done": done, "fraction_done": done / total, "elapsed_s": elapsed,
                      "promised_left_s": left, "actual_left_s": actual,

@@ -2,8 +2,8 @@
 
 Per case, phase and batch: the fastest mode and its speed-up over eager with its CI (per
 threads profile); per case: the mode with the soonest first result; across the run: the most
-debuggable mode by the probes' score (bench.probes.debuggability_score), every cell that failed
-or disagreed with eager, the noisy cells, and where the report is. Pure: a frame in (from
+debuggable mode by the probes' score (bench.probes.table.debuggability_score), every cell that
+failed or disagreed with eager, the noisy cells, and where the report is. Pure: a frame in (from
 `records_frame`), lines out.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.probes import debuggability_score
+from bench.probes.table import debuggability_score
 from bench.record import ALL_THREADS, Status
 from reports.pivots import NOISY_CI, REFERENCE_MODE, disagreeing_cells, failed_cells, noisy_cells
 

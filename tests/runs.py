@@ -1,9 +1,11 @@
 """Run files for the report tests, built from a real recorded run where possible.
 
-The committed CI baseline (`baselines/quick-cpu.jsonl`: the quick suite on this project's 2-core
-machine, every mode, probes once per cell) supplies the records and the header: real step
-times, setup stages, graph node counts and probe facts. What a clean run cannot show is added
-by hand, and says so: one failing cell (`ERROR_REASON`) and hand-made records for edge cases.
+A recorded run kept as test data (`tests/data/quick-cpu-xeon.jsonl`: the quick suite on a 2-core
+Xeon, every mode, probes once per cell; the CI baseline in baselines/ was this file until it was
+re-recorded on another machine, and the tests expect this one's machine) supplies the records
+and the header: real step times, setup stages, graph node counts and probe facts. What a clean
+run cannot show is added by hand, and says so: one failing cell (`ERROR_REASON`) and hand-made
+records for edge cases.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from bench.record import Record, Status
 from bench.store import RunHeader, RunWriter, load_run
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE_RUN = ROOT / "baselines" / "quick-cpu.jsonl"
+BASELINE_RUN = ROOT / "tests" / "data" / "quick-cpu-xeon.jsonl"
 
 # The failure a clean recorded run lacks: planted on the recorded XLA training cell.
 ERROR_MODE, ERROR_PHASE = "xla", "train"

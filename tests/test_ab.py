@@ -108,6 +108,8 @@ def test_identical_sides_give_two_ordinary_run_files(identical):
         # the paired speed-up over eager is measured in the first pair only
         assert [bool(r.paired_s) for r in run.records if r.cell.mode == "function"] == \
             [True, False]
+    # both sides of a pair say the CPU their samples ran on: the same one
+    assert [r.cpus for r in pair.a.records] == [r.cpus for r in pair.b.records]
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["key"].split("/")[-6] for r in rows] == ["eager", "function"]
     assert {"ratio", "low", "high", "verdict"} <= set(rows[0])

@@ -302,7 +302,7 @@ def test_compare_shows_the_speedup_the_table_shows(base):
     """One definition (reports.speedup): separate workers here, paired in the recorded baseline."""
     from reports.table import records_frame
 
-    recorded = Path(__file__).resolve().parents[1] / "baselines" / "quick-cpu.jsonl"
+    recorded = Path(__file__).resolve().parent / "data" / "quick-cpu-xeon.jsonl"
     for path, source in ((base, "separate workers"), (recorded, "paired")):
         run = load_run(path)
         table = records_frame([run]).set_index("key")

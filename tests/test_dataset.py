@@ -26,7 +26,7 @@ def test_worker_measures_epochs_and_checks_them_against_eager(tmp_path, mode, ph
     record = run_cell(Cell(case, config, mode, phase, input="dataset", batch=2), OPTIONS)
     assert record.status == "ok", record.reason
     assert record.equivalent and record.max_abs_diff <= record.tolerance
-    assert record.extra["batches_per_call"] == EPOCH
+    assert record.batches_per_call == EPOCH
     assert record.images_per_step == 2 and len(record.samples_s) >= 3
     # Paired samples are per batch on both sides: eager's reference step is an epoch too.
     assert record.paired_s and len(record.paired_s) == len(record.paired_eager_s)

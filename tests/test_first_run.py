@@ -181,7 +181,7 @@ def test_the_terminal_verdict_names_the_findings(recorded):
 
 def test_verdict_names_failures_and_disagreements():
     frame = with_labels(records_frame(load_runs(
-        [ROOT / "baselines" / "quick-cpu.jsonl"])))
+        [ROOT / "tests" / "data" / "quick-cpu-xeon.jsonl"])))
     frame.loc[frame.index[0], "status"] = "crashed"
     wrong = frame.index[frame["status"] == "ok"][0]
     frame.loc[wrong, "equivalent"] = False

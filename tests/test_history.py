@@ -23,7 +23,7 @@ from reports.history import (
 from reports.trends import render_trends, write_trends
 
 MEDIAN_S = {"eager": 0.010, "function": 0.005}
-BASELINE_RUN = Path(__file__).resolve().parents[1] / "baselines" / "quick-cpu.jsonl"
+BASELINE_RUN = Path(__file__).resolve().parent / "data" / "quick-cpu-xeon.jsonl"
 
 
 def write_run(path: Path, index: int, function_s: float = 0.005, rounds: int = 3,
@@ -75,7 +75,7 @@ def test_single_thread_cells_get_their_speedup_from_single_thread_eager(tmp_path
 
 
 def test_recorded_single_thread_cells_record_their_paired_speedup():
-    """The committed baseline (quick suite, `threads` 1, paired workers): every ok non-eager
+    """The recorded Xeon run (quick suite, `threads` 1, paired workers): every ok non-eager
     cell gets the speed-up the table shows, from the same measurement."""
     from reports.table import records_frame
 

@@ -238,7 +238,7 @@ def test_a_saved_model_records_why_eager_and_training_do_not_apply(models):
     assert "graphs only" in eager.reason and "no loss" in train.reason
     assert frozen.status == Status.OK and frozen.equivalent and frozen.paired_s
     assert frozen.macs_per_image == workload.macs_per_image > 0  # from the graph's ops
-    assert frozen.extra["macs_source"].startswith("estimated")
+    assert frozen.mode_facts["macs_source"].startswith("estimated")
 
 
 # --- bad models: one line, exit 2, before any timing --------------------------------------------

@@ -114,6 +114,23 @@ def test_errors_say_what_is_accepted(tmp_path):
         load_suite(write(tmp_path, "[settings]\nbudget = 1\n[[case]]\nspec = 'cnn'"))
 
 
+@pytest.mark.parametrize("text, accepted", [
+    ("[[case]]\nspec = 'cnn'\nphases = ['predict']",
+     "unknown phase 'predict'; accepted: infer, train"),
+    ("[defaults]\ninputs = ['stream']\n[[case]]\nspec = 'cnn'",
+     "unknown input style 'stream'; accepted: resident, feed, dataset"),
+    ("[[case]]\nspec = 'cnn'\ndevices = ['tpu']", "unknown device 'tpu'; accepted: cpu, gpu"),
+    ("[settings]\nprobes = 'some'\n[[case]]\nspec = 'cnn'",
+     "probes: expected one of once, infer, all, none, got 'some'"),
+])
+def test_vocabulary_values_are_checked_against_their_enums(tmp_path, text, accepted):
+    """Suite files are user input: a word not in its enum (bench.record, bench.plan) names every
+    word that is, as plain words (a member's str, never its repr)."""
+    with pytest.raises(SuiteError) as info:
+        load_suite(write(tmp_path, text))
+    assert accepted in str(info.value)
+
+
 def test_toml_syntax_error_names_file_and_line(tmp_path):
     path = write(tmp_path, '[[case]]\nspec = cnn\nbatches = [1]\n')
     with pytest.raises(SuiteError, match=r"TOML syntax error.*line 2") as info:

@@ -115,6 +115,13 @@ def test_command_and_scorecard_do_not_import_tensorflow():
     assert out.stdout.strip() == "False"
 
 
+def test_the_probes_write_exactly_the_keys_of_the_probe_table():
+    from bench.probes.core import PROBES
+
+    written = [key for _, keys in PROBES for key in keys]
+    assert len(written) == len(set(written)) and set(written) == set(KEYS)
+
+
 # --------------------------------------------------------------------------- real modes
 
 

@@ -124,9 +124,9 @@ def test_conversion_keeps_cell_samples_and_extra_info(tmp_path):
     assert (function.macs_per_image, function.params) == (4_000_000, 400_000)
     assert function.debug == {"stack_depth": 3} and function.peak_rss_mb == 12.5
     assert function.threads == {"intra_op": 8, "inter_op": 2}
-    assert function.extra["mode_impl"] == "function"
-    assert function.extra["pytest_benchmark"]["median_s"] == 0.004
-    assert function.extra["pytest_benchmark"]["raw_data"] is True
+    assert function.mode_impl == "function"
+    assert function.pytest_benchmark["median_s"] == 0.004
+    assert function.pytest_benchmark["raw_data"] is True
     assert eager.cell.mode == "eager"
 
     frame = records_frame(load_runs([path]))  # the table hook reads it like a run file
@@ -140,7 +140,7 @@ def test_without_raw_data_samples_stay_empty(tmp_path):
     entry = bench_entry("xla", 0.002, data=False)
     (record,) = run_from_json(pytest_benchmark_json(entry), "saved.json").records
     assert record.samples_s == []  # nothing synthesised
-    summary = record.extra["pytest_benchmark"]
+    summary = record.pytest_benchmark
     assert summary["median_s"] == 0.002 and summary["raw_data"] is False
     assert summary["mean_s"] > 0 and summary["stddev_s"] == 0.0001 and summary["rounds"] == 20
 
@@ -151,7 +151,7 @@ def test_calls_covering_several_batches_become_per_batch_samples():
     (record,) = run_from_json(pytest_benchmark_json(entry), "keras.json").records
     assert record.samples_s == pytest.approx([s / 8 for s in fake_samples(0.08, 20, 0)])
     assert record.images_per_step == 8
-    assert record.extra["pytest_benchmark"]["batches_per_call"] == 8
+    assert record.pytest_benchmark["batches_per_call"] == 8
 
 
 def test_foreign_benchmarks_are_skipped_with_a_note(tmp_path):

@@ -123,7 +123,7 @@ def test_a_lost_group_records_its_current_cell_and_resubmits_the_rest():
     retry = _lost(group, RuntimeError("node died"), lambda g, r: recorded.append(r))
     assert [(r.cell.mode, r.status) for r in recorded] == [("function", "crashed")]
     assert "node lost (RuntimeError: node died)" in recorded[0].reason
-    assert recorded[0].extra["node"] == "host-abcdef"
+    assert recorded[0].node == "host-abcdef"
     assert [c.mode for _, c in retry.job.cells] == ["session"] and retry.node is None
     assert _lost(_group(["eager", "function"], done=1), RuntimeError("x"),
                  lambda g, r: None) is None  # the lost cell was the last: nothing to resubmit
@@ -185,17 +185,17 @@ def test_cluster_run_matches_a_local_run_and_groups_never_share_a_slot(tmp_path,
     records = [r for run in ray_runs for r in run.records]
     # One file per node that measured, named after it; its header is that node's calibration.
     for run in ray_runs:
-        assert {r.extra["node"] for r in run.records} == {run.header.options["ray_node"]}
+        assert {r.node for r in run.records} == {run.header.options["ray_node"]}
         assert run.header.peak_flops and run.header.machine.get("fingerprint")
         assert "OMP_NUM_THREADS" not in run.header.machine["env"]  # as in a local run
     # A comparison group is measured on one node.
     nodes_of: dict[str, set] = {}
     for r in records:
-        nodes_of.setdefault(r.cell.group_key, set()).add(r.extra["node"])
+        nodes_of.setdefault(r.cell.group_key, set()).add(r.node)
     assert len(nodes_of) == 2 and all(len(n) == 1 for n in nodes_of.values())
     # A node's slot holds one cell at a time: no two cells on one node overlap in time.
-    for node in {r.extra["node"] for r in records}:
-        held = sorted(r.extra["slot_held"] for r in records if r.extra["node"] == node)
+    for node in {r.node for r in records}:
+        held = sorted(r.slot_held for r in records if r.node == node)
         assert all(a[1] <= b[0] for a, b in zip(held, held[1:], strict=False)), held
 
 
@@ -210,7 +210,7 @@ def test_a_crashing_cell_is_recorded_and_the_cluster_run_finishes(tmp_path, clus
     assert runs and all(run.complete for run in runs)
     status = {r.cell.mode: r for run in runs for r in run.records}
     assert status["eager"].status == "crashed" and "SIGABRT" in status["eager"].reason
-    assert Path(status["eager"].extra["log"]).exists()
+    assert Path(status["eager"].log).exists()
     assert status["function"].status == "ok" and status["function"].samples_s
 
 
@@ -278,7 +278,7 @@ def test_a_node_lost_mid_cell_records_that_cell_and_the_run_goes_on(tmp_path, cl
             time.sleep(0.2)
         assert first is not None, process.communicate()[1]
         node = next(n for n in cluster.list_all_nodes()
-                    if n.node_id.startswith(first.extra["node"].rsplit("-", 1)[1]))
+                    if n.node_id.startswith(first.node.rsplit("-", 1)[1]))
         assert not node.head
         doomed = set()
         for infos in node.all_processes.values():

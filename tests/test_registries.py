@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bench.record import (
     FAILED_STATUSES,
@@ -68,7 +69,8 @@ def test_imports_flow_one_way_store_to_reports_to_commands():
 # (modes, probes), the A/B rule; never the engine's running parts or a private name.
 REPORTS_MAY_IMPORT = {"bench.record", "bench.store", "bench.stats", "bench.replicates",
                       "bench.abstats", "bench.errors", "bench.paths", "bench.modes",
-                      "bench.probes", "bench.units", "bench.pytest_benchmark_json",
+                      "bench.probes", "bench.probes.table", "bench.units",
+                      "bench.pytest_benchmark_json",
                       "bench.atomic"}
 
 
@@ -104,3 +106,65 @@ def test_reports_never_import_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert out.stdout.split() == ["False"]
+
+
+def test_the_probe_table_is_one_row_per_probe_and_the_old_names_are_views_of_it():
+    import subprocess
+    import sys
+
+    from bench.probes import AIDS, BETTER, KEYS
+    from bench.probes.table import PROBE_TABLE, Probe
+
+    keys = [p.key for p in PROBE_TABLE]
+    assert len(keys) == len(set(keys)) and all(k.startswith("dbg_") for k in keys)
+    assert tuple(keys) == KEYS
+    assert {p.key: p.better for p in PROBE_TABLE if p.better} == BETTER
+    assert tuple(p.key for p in PROBE_TABLE if p.aid) == AIDS
+    assert all(p.better for p in PROBE_TABLE if p.aid)  # an aid that works is a better value
+    assert all(p.question[0].isdigit() and p.meaning for p in PROBE_TABLE)
+    with pytest.raises(ValueError, match="better must be one of"):
+        Probe("dbg_x", "1. ?", "x", better="more")
+    code = ("import sys, bench.probes.table, bench.probes.doc; "
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.split() == ["False"]
+
+
+def test_vocabularies_are_their_words_so_run_files_keep_plain_strings():
+    import json
+
+    from bench.abstats import Verdict
+    from bench.plan import PROBE_POLICIES, ProbePolicy
+    from bench.record import DEVICES, INPUT_STYLES, MEASURING_STAGES, PHASES, TIME_STAGES, Cell
+    from reports.compare import FAILING_VERDICTS, CompareVerdict
+
+    assert PHASES == ("infer", "train") and DEVICES == ("cpu", "gpu")
+    assert INPUT_STYLES == ("resident", "feed", "dataset")
+    assert PROBE_POLICIES == ("once", "infer", "all", "none")
+    assert PHASES[0] == ProbePolicy.INFER  # the same word in both vocabularies
+    assert TIME_STAGES == ("start", "inputs", "setup", "first_call", "equivalence", "warmup",
+                           "sampling", "probes", "reference", "paired", "teardown", "lost")
+    assert MEASURING_STAGES == ("warmup", "sampling", "paired")
+    assert tuple(CompareVerdict) == ("regression", "improvement", "same", "new", "missing",
+                                     "changed")
+    assert FAILING_VERDICTS == ("regression", "changed")
+    assert "failed" in tuple(Verdict)
+    cell = Cell("cnn", "", "eager", PHASES[1], device=DEVICES[0], input=INPUT_STYLES[2])
+    assert json.loads(json.dumps(cell.__dict__)) == {
+        "case": "cnn", "config": "", "mode": "eager", "phase": "train", "device": "cpu",
+        "input": "dataset", "batch": 1, "threads": "all"}
+    assert cell.key == "cnn/eager/train/cpu/dataset/b1/tall"
+
+
+def test_vocabulary_options_offer_every_word_of_their_enum(capsys):
+    """Choices are built from the enums (`gate --probes` once lost `infer`), and argparse's error
+    lists them as words, not as the members' reprs."""
+    from bench.cli import main
+
+    for args, choices in [(("run", "--probes", "some"), "'once', 'infer', 'all', 'none'"),
+                          (("debug", "--phase", "predict"), "'infer', 'train'"),
+                          (("debug", "--input", "stream"), "'resident', 'feed', 'dataset'"),
+                          (("overhead", "--phase", "predict"), "'infer', 'train'")]:
+        assert main(list(args)) == 2
+        assert f"(choose from {choices})" in capsys.readouterr().err, args

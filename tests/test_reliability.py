@@ -331,6 +331,11 @@ BAD_RECORDS = {
     "list for debug": '"debug": [1]',
     "bad paired_s": '"paired_s": [-1.0]',
     "bad cpus": '"cpus": ["0"]',
+    # The fields schema 1 kept in its undeclared `extra`.
+    "string batches_per_call": '"batches_per_call": "4"',
+    "one slot time": '"slot_held": [100.0]',
+    "number for a remeasure note": '"extra_visit": 1',
+    "v1 extra not an object": '"schema": 1, "extra": [1]',
 }
 
 

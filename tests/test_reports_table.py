@@ -181,7 +181,7 @@ def test_pytest_benchmark_json_goes_through_the_hook(tmp_path):
 def test_dataset_cells_show_seconds_per_epoch_and_the_input_column(tmp_path):
     epoch = Record(Cell("cnn", "", "function_epoch", "infer", input="dataset", batch=8), "ok",
                    samples_s=fake_samples(0.010, 20), images_per_step=8,
-                   extra={"batches_per_call": 4})
+                   batches_per_call=4)
     records = [ok("eager", 0.010), epoch]
     frame = records_frame(load_runs([write_run(tmp_path / "run.jsonl", records)]))
     row = frame.set_index("mode").loc["function_epoch"]

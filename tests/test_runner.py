@@ -44,8 +44,8 @@ def test_crash_hang_oom_and_error_cost_one_cell_each(tmp_path):
     assert status["function"].status == "timeout"
     assert status["xla"].status == "crashed" and "out of memory" in status["xla"].reason
     assert status["keras"].status == "error" and "injected error" in status["keras"].reason
-    assert Path(status["keras"].extra["log"]).exists()
-    assert "RuntimeError" in Path(status["keras"].extra["log"]).read_text()
+    assert Path(status["keras"].log).exists()
+    assert "RuntimeError" in Path(status["keras"].log).read_text()
 
 
 def test_sigint_leaves_a_loadable_partial_run(tmp_path):

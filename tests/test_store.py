@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bench.cli import main
-from bench.record import Cell, Record, SchemaError
+from bench.record import SCHEMA_VERSION, Cell, Record, SchemaError
 from bench.store import RunHeader, RunWriter, StoreError, load_run
 
 
@@ -116,3 +116,87 @@ def test_cell_options_are_derived_from_the_suite_settings():
         {f.name for f in dataclasses.fields(Settings)}
     assert shared == {"warmup", "min_samples", "target_ci", "budget_s", "seed", "probes",
                       "paired", "paired_budget_s", "epoch_batches"}
+
+
+# --------------------------------------------------------------------------- schema versions
+
+V1_EXTRA = {"batches_per_call": 4, "stopped_by": "budget", "reached_target": False,
+            "remeasure": "workers disagree", "eta": {"elapsed_s": 12.5, "left_s": 30.0},
+            "log": "/tmp/cell.log", "node": "host-abcdef", "slot_held": [100.0, 101.5],
+            "injected_slowdown": 0.1, "injected_iterations": 500, "mode_impl": "function",
+            "keras_version": "3.0", "op_types_frozen": {"Conv2D": 2}}
+
+
+def _v1_file(path, extra):
+    header = {"kind": "header", "schema": 1, "run_id": "old", "suite": "quick",
+              "started": "2026-01-01T00:00:00", "machine": {}, "options": {}, "peak_flops": {}}
+    record = {"kind": "record", "schema": 1, "cell": {"case": "cnn", "config": "",
+              "mode": "function", "phase": "infer"}, "status": "ok",
+              "samples_s": [0.01, 0.011], "extra": extra}
+    path.write_text(json.dumps(header) + "\n" + json.dumps(record) + "\n"
+                    + json.dumps({"kind": "footer", "complete": True}) + "\n")
+    return path
+
+
+def test_a_version_1_run_file_loads_its_extra_as_declared_fields(tmp_path):
+    run = load_run(_v1_file(tmp_path / "old.jsonl", V1_EXTRA))
+    assert not run.problems and run.header.schema == SCHEMA_VERSION
+    (record,) = run.records
+    assert record.schema == SCHEMA_VERSION  # upgraded: a rewrite is one schema throughout
+    assert (record.batches_per_call, record.stopped_by, record.reached_target) == (4, "budget",
+                                                                                   False)
+    assert record.extra_visit == "workers disagree"
+    assert (record.eta_elapsed_s, record.eta_left_s) == (12.5, 30.0)
+    assert (record.log, record.node, record.slot_held) == ("/tmp/cell.log", "host-abcdef",
+                                                           [100.0, 101.5])
+    assert (record.injected_slowdown, record.injected_iterations) == (0.1, 500)
+    assert record.mode_impl == "function"
+    # Unknown keys were a mode's own facts in version 1: kept, where version 2 puts them.
+    assert record.mode_facts == {"keras_version": "3.0", "op_types_frozen": {"Conv2D": 2}}
+    # The A/B driver's name for an extra visit lands in the same field.
+    (ab,) = load_run(_v1_file(tmp_path / "ab.jsonl", {"ab_extra_pair": "undecided"})).records
+    assert ab.extra_visit == "undecided" and ab.batches_per_call is None
+
+
+def test_the_committed_baseline_is_version_1_and_still_loads_whole():
+    from tests.runs import BASELINE_RUN
+
+    lines = BASELINE_RUN.read_text().splitlines()
+    assert json.loads(lines[0])["schema"] == 1
+    run = load_run(BASELINE_RUN)
+    assert not run.problems and run.complete
+    assert len(run.records) == sum('"kind": "record"' in line for line in lines)
+    assert all(r.batches_per_call for r in run.records if r.status == "ok")
+
+
+def test_a_wrong_typed_field_in_a_run_file_is_one_readable_error(tmp_path, capsys):
+    path = _write(tmp_path / "run.jsonl")
+    lines = path.read_text().splitlines()
+    bad = json.loads(lines[2])
+    bad["batches_per_call"] = "4"
+    lines[2] = json.dumps(bad)
+    path.write_text("\n".join(lines) + "\n")
+    run = load_run(path)
+    assert len(run.records) == 2
+    assert run.problems == [f"{path}:3: batches_per_call must be a positive integer or null, "
+                            "got '4'; line skipped"]
+    # The same mistake in a version-1 file's extra is named by the field it now fills.
+    old = load_run(_v1_file(tmp_path / "old.jsonl", {"stopped_by": 3}))
+    assert not old.records and old.problems == [
+        f"{tmp_path / 'old.jsonl'}:2: stopped_by must be a string, got 3; line skipped"]
+    assert main(["table", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("batches_per_call must be") == 1 and "Traceback" not in err
+
+
+def test_every_record_field_is_validated_and_unknown_versions_are_refused():
+    import dataclasses
+
+    from bench.record import RECORD_FIELD_TYPES
+
+    declared = {f.name for f in dataclasses.fields(Record)} - {"cell", "status", "schema"}
+    assert set(RECORD_FIELD_TYPES) == declared
+    good = Record(cell=Cell("cnn", "", "eager", "infer"), status="ok").to_json()
+    assert "extra" not in good
+    with pytest.raises(SchemaError, match=r"schema version 0 \(this tool reads 1, 2\)"):
+        Record.from_json({**good, "schema": 0})

@@ -82,7 +82,7 @@ def test_a_registered_toy_mode_goes_through_plan_run_table_report_and_compare(
     by_cell = {(r.cell.mode, r.cell.phase): r for r in records}
     toy = by_cell[(toy_mode, "infer")]
     assert toy.status == Status.OK and toy.equivalent and toy.tolerance == 1e-6
-    assert toy.paired_s and toy.extra["mode_impl"] == toy_mode
+    assert toy.paired_s and toy.mode_impl == toy_mode
     assert list(toy.setup_s) == ["build", "first_call"]
     skipped = by_cell[(toy_mode, "train")]
     assert skipped.status == Status.SKIPPED

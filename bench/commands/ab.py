@@ -106,7 +106,9 @@ def main(args: argparse.Namespace) -> int:
 
         written = write_report([pair.a, pair.b], Path(args.report))
         print(f"report: {written[0]}", file=sys.stderr)
-    slower_or_failed = table["verdict"].isin(["slower", "failed"]).any()
+    from bench.abstats import Verdict
+
+    slower_or_failed = table["verdict"].isin([Verdict.SLOWER, Verdict.FAILED]).any()
     return 1 if slower_or_failed else 0
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 from bench.atomic import write_atomically
 from bench.errors import UsageError
 from bench.paths import BASELINE_DIR, writable_dir
+from bench.record import Device
 from bench.store import Run, StoreError, load_run
 from reports.compare import run_fingerprint
 from reports.table import format_table
@@ -104,7 +105,7 @@ def _check_replaceable(target: Path) -> None:
 
 def default_name(run: Run) -> str:
     """'<suite>-<devices>', e.g. 'quick-cpu': one baseline per suite and kind of machine."""
-    devices = sorted({record.cell.device for record in run.records}) or ["cpu"]
+    devices = sorted({record.cell.device for record in run.records}) or [Device.CPU]
     suite = re.sub(r"[^A-Za-z0-9._-]+", "-", run.header.suite or "run").strip("-.") or "run"
     return f"{suite}-{'-'.join(devices)}"
 

@@ -19,7 +19,14 @@ from bench import options
 from bench.errors import UsageError
 from bench.paths import BASELINE_DIR
 from bench.store import Run, load_runs, run_warnings
-from reports.compare import SPEED_METRICS, CompareResult, compare_runs, format_value
+from reports.compare import (
+    FAILING_VERDICTS,
+    SPEED_METRICS,
+    CompareResult,
+    CompareVerdict,
+    compare_runs,
+    format_value,
+)
 from reports.table import format_table
 
 ABSOLUTE = {"auto": None, "always": True, "never": False}
@@ -90,7 +97,7 @@ def render(result: CompareResult, fmt: str = "text", show_all: bool = False) -> 
     """The table (speed rows always, exact metrics when they differ) and the summary."""
     rows = result.rows
     if not show_all:
-        rows = rows[rows["metric"].isin(SPEED_METRICS) | (rows["verdict"] != "same")]
+        rows = rows[rows["metric"].isin(SPEED_METRICS) | (rows["verdict"] != CompareVerdict.SAME)]
     table = format_table(display_frame(rows), fmt)
     summary = result.summary()
     if fmt == "markdown":
@@ -122,6 +129,6 @@ def _p_value(value: float) -> str:
 
 
 def _verdict(verdict: str, gated: bool) -> str:
-    if verdict in ("regression", "changed"):
+    if verdict in FAILING_VERDICTS:
         return verdict.upper() if gated else f"{verdict} (not gated)"
     return verdict

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench import options
 from bench.errors import UsageError
-from bench.record import Status, is_failed
+from bench.record import Device, InputStyle, Phase, Status, is_failed
 
 DEFAULT_SUITE = "smoke"  # its cases, at probe-friendly sizes, when no --case is given
 
@@ -34,9 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"case spec, repeatable (default: the {DEFAULT_SUITE} suite's cases)")
     p.add_argument("--mode", "--modes", type=_modes, dest="modes", metavar="M[,M]",
                    help="modes (default: all): session,frozen,optimized,eager,function,xla,keras")
-    p.add_argument("--phase", choices=("infer", "train"), default="infer")
+    p.add_argument("--phase", choices=options.choices(Phase), default=Phase.INFER.value)
     p.add_argument("--batch", type=options.batch, default=2, help="batch size (default: 2)")
-    p.add_argument("--input", choices=("resident", "feed", "dataset"), default="resident",
+    p.add_argument("--input", choices=options.choices(InputStyle),
+                   default=InputStyle.RESIDENT.value,
                    help="input style (default: resident; function_epoch needs dataset)")
     p.add_argument("--format", choices=("text", "markdown"), default="text")
     p.add_argument("--out", metavar="DIR",
@@ -47,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, batch: int,
-               input_style: str = "resident") -> list:
+               input_style: str = InputStyle.RESIDENT) -> list:
     """Validated cells, case by case, modes in canonical order. Raises UsageError.
 
     Without --mode, modes that cannot take the input style are left out (function_epoch
@@ -83,7 +84,7 @@ def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, bat
             workload = get_workload(spec)
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
-        cells += [Cell(workload.case, workload.config_string, mode, phase, device="cpu",
+        cells += [Cell(workload.case, workload.config_string, mode, phase, device=Device.CPU,
                        input=input_style, batch=batch) for mode in chosen]
     return cells
 
@@ -143,7 +144,7 @@ def probe_cells(cells: list, log_dir: Path, timeout_s: float) -> list:
         else:
             reason = got.reason or f"{type(got.value).__name__}: {got.value}"
             record = Record(cell=cell, status=got.status, reason=" ".join(reason.split())[:300],
-                            extra={"log": str(log_path)})
+                            log=str(log_path))
         print(f" {record.status} ({time.perf_counter() - start:.1f} s)", file=sys.stderr)
         records.append(record)
     return records

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 
 from bench.errors import UsageError
+from bench.record import Device, Phase
 
 # Settings a command-line option overrides when given (attribute name = Settings field).
 SETTING_OPTIONS = ("rounds", "budget_s", "target_ci", "min_samples", "warmup", "timeout_s",
@@ -38,9 +39,9 @@ def add_matrix_options(p: argparse.ArgumentParser, default_suite: str) -> None:
     p.add_argument("--mode", "--modes", type=csv_list(), dest="modes", metavar="M[,M]",
                    help="modes: session,frozen,optimized,eager,function,xla,keras")
     p.add_argument("--phase", "--phases", type=csv_list(), dest="phases", metavar="P[,P]",
-                   help="infer and/or train")
+                   help=" and/or ".join(Phase))
     p.add_argument("--device", "--devices", type=csv_list(), dest="devices", metavar="D[,D]",
-                   help="cpu and/or gpu (default: the suite's, normally cpu)")
+                   help=f"{' and/or '.join(Device)} (default: the suite's, normally {Device.CPU})")
     p.add_argument("--batch", "--batches", type=csv_list(int), dest="batches", metavar="N[,N]")
     p.add_argument("--input", "--inputs", type=csv_list(), dest="inputs", metavar="I[,I]",
                    help="resident (batch already on the device), feed (host batch per step) and/or "

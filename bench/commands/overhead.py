@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import options
 from bench.errors import UsageError
-from bench.record import Status
+from bench.record import InputStyle, Phase, Status
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--case", default="cnn", help="case spec (default: the smoke suite's cnn)")
     p.add_argument("--mode", default="frozen",
                    help="mode (default frozen: the fastest smoke step, the worst case)")
-    p.add_argument("--phase", default="infer", choices=("infer", "train"))
+    p.add_argument("--phase", default=Phase.INFER.value, choices=options.choices(Phase))
     p.add_argument("--batch", type=options.batch, default=8)
     p.add_argument("--steps", type=options.steps, default=4000, help="steps each way")
     p.set_defaults(func=main)
@@ -41,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
 
     if args.mode not in MODES:
         raise UsageError(f"unknown mode {args.mode!r}; accepted modes: {', '.join(MODES)}")
-    if not accepts_input(args.mode, "resident"):
+    if not accepts_input(args.mode, InputStyle.RESIDENT):
         raise UsageError(f"mode {args.mode!r} takes only dataset input; the overhead benchmark "
                          "times a resident single-batch step")
     if not_applicable_reason(args.mode, args.phase):

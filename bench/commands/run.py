@@ -17,12 +17,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import signals
+from bench import options, signals
 from bench.commands.matrix import add_matrix_options, add_measurement_options, selection
 from bench.commands.report import check_outputs as check_report_outputs
 from bench.errors import WRITE_FAILED, UsageError
 from bench.execute import execute, execute_ray
 from bench.paths import printable
+from bench.plan import ProbePolicy
 from bench.store import RunFileGone, StoreWriteError
 
 
@@ -39,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run on a Ray cluster, one cell per node at a time: 'auto' (the cluster "
                         "this machine belongs to), host:port, or nothing/'local' (an in-process "
                         "cluster); needs the ray extra (bench.cluster)")
-    p.add_argument("--probes", choices=("once", "infer", "all", "none"),
+    p.add_argument("--probes", choices=options.choices(ProbePolicy),
                    help="debuggability probes (dbg_* columns): 'once' per case, config, mode "
                         "and phase (smallest batch, first round), 'infer' the same for "
                         "inference only, 'all' cells, or 'none' (default: the suite's setting)")

@@ -22,9 +22,9 @@ from bench.modes.base import (
     Request,
     Threads,
 )
-from bench.record import INPUT_STYLES, PHASES
+from bench.record import INPUT_STYLES, PHASES, InputStyle, Phase
 
-INFER, TRAIN = PHASES
+INFER, TRAIN = Phase.INFER, Phase.TRAIN
 
 # Families: how a mode runs the model, which is what the probes look inside.
 GRAPH = "graph"  # a tf.compat.v1 Graph run by Session.run (handles: graph, session, graph_def)
@@ -98,7 +98,7 @@ MODE_TABLE: dict[str, ModeInfo] = {info.name: info for info in (
              tolerance=1e-4, train_tolerance=5e-4, order=1, color="#0072B2"),
     ModeInfo("function_epoch", "a whole dataset epoch inside one tf.function", TRACED,
              tolerance=1e-4, train_tolerance=5e-4, order=2, color="#332288",
-             inputs=("dataset",), costed_like="function"),
+             inputs=(InputStyle.DATASET,), costed_like="function"),
     ModeInfo("xla", "tf.function(jit_compile=True)", TRACED,
              tolerance=1e-3, train_tolerance=2e-2, order=3, color="#D55E00"),
     ModeInfo("keras", "Keras layers: predict_on_batch / Model.fit", KERAS,

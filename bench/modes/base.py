@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.record import Device, InputStyle, Phase
 from cases.base import Workload
 
 # Tolerances of the equivalence check: bench.modes.MODE_TABLE (ModeInfo.tolerance).
@@ -24,9 +25,9 @@ EPOCH_BATCHES = 8
 def equivalence_calls(input_style: str, phase: str) -> int:
     """Calls of the step the equivalence check compares for training: EQUIVALENCE_STEPS
     single-batch SGD steps, or one whole epoch for dataset input (its step is an epoch)."""
-    if phase != "train":
+    if phase != Phase.TRAIN:
         return 1
-    return 1 if input_style == "dataset" else EQUIVALENCE_STEPS
+    return 1 if input_style == InputStyle.DATASET else EQUIVALENCE_STEPS
 
 
 class NotApplicable(Exception):
@@ -60,9 +61,9 @@ class Request:
     weights: dict[str, np.ndarray]
     images: np.ndarray
     labels: np.ndarray
-    phase: str = "infer"  # "infer" | "train"
-    device: str = "cpu"  # "cpu" | "gpu"
-    input: str = "resident"  # "resident" | "feed" | "dataset"
+    phase: str = Phase.INFER
+    device: str = Device.CPU
+    input: str = InputStyle.RESIDENT
     threads: Threads = field(default_factory=Threads.default)
     learning_rate: float = LEARNING_RATE
     # Dataset input only: distinct batches per epoch, batch i = workload.inputs(batch, seed, i)

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from bench.modes.base import Request
+from bench.record import InputStyle, Phase
 
 PREFETCH = 2  # batches the pipeline prepares ahead of the step
 
@@ -35,7 +36,7 @@ def epoch_dataset(request: Request, repeat: bool = False) -> tf.data.Dataset:
     the repeated dataset and one epoch is the next `epoch_batches` elements.
     """
     images, labels = epoch_arrays(request)
-    training = request.phase == "train"
+    training = request.phase == Phase.TRAIN
     dataset = tf.data.Dataset.from_tensor_slices((images, labels) if training else images)
     if repeat:
         dataset = dataset.repeat()
@@ -50,7 +51,7 @@ def epoch_dataset(request: Request, repeat: bool = False) -> tf.data.Dataset:
 
 def batches_per_call(request: Request) -> int:
     """Batches one call of the step runs: an epoch for dataset input, else one batch."""
-    return request.epoch_batches if request.input == "dataset" else 1
+    return request.epoch_batches if request.input == InputStyle.DATASET else 1
 
 
 def epoch_result(outputs: list, training: bool) -> np.ndarray:

@@ -7,7 +7,7 @@ from bench.modes import not_applicable_reason
 from bench.modes.base import NotApplicable, Prepared, Request
 from bench.modes.data import batches_per_call
 from bench.modes.runtime import device_name, session_config, stage
-from bench.record import SetupStage
+from bench.record import Phase, SetupStage
 
 NAME = __name__.rpartition(".")[2]  # the mode is named after its module (MODE_TABLE)
 
@@ -24,7 +24,7 @@ def frozen_graph_def(request: Request, device: str, config, timings: dict[str, f
 
 
 def prepare(request: Request) -> Prepared:
-    if request.phase != "infer":
+    if request.phase != Phase.INFER:
         raise NotApplicable(not_applicable_reason(NAME, request.phase))
     from bench.modes.model_io import is_model
 

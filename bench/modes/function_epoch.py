@@ -17,7 +17,7 @@ from bench.modes.data import epoch_dataset
 from bench.modes.graph import count_nodes
 from bench.modes.runtime import configure_threads, device_name, stage
 from bench.modes.tf2 import infer_fn, make_variables, train_fn
-from bench.record import SetupStage
+from bench.record import InputStyle, Phase, SetupStage
 
 
 def epoch_fn(step, training: bool):
@@ -55,9 +55,9 @@ def epoch_fn(step, training: bool):
 
 
 def prepare(request: Request) -> Prepared:
-    if request.input != "dataset":
+    if request.input != InputStyle.DATASET:
         raise NotApplicable(f"not applicable: function_epoch loops over a dataset; input "
-                            f"{request.input!r} has no epoch to loop over")
+                            f"{str(request.input)!r} has no epoch to loop over")
     from bench.modes.model_io import is_model
 
     if is_model(request):  # a user's model file: bench.modes.model_tf2
@@ -66,7 +66,7 @@ def prepare(request: Request) -> Prepared:
         return model_tf2.prepare_epoch(request, __name__.rpartition(".")[2])
     configure_threads(request.threads)
     device = device_name(request.device)
-    training = request.phase == "train"
+    training = request.phase == Phase.TRAIN
     timings: dict[str, float] = {}
     with tf.device(device):
         with stage(timings, SetupStage.BUILD):
@@ -92,6 +92,6 @@ def prepare(request: Request) -> Prepared:
         batches_per_call=request.epoch_batches,
         extra={"mode_impl": __name__.rpartition(".")[2]},
         # `function` takes a dataset here, not a batch (bench.probes.context.step_inputs).
-        handles={"concrete_function": concrete, "function": fn, "function_input": "dataset",
-                 "dataset": dataset, "variables": variables},
+        handles={"concrete_function": concrete, "function": fn,
+                 "function_input": InputStyle.DATASET, "dataset": dataset, "variables": variables},
     )

@@ -23,7 +23,7 @@ import tensorflow as tf
 from bench.modes.base import Request
 from bench.modes.data import epoch_dataset, epoch_result
 from bench.modes.runtime import stage
-from bench.record import SetupStage
+from bench.record import InputStyle, Phase, SetupStage
 from cases.layers import softmax_cross_entropy
 
 INPUT_NAME = "images"
@@ -54,9 +54,9 @@ class BuiltGraph:
 def build(request: Request, device: str, training: bool, source: str) -> BuiltGraph:
     """The case's forward (and, for training, SGD update) as a tf.compat.v1 graph.
 
-    `source` is where the images (and labels) come from: "resident", "feed" or "dataset".
+    `source` is the InputStyle: where the images (and labels) come from.
     """
-    resident = source == "resident"
+    resident = source == InputStyle.RESIDENT
     wl, batch = request.workload, request.batch
     graph = tf.Graph()
     init_feed: dict = {}
@@ -71,7 +71,7 @@ def build(request: Request, device: str, training: bool, source: str) -> BuiltGr
         image_shape = (batch, *wl.input_shape)
         feed_images = tf.compat.v1.placeholder(tf.float32, image_shape, name=INPUT_NAME)
         labels = None
-        if source == "dataset":
+        if source == InputStyle.DATASET:
             images, labels = _next_batch(request)
             feed_images = None
         elif resident:
@@ -82,7 +82,7 @@ def build(request: Request, device: str, training: bool, source: str) -> BuiltGr
             images, feed_images = holder.read_value(), None
         else:
             images = feed_images
-        if training and source != "dataset":
+        if training and source != InputStyle.DATASET:
             if resident:
                 initial = tf.compat.v1.placeholder(tf.int32, (batch,), name="init/labels")
                 init_feed[initial] = request.labels
@@ -98,7 +98,7 @@ def build(request: Request, device: str, training: bool, source: str) -> BuiltGr
             loss = tf.identity(softmax_cross_entropy(logits, labels), name=LOSS_NAME)
             train_op = _sgd_update(variables, wl.trainable_names, loss, updates,
                                    request.learning_rate)
-    feed_labels = labels if training and source == "feed" else None
+    feed_labels = labels if training and source == InputStyle.FEED else None
     return BuiltGraph(graph, images, feed_images, feed_labels, logits, loss, train_op,
                       variables, init_feed)
 
@@ -108,7 +108,7 @@ def _next_batch(request: Request) -> tuple:
     with tf.device("/CPU:0"):  # input pipelines run on the host, as tf.data always does
         iterator = tf.compat.v1.data.make_one_shot_iterator(epoch_dataset(request, repeat=True))
         element = iterator.get_next(name="next_batch")
-    if request.phase == "train":
+    if request.phase == Phase.TRAIN:
         return element
     return element, None
 
@@ -162,7 +162,7 @@ def inference_graph_def(request: Request, device: str, config) -> tuple:
     Used by frozen/optimized: freezing must see the input as a placeholder so the input is
     never folded together with the weights.
     """
-    built = build(request, device, training=False, source="feed")
+    built = build(request, device, training=False, source=InputStyle.FEED)
     session = new_session(built.graph, config)
     initialize(session, built)
     return built, session
@@ -180,11 +180,11 @@ def import_for_run(graph_def, request: Request, device: str, source: str):
     """Import a frozen GraphDef into a fresh graph, its input fed, resident or from a dataset."""
     graph = tf.Graph()
     init_feed: dict = {}
-    resident = source == "resident"
+    resident = source == InputStyle.RESIDENT
     with graph.as_default():
         input_map = None
         feed = None
-        if source == "dataset":
+        if source == InputStyle.DATASET:
             with tf.device(device):
                 input_map = {INPUT_NAME: _next_batch(request)[0]}
         elif resident:
@@ -197,7 +197,7 @@ def import_for_run(graph_def, request: Request, device: str, source: str):
             input_map = {INPUT_NAME: holder.read_value()}
         with tf.device(device):
             tf.compat.v1.import_graph_def(graph_def, input_map=input_map, name="")
-        if source == "feed":
+        if source == InputStyle.FEED:
             feed = graph.get_tensor_by_name(f"{INPUT_NAME}:0")
         logits = graph.get_tensor_by_name(f"{LOGITS_NAME}:0")
         init = tf.compat.v1.global_variables_initializer()
@@ -211,9 +211,9 @@ def run_frozen(graph_def, request: Request, device: str, config, timings: dict[s
                                                               request.input)
         session = new_session(graph, config)
         session.run(init, feed_dict=init_feed)
-    if request.input == "dataset":
+    if request.input == InputStyle.DATASET:
         step = epoch_step(session.make_callable(logits), request.epoch_batches, training=False)
-    elif request.input == "resident":
+    elif request.input == InputStyle.RESIDENT:
         run = session.make_callable(logits)
         step = run
     else:

@@ -11,8 +11,8 @@ With dataset input a call is `Model.predict(dataset)` / `Model.fit(dataset, epoc
 the epoch's dataset (bench.modes.data), the way Keras is fed in real training.
 
 Keras' default `jit_compile="auto"` is left alone (it is what users get: off on CPU-only
-machines, on with a GPU); the resolved value is recorded in `extra`. This mode is also the
-independent check that the raw-op workloads are the standard networks.
+machines, on with a GPU); the resolved value is recorded in `Record.mode_facts`. This mode is
+also the independent check that the raw-op workloads are the standard networks.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bench.modes import mode_info
 from bench.modes.base import Prepared, Request
 from bench.modes.data import batches_per_call, epoch_dataset
 from bench.modes.runtime import configure_threads, device_name, stage
-from bench.record import SetupStage
+from bench.record import InputStyle, Phase, SetupStage
 from cases.base import get_keras_weights
 
 NAME = __name__.rpartition(".")[2]  # the mode is named after its module (MODE_TABLE)
@@ -41,7 +41,7 @@ def prepare(request: Request) -> Prepared:
         return model_keras.prepare(request, NAME, FIT_BATCHES)
     configure_threads(request.threads)
     device = device_name(request.device)
-    training = request.phase == "train"
+    training = request.phase == Phase.TRAIN
     timings: dict[str, float] = {}
     with tf.device(device), stage(timings, SetupStage.BUILD):
         model = request.workload.keras_model(request.weights)
@@ -53,7 +53,7 @@ def prepare(request: Request) -> Prepared:
         repeat = FIT_BATCHES if training else 1
         images = np.concatenate([request.images] * repeat)
         labels = np.concatenate([request.labels] * repeat)
-        if request.input == "resident":
+        if request.input == InputStyle.RESIDENT:
             images = tf.identity(tf.constant(images))
             labels = tf.identity(tf.constant(labels))
     batch = request.batch
@@ -64,7 +64,7 @@ def prepare(request: Request) -> Prepared:
         return history.history["loss"][-1]
 
     single_step = None
-    if request.input == "dataset":
+    if request.input == InputStyle.DATASET:
         with tf.device(device), stage(timings, SetupStage.BUILD):
             dataset = epoch_dataset(request)
 
@@ -88,7 +88,7 @@ def prepare(request: Request) -> Prepared:
     return Prepared(
         step=step, setup_s=timings,
         read_weights=(lambda: get_keras_weights(model)) if training else None,
-        batches_per_call=(batches_per_call(request) if request.input == "dataset"
+        batches_per_call=(batches_per_call(request) if request.input == InputStyle.DATASET
                           else FIT_BATCHES if training else 1),
         single_step=single_step,
         extra={"keras_version": keras.__version__,

@@ -23,7 +23,7 @@ from bench.modes import graph as g
 from bench.modes import model_io as io
 from bench.modes.base import Prepared, Request
 from bench.modes.runtime import device_name, session_config, stage
-from bench.record import SetupStage
+from bench.record import InputStyle, SetupStage
 
 SERVE = "serve"
 SCOPE = "model"  # frozen graphs are imported under this name scope
@@ -34,13 +34,13 @@ def _sources(request: Request, device: str, names: list[str]):
     initialiser feed for resident variables. Call inside the target graph."""
     init_feed: dict = {}
     sources: dict = {n: None for n in names}
-    if request.input == "dataset":
+    if request.input == InputStyle.DATASET:
         with tf.device("/CPU:0"):  # input pipelines run on the host
             iterator = tf.compat.v1.data.make_one_shot_iterator(
                 io.epoch_dataset(request, repeat=True))
             element = iterator.get_next(name="next_batch")
         sources = {n: element[n] for n in names}
-    elif request.input == "resident":
+    elif request.input == InputStyle.RESIDENT:
         with tf.device(device):
             for n in names:
                 value = request.images[n]
@@ -53,9 +53,9 @@ def _sources(request: Request, device: str, names: list[str]):
 
 
 def _step(session, fetch, feeds: list, request: Request, names: list[str]):
-    if request.input == "dataset":
+    if request.input == InputStyle.DATASET:
         return g.epoch_step(session.make_callable(fetch), request.epoch_batches, False)
-    if request.input == "resident":
+    if request.input == InputStyle.RESIDENT:
         return session.make_callable(fetch)
     run = session.make_callable(fetch, feed_list=feeds)
     values = [request.images[n] for n in names]
@@ -119,7 +119,7 @@ def prepare_session(request: Request) -> Prepared:
 
 
 def _batches(request: Request) -> int:
-    return request.epoch_batches if request.input == "dataset" else 1
+    return request.epoch_batches if request.input == InputStyle.DATASET else 1
 
 
 def prepare_frozen(request: Request, mode: str, optimize: bool) -> Prepared:

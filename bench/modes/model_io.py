@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from bench.modes.base import Request
 from bench.modes.data import PREFETCH
+from bench.record import Phase
 
 
 def is_model(request: Request) -> bool:
@@ -87,7 +88,7 @@ def epoch_dataset(request: Request, repeat: bool = False, structure=None) -> tf.
     """As bench.modes.data.epoch_dataset, over the model's inputs: an element is the dict of
     inputs (or `structure(dict)`, Keras' calling structure), plus the targets when training."""
     images, labels = epoch_arrays(request)
-    training = request.phase == "train"
+    training = request.phase == Phase.TRAIN
     dataset = tf.data.Dataset.from_tensor_slices((images, labels) if training else images)
     if structure is not None:
         dataset = dataset.map((lambda x, y: (structure(x), y)) if training else structure)

@@ -17,7 +17,7 @@ from bench.modes import model_io as io
 from bench.modes.base import Prepared, Request
 from bench.modes.data import batches_per_call
 from bench.modes.runtime import configure_threads, device_name, stage
-from bench.record import SetupStage
+from bench.record import InputStyle, Phase, SetupStage
 
 
 class SignatureLayer(keras.layers.TFSMLayer):
@@ -54,7 +54,7 @@ def _packed(outputs) -> np.ndarray:
 def prepare(request: Request, mode: str, fit_batches: int) -> Prepared:
     configure_threads(request.threads)
     device = device_name(request.device)
-    training = request.phase == "train"
+    training = request.phase == Phase.TRAIN
     timings: dict[str, float] = {}
     with tf.device(device), stage(timings, SetupStage.BUILD):
         model, structure, loaded = _model(request)
@@ -64,12 +64,12 @@ def prepare(request: Request, mode: str, fit_batches: int) -> Prepared:
         repeat = fit_batches if training else 1
         x = {k: np.concatenate([v] * repeat) for k, v in request.images.items()}
         y = np.concatenate([request.labels] * repeat)
-        if request.input == "resident":
+        if request.input == InputStyle.RESIDENT:
             x = {k: tf.identity(tf.constant(v)) for k, v in x.items()}
             y = tf.identity(tf.constant(y))
         x = structure(x)
         dataset = (io.epoch_dataset(request, structure=structure)
-                   if request.input == "dataset" else None)
+                   if request.input == InputStyle.DATASET else None)
     batch = request.batch
 
     def fit(inputs, targets):

@@ -17,7 +17,7 @@ from bench.modes import model_io as io
 from bench.modes.base import NotApplicable, Prepared, Request
 from bench.modes.data import epoch_result
 from bench.modes.runtime import configure_threads, device_name, stage
-from bench.record import SetupStage
+from bench.record import InputStyle, Phase, SetupStage
 
 
 def infer_fn(loaded) -> Callable:
@@ -53,7 +53,7 @@ def prepare(request: Request, mode: str, wrap: Callable | None) -> Prepared:
 
     configure_threads(request.threads)
     device = device_name(request.device)
-    training = request.phase == "train"
+    training = request.phase == Phase.TRAIN
     timings: dict[str, float] = {}
     handles: dict = {}
     graph_nodes: dict[str, int] = {}
@@ -61,8 +61,8 @@ def prepare(request: Request, mode: str, wrap: Callable | None) -> Prepared:
         with stage(timings, SetupStage.BUILD):
             loaded = load(request.workload)
             fn = train_fn(loaded, request.learning_rate) if training else infer_fn(loaded)
-            args = io.resident(request, training) if request.input == "resident" else ()
-            dataset = io.epoch_dataset(request) if request.input == "dataset" else None
+            args = io.resident(request, training) if request.input == InputStyle.RESIDENT else ()
+            dataset = io.epoch_dataset(request) if request.input == InputStyle.DATASET else None
         if wrap is not None:
             with stage(timings, SetupStage.TRACE):
                 fn = wrap(fn)
@@ -104,7 +104,7 @@ def prepare_epoch(request: Request, mode: str) -> Prepared:
 
     configure_threads(request.threads)
     device = device_name(request.device)
-    training = request.phase == "train"
+    training = request.phase == Phase.TRAIN
     timings: dict[str, float] = {}
     with tf.device(device):
         with stage(timings, SetupStage.BUILD):
@@ -125,6 +125,6 @@ def prepare_epoch(request: Request, mode: str) -> Prepared:
         read_weights=loaded.read_weights if training else None,
         batches_per_call=request.epoch_batches,
         extra=io.describe(request, mode),
-        handles={"concrete_function": concrete, "function": fn, "function_input": "dataset",
-                 "dataset": dataset, "loaded": loaded,
+        handles={"concrete_function": concrete, "function": fn,
+                 "function_input": InputStyle.DATASET, "dataset": dataset, "loaded": loaded,
                  "variables": dict(zip(loaded.names, loaded.variables, strict=True))})

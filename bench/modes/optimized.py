@@ -17,7 +17,7 @@ from bench.modes.base import NotApplicable, Prepared, Request
 from bench.modes.data import batches_per_call
 from bench.modes.frozen import frozen_graph_def
 from bench.modes.runtime import device_name, session_config, stage
-from bench.record import SetupStage
+from bench.record import Phase, SetupStage
 
 NAME = __name__.rpartition(".")[2]  # the mode is named after its module (MODE_TABLE)
 
@@ -45,7 +45,7 @@ def grappler(graph_def, config) -> tf.compat.v1.GraphDef:
 
 
 def prepare(request: Request) -> Prepared:
-    if request.phase != "infer":
+    if request.phase != Phase.INFER:
         raise NotApplicable(not_applicable_reason(NAME, request.phase))
     from bench.modes.model_io import is_model
 

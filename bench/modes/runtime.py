@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep INFO/WARNING chatter 
 import tensorflow as tf  # noqa: E402
 
 from bench.modes.base import DeviceUnavailable, Threads  # noqa: E402
+from bench.record import Device  # noqa: E402
 
 _configured: Threads | None = None
 
@@ -49,23 +50,23 @@ def session_config(threads: Threads, device: str) -> tf.compat.v1.ConfigProto:
         inter_op_parallelism_threads=threads.inter_op,
         allow_soft_placement=False,  # a GPU cell must really run on the GPU
     )
-    if device == "gpu":
+    if device == Device.GPU:
         config.gpu_options.allow_growth = True
     return config
 
 
 def device_name(device: str) -> str:
     """`cpu` -> `/CPU:0`; `gpu` -> `/GPU:0`, or DeviceUnavailable when TF sees no GPU."""
-    if device == "cpu":
+    if device == Device.CPU:
         return "/CPU:0"
-    if device == "gpu":
+    if device == Device.GPU:
         if not tf.config.list_physical_devices("GPU"):
             raise DeviceUnavailable(
                 "device 'gpu' requested but TensorFlow sees no GPU on this machine "
                 "(install the 'gpu' extra on a CUDA machine, or use --device cpu)"
             )
         return "/GPU:0"
-    raise ValueError(f"unknown device {device!r}; accepted: cpu, gpu")
+    raise ValueError(f"unknown device {device!r}; accepted: {', '.join(Device)}")
 
 
 @contextmanager
@@ -83,7 +84,7 @@ quiet_python_logging()
 
 def device_peak_memory_mb(device: str) -> float | None:
     """TensorFlow's own peak allocation on the GPU; None on the CPU (RSS covers it)."""
-    if device != "gpu":
+    if device != Device.GPU:
         return None
     try:
         return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20

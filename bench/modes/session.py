@@ -7,7 +7,7 @@ import numpy as np
 from bench.modes import graph as g
 from bench.modes.base import Prepared, Request
 from bench.modes.runtime import device_name, session_config, stage
-from bench.record import SetupStage
+from bench.record import InputStyle, Phase, SetupStage
 
 
 def prepare(request: Request) -> Prepared:
@@ -18,8 +18,8 @@ def prepare(request: Request) -> Prepared:
 
         return model_graph.prepare_session(request)
     device = device_name(request.device)
-    training = request.phase == "train"
-    feeding = request.input == "feed"
+    training = request.phase == Phase.TRAIN
+    feeding = request.input == InputStyle.FEED
     timings: dict[str, float] = {}
     with stage(timings, SetupStage.BUILD):
         built = g.build(request, device, training=training, source=request.input)
@@ -32,7 +32,8 @@ def prepare(request: Request) -> Prepared:
     values = [request.images] + ([request.labels] if training else []) if feeding else []
 
     batches = 1
-    if request.input == "dataset":  # each run reads the iterator's next batch: no feed_dict
+    # Dataset input: each run reads the iterator's next batch, no feed_dict.
+    if request.input == InputStyle.DATASET:
         batches = request.epoch_batches
         step = g.epoch_step((lambda: run()[0]) if training else run, batches, training)
     elif training:

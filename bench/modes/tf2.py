@@ -17,7 +17,7 @@ import tensorflow as tf
 from bench.modes.base import Prepared, Request
 from bench.modes.data import epoch_dataset, epoch_result
 from bench.modes.runtime import configure_threads, device_name, stage
-from bench.record import SetupStage
+from bench.record import InputStyle, Phase, SetupStage
 from cases.layers import softmax_cross_entropy
 
 
@@ -70,7 +70,7 @@ def prepare_tf2(request: Request, mode: str,
         return model_tf2.prepare(request, mode, wrap)
     configure_threads(request.threads)
     device = device_name(request.device)
-    training = request.phase == "train"
+    training = request.phase == Phase.TRAIN
     timings: dict[str, float] = {}
     handles: dict = {}
     graph_nodes: dict[str, int] = {}
@@ -78,9 +78,9 @@ def prepare_tf2(request: Request, mode: str,
         with stage(timings, SetupStage.BUILD):
             variables = make_variables(request)
             fn = train_fn(request, variables) if training else infer_fn(request, variables)
-            resident = request.input == "resident"
+            resident = request.input == InputStyle.RESIDENT
             args = _inputs(request, training, resident)
-            dataset = epoch_dataset(request) if request.input == "dataset" else None
+            dataset = epoch_dataset(request) if request.input == InputStyle.DATASET else None
         if wrap is not None:
             with stage(timings, SetupStage.TRACE):
                 fn = wrap(fn)

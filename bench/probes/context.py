@@ -23,6 +23,7 @@ import tensorflow as tf
 from bench.modes import MODE_TABLE, load_mode
 from bench.modes.base import Prepared, Request
 from bench.modes.runtime import device_name
+from bench.record import InputStyle, Phase
 from cases.base import Workload
 
 # Relative agreement for "this array is that layer's output": graph modes match eager to
@@ -45,7 +46,7 @@ class ProbeContext:
 
     @property
     def training(self) -> bool:
-        return self.request.phase == "train"
+        return self.request.phase == Phase.TRAIN
 
     @property
     def device(self) -> str:
@@ -135,7 +136,7 @@ class ProbeContext:
         function that runs a whole epoch, the epoch's dataset starting with these bytes)."""
         images = self.request.images if images is None else images
         labels = self.request.labels if labels is None else labels
-        if self.prepared.handles.get("function_input") == "dataset":
+        if self.prepared.handles.get("function_input") == InputStyle.DATASET:
             from bench.modes.data import epoch_dataset
 
             request = dataclasses.replace(self.request, images=images, labels=labels)

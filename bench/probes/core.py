@@ -88,7 +88,7 @@ def probe_record(cell: Any, seed: int = 0):
     from bench.modes import load_mode, not_applicable_reason
     from bench.modes.base import NotApplicable, Threads
     from bench.placement import pin, placement
-    from bench.record import Record, Status
+    from bench.record import Record, Status, mode_fields
 
     started = time.perf_counter()
     reason = not_applicable_reason(cell.mode, cell.phase)
@@ -118,5 +118,5 @@ def probe_record(cell: Any, seed: int = 0):
         first_result_s=ready.first_result_s, graph_nodes=dict(prepared.graph_nodes),
         macs_per_image=workload.macs_per_image, params=workload.params,
         threads=threads.as_dict(), debug=debug, wall_s=time.perf_counter() - started,
-        extra={**prepared.extra, "probes_only": True},
+        probes_only=True, **mode_fields(prepared.extra),
     )

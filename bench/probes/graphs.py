@@ -28,6 +28,7 @@ from typing import Any
 from bench.modes import EAGER_FAMILY, GRAPH, TRACED
 from bench.probes.context import ProbeContext, keras_step_graph
 from bench.probes.messages import names_layer
+from bench.record import InputStyle
 
 BOOKKEEPING = frozenset({
     "Const", "Placeholder", "PlaceholderWithDefault", "Identity", "IdentityN", "NoOp",
@@ -108,7 +109,7 @@ def _built_graph_def(ctx: ProbeContext):
         return handles["built_graph_def"]
     from bench.modes import graph as g
 
-    built = g.build(ctx.request, ctx.device, training=ctx.training, source="feed")
+    built = g.build(ctx.request, ctx.device, training=ctx.training, source=InputStyle.FEED)
     return built.graph.as_graph_def()
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from bench.modes import GRAPH
 from bench.modes import KERAS as KERAS_FAMILY
 from bench.probes.context import ProbeContext, matches, profiling
+from bench.record import InputStyle
 
 DEBUGGER, FETCH, KERAS, OUTPUT = "debugger hook", "fetch by name", "keras sub-model", "step output"
 
@@ -96,7 +97,7 @@ def _fetch_by_name(ctx: ProbeContext, names: list[str]) -> dict[str, Any]:
     graph, session = handles["graph"], handles["session"]
     prefix = _tap_prefix()
     feed = {}
-    if ctx.request.input == "feed":
+    if ctx.request.input == InputStyle.FEED:
         feed[graph.get_tensor_by_name(f"{g.INPUT_NAME}:0")] = ctx.request.images
     tensors = {}
     for name in names:

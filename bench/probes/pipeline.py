@@ -18,10 +18,11 @@ import os
 from typing import Any
 
 from bench.probes.context import ProbeContext, profiling
+from bench.record import InputStyle
 
 
 def input_pipeline(ctx: ProbeContext) -> dict[str, Any]:
-    if ctx.request.input != "dataset":
+    if ctx.request.input != InputStyle.DATASET:
         return {"dbg_batch_in_python": None}
     import bench.modes
 

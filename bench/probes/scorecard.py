@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.modes import MODE_TABLE as MODES
 from bench.probes import KEYS
-from bench.record import Record, Status
+from bench.record import InputStyle, Record, Status
 
 CELL_WIDTH = 28
 
@@ -34,7 +34,7 @@ def _one(key: tuple, records: list[Record], fmt: str) -> str:
     keys = [k for k in KEYS if any(k in r.debug for r in records)]
     keys += sorted({k for r in records for k in r.debug if k not in KEYS})
     title = f"Debuggability scorecard: {spec}, {phase}, batch {batch}, {device}"
-    if input_style != "resident":
+    if input_style != InputStyle.RESIDENT:
         title += f", {input_style} input"
     header = ["probe", *modes]
     rows: list[list[str]] = []
