@@ -9,11 +9,11 @@ fails a build and a tiny but real slow-down does not either. Three kinds of metr
   (pooled variance) on their logarithms (bench.replicates): thousands of steps from a handful
   of processes are a handful of observations, not thousands. It depends on the machine, so
   it gates only when both sides carry the same machine fingerprint (or the caller insists).
-- ``speedup_vs_eager``: the mode over eager measured *paired*, alternating step by step inside
-  each worker, so the worker's and the machine's state cancel; one ratio per worker, compared
-  the same way. Runs without paired data fall back to per-round ratios of separate workers
-  (`_speedup_test`). With a single worker per side, the tests fall back to the raw samples of
-  that worker (Mann-Whitney, bootstrap), which see only the noise inside one process.
+- ``speedup_vs_eager``: the speed-up of reports.speedup on each side. Measured *paired*,
+  alternating step by step inside each worker, the worker's and the machine's state cancel;
+  one ratio per worker, compared the same way. When a side has no paired data, or a single
+  paired worker, both sides fall back to the separate-workers speed-up and its per-round
+  ratios (`_speedup_test`: Mann-Whitney, or the bootstrap replicates with few rounds).
 - exact metrics: cell status, numerical equivalence, graph node counts and debuggability
   probes. They do not depend on speed, so any difference is reported, and one that is not
   clearly better is a failure ("changed"): refresh the baseline when it was intended.
@@ -23,7 +23,6 @@ Everything here is plain numpy/pandas over `bench.store.Run`; no TensorFlow.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,17 +33,18 @@ import numpy as np
 import pandas as pd
 
 from bench.modes import REFERENCE_MODE
-from bench.record import Cell, Status
+from bench.record import Status
 from bench.replicates import (
     SPEEDUP_OUTLIER,
     THROUGHPUT_OUTLIER,
     compare_replicates,
     used_values,
 )
-from bench.stats import bootstrap_medians, mann_whitney_u
+from bench.stats import mann_whitney_u
 from bench.store import Run
 from reports.format import format_value as _format_value
 from reports.pool import PooledCell, pool_cells
+from reports.speedup import PAIRED, Speedup, eager_key, speedup_over_eager
 
 
 class CompareVerdict(StrEnum):
@@ -64,25 +64,8 @@ FAILING_VERDICTS = (CompareVerdict.REGRESSION, CompareVerdict.CHANGED)
 COLUMNS = ["key", "metric", "baseline", "current", "change", "p_value", "verdict", "gated",
            "test"]
 SPEED_METRICS = ("images_per_s", "speedup_vs_eager")
-BOOTSTRAP_RESAMPLES = 2000
 
 _MISSING = str(CompareVerdict.MISSING)  # the status of a cell one side lacks: the verdict's word
-
-
-# --------------------------------------------------------------------------- pooling
-
-
-def eager_key(cell: Cell) -> str:
-    """The key of the eager cell this cell's speed-up is measured against: the same cell with
-    only its mode replaced (threads included: a 1-thread cell's partner is 1-thread eager)."""
-    return dataclasses.replace(cell, mode=REFERENCE_MODE).key
-
-
-def round_speedups(cell: PooledCell, eager: PooledCell) -> np.ndarray:
-    """One speed-up over eager per round both measured: machine speed cancels within a round."""
-    common = sorted(set(cell.round_samples) & set(eager.round_samples))
-    return np.array([cell.images_per_s(cell.round_samples[r])
-                     / eager.images_per_s(eager.round_samples[r]) for r in common])
 
 
 # --------------------------------------------------------------------------- machines
@@ -315,26 +298,32 @@ def group_shifts(base: dict[str, PooledCell], cur: dict[str, PooledCell]) -> dic
         c = cur.get(key)
         if c is None or b.cell.mode == REFERENCE_MODE:
             continue
-        b_used = used_values(list(b.worker_speedups.values()), SPEEDUP_OUTLIER)
-        c_used = used_values(list(c.worker_speedups.values()), SPEEDUP_OUTLIER)
-        if len(b_used) >= 2 and len(c_used) >= 2:
+        pair = _paired_pair(speedup_over_eager(b, base.get(eager_key(b.cell))),
+                            speedup_over_eager(c, cur.get(eager_key(c.cell))))
+        if pair:
+            b_used, c_used = pair
             shift = float(np.mean(np.log(c_used)) - np.mean(np.log(b_used)))
             per_group.setdefault(b.cell.group_key, []).append(shift)
     return {group: float(np.median(v)) for group, v in per_group.items() if len(v) >= 3}
 
 
-def _shifted_speedup_row(key: str, b: PooledCell, c: PooledCell,
+def _paired_pair(b: Speedup | None, c: Speedup | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both sides' paired worker speed-ups when each has at least two, else None."""
+    if b is None or c is None or b.source != PAIRED or c.source != PAIRED:
+        return None
+    b_used = used_values(list(b.samples), SPEEDUP_OUTLIER)
+    c_used = used_values(list(c.samples), SPEEDUP_OUTLIER)
+    return (b_used, c_used) if len(b_used) >= 2 and len(c_used) >= 2 else None
+
+
+def _shifted_speedup_row(key: str, group: str, b_used: np.ndarray, c_used: np.ndarray,
                          rules: _Rules) -> dict[str, Any] | None:
     """The mode's own change (its group's shared shift taken out) against `threshold`, and its
     raw change against `shared_threshold`: a regression if either is beyond its threshold and
     significant. The row shows the measured (raw) change and its p-value, so its numbers read
     as baseline -> current; `test` gives the mode's own change beside it."""
-    shift = rules.shifts.get(c.cell.group_key)
+    shift = rules.shifts.get(group)
     if shift is None:
-        return None
-    b_used = used_values(list(b.worker_speedups.values()), SPEEDUP_OUTLIER)
-    c_used = used_values(list(c.worker_speedups.values()), SPEEDUP_OUTLIER)
-    if len(b_used) < 2 or len(c_used) < 2:
         return None
     own, p_own = compare_replicates(b_used, c_used * math.exp(-shift))
     raw, p_raw = compare_replicates(b_used, c_used)
@@ -352,28 +341,28 @@ def _shifted_speedup_row(key: str, b: PooledCell, c: PooledCell,
 
 def _speedup_row(key: str, b: PooledCell, b_eager: PooledCell | None, c: PooledCell,
                  c_eager: PooledCell | None, rules: _Rules) -> dict[str, Any] | None:
-    row = _shifted_speedup_row(key, b, c, rules) if rules.shared_threshold else None
-    if row:
-        return row
-    row = _replicate_row(key, "speedup_vs_eager", list(b.worker_speedups.values()),
-                         list(c.worker_speedups.values()), SPEEDUP_OUTLIER, True, rules,
-                         "paired worker speed-ups")
-    if row:
-        return row
-    b_ratios = round_speedups(b, b_eager) if b_eager and b_eager.ok else np.empty(0)
-    c_ratios = round_speedups(c, c_eager) if c_eager and c_eager.ok else np.empty(0)
-    if not len(b_ratios) and not len(c_ratios):
+    """Both sides' speed-ups (reports.speedup): paired workers tested against each other when
+    each side has two or more, the separate-workers speed-ups otherwise."""
+    b_speedup, c_speedup = speedup_over_eager(b, b_eager), speedup_over_eager(c, c_eager)
+    pair = _paired_pair(b_speedup, c_speedup)
+    if pair:
+        row = (_shifted_speedup_row(key, c.cell.group_key, *pair, rules)
+               if rules.shared_threshold else None)
+        return row or _replicate_row(key, "speedup_vs_eager", list(pair[0]), list(pair[1]),
+                                     SPEEDUP_OUTLIER, True, rules, "paired worker speed-ups")
+    b_speedup = speedup_over_eager(b, b_eager, paired=False)
+    c_speedup = speedup_over_eager(c, c_eager, paired=False)
+    if b_speedup is None and c_speedup is None:
         return None  # no eager reference on either side: nothing to compare
-    b_value = float(np.median(b_ratios)) if len(b_ratios) else None
-    c_value = float(np.median(c_ratios)) if len(c_ratios) else None
-    if b_value is None or c_value is None:
+    if b_speedup is None or c_speedup is None:
         # The eager cell's own status row says why; here it is only a lost (or new) number.
-        verdict = CompareVerdict.MISSING if c_value is None else CompareVerdict.NEW
-        return _row(key, "speedup_vs_eager", b_value, c_value, verdict)
-    change = c_value / b_value - 1.0
-    p_value, test = _speedup_test(b, b_eager, b_ratios, c, c_eager, c_ratios, rules.alpha)
-    return _row(key, "speedup_vs_eager", b_value, c_value, rules.speed_verdict(change, p_value),
-                change, p_value, True, test)
+        verdict = CompareVerdict.MISSING if c_speedup is None else CompareVerdict.NEW
+        return _row(key, "speedup_vs_eager", b_speedup.value if b_speedup else None,
+                    c_speedup.value if c_speedup else None, verdict)
+    change = c_speedup.value / b_speedup.value - 1.0
+    p_value, test = _speedup_test(b_speedup, c_speedup, rules.alpha)
+    return _row(key, "speedup_vs_eager", b_speedup.value, c_speedup.value,
+                rules.speed_verdict(change, p_value), change, p_value, True, test)
 
 
 def _min_mann_whitney_p(n1: int, n2: int) -> float:
@@ -381,40 +370,21 @@ def _min_mann_whitney_p(n1: int, n2: int) -> float:
     return min(1.0, 2.0 / math.comb(n1 + n2, n1))
 
 
-def _speedup_test(b: PooledCell, b_eager: PooledCell, b_ratios: np.ndarray, c: PooledCell,
-                  c_eager: PooledCell, c_ratios: np.ndarray, alpha: float) -> tuple[float, str]:
+def _speedup_test(b: Speedup, c: Speedup, alpha: float) -> tuple[float, str]:
     """p-value for 'the speed-up changed', from per-round ratios when there are enough rounds.
 
     With few rounds Mann-Whitney cannot reach alpha at all (3 vs 3 rounds: p >= 0.1), so then
-    the ratios are bootstrapped from the step samples inside each round instead (a single
-    round is the extreme case), and the p-value is the two-sided bootstrap tail of
-    log(current / baseline) around zero.
+    the p-value is the two-sided bootstrap tail of log(current / baseline) around zero, from
+    each side's bootstrap replicates of its speed-up (steps resampled; a single round is the
+    extreme case).
     """
-    n1, n2 = len(b_ratios), len(c_ratios)
+    n1, n2 = len(b.samples), len(c.samples)
     if _min_mann_whitney_p(n1, n2) < alpha:
-        return mann_whitney_u(b_ratios, c_ratios), f"mann-whitney, {n1} vs {n2} rounds"
-    rng = np.random.default_rng(0)  # fixed: the same runs always give the same verdict
-    b_boot = _bootstrap_speedups(b, b_eager, rng)
-    c_boot = _bootstrap_speedups(c, c_eager, rng)
-    diff = np.log(c_boot) - np.log(b_boot)
+        return mann_whitney_u(b.samples, c.samples), f"mann-whitney, {n1} vs {n2} rounds"
+    diff = np.log(np.asarray(c.replicates)) - np.log(np.asarray(b.replicates))
     tail = min(int((diff <= 0).sum()), int((diff >= 0).sum()))
     p_value = min(1.0, 2.0 * (tail + 1) / (len(diff) + 1))
     return p_value, f"bootstrap, {n1} vs {n2} rounds"
-
-
-def _bootstrap_speedups(cell: PooledCell, eager: PooledCell,
-                        rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap replicates of the median-over-rounds speed-up, resampling steps per round."""
-    common = sorted(set(cell.round_samples) & set(eager.round_samples))
-    per_round = []
-    for r in common:
-        mode_medians = bootstrap_medians(np.sort(cell.round_samples[r]), BOOTSTRAP_RESAMPLES, rng)
-        eager_medians = bootstrap_medians(np.sort(eager.round_samples[r]), BOOTSTRAP_RESAMPLES,
-                                           rng)
-        # speed-up = ips(mode) / ips(eager) = (per_step_m / t_m) / (per_step_e / t_e)
-        scale = cell.images_per_step / eager.images_per_step
-        per_round.append(scale * eager_medians / mode_medians)
-    return np.median(np.vstack(per_round), axis=0)
 
 
 def _exact_rows(key: str, b: PooledCell, c: PooledCell) -> list[dict[str, Any]]:

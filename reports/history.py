@@ -1,10 +1,11 @@
 """History over commits: one JSON line per cell per run, appended, never rewritten.
 
 Run files are kept or thrown away; the history keeps only what a trend needs: per cell the
-throughput with its CI and the speed-up over eager with its CI, plus the per-round values so a
-step between commits can be tested on more than one number per run. Each line also carries the
-commit, the run's date and the machine fingerprint (absolute throughput is only comparable
-within one machine, so trends are series per (machine, cell)).
+throughput with its CI and the speed-up over eager with its CI and source (reports.speedup),
+plus the per-round (per-worker) values so a step between commits can be tested on more than
+one number per run. Each line also carries the commit, the run's date and the machine
+fingerprint (absolute throughput is only comparable within one machine, so trends are series
+per (machine, cell)).
 
 A history file is recognised by its lines: every line is a JSON object with
 `"kind": "history"`. A file whose first line is anything else (a run file, a report, any text)
@@ -31,10 +32,10 @@ import numpy as np
 import pandas as pd
 
 from bench.paths import DEFAULT_HISTORY
-from bench.stats import mann_whitney_u, ratio_ci, summarize
+from bench.stats import mann_whitney_u, summarize
 from bench.store import Run, append_whole
-from reports.compare import REFERENCE_MODE, eager_key, round_speedups
 from reports.pool import PooledCell, pool_cells
+from reports.speedup import REFERENCE, UNPAIRED, eager_key, speedup_over_eager
 
 HISTORY_SCHEMA = 1
 UNKNOWN_COMMIT = "unknown"
@@ -59,10 +60,12 @@ class HistoryEntry:
     images_per_s: float | None = None
     ips_ci_low: float | None = None
     ips_ci_high: float | None = None
-    speedup: float | None = None  # over eager, same run; None for eager itself
+    speedup: float | None = None  # over eager, same run (reports.speedup); None for eager
     speedup_ci_low: float | None = None
     speedup_ci_high: float | None = None
+    speedup_source: str = ""  # paired | separate workers (reports.speedup); "" without one
     round_ips: list[float] = field(default_factory=list)
+    # One speed-up per worker (paired) or per round (separate workers): the step tests' points.
     round_speedups: list[float] = field(default_factory=list)
     schema: int = HISTORY_SCHEMA
 
@@ -135,17 +138,17 @@ def _entry(cell: PooledCell, eager: PooledCell | None, commit: str, fingerprint:
         stats.images_per_s, stats.ips_ci_low, stats.ips_ci_high)
     entry.round_ips = [cell.images_per_s(cell.round_samples[r])
                        for r in sorted(cell.round_samples)]
-    if cell.cell.mode == REFERENCE_MODE or eager is None or not eager.ok:
+    speedup = speedup_over_eager(cell, eager)
+    if speedup is None or speedup.source == REFERENCE:
         return entry
-    ratios = round_speedups(cell, eager)
-    if not len(ratios):
-        return entry
-    scale = cell.images_per_step / eager.images_per_step
-    low, high = ratio_ci(eager.samples, samples)  # median(eager time) / median(mode time)
-    entry.speedup = cell.images_per_s(samples) / eager.images_per_s(eager.samples)
-    entry.speedup_ci_low, entry.speedup_ci_high = low * scale, high * scale
-    entry.round_speedups = [float(r) for r in ratios]
+    entry.speedup, entry.speedup_source = speedup.value, speedup.source
+    entry.speedup_ci_low, entry.speedup_ci_high = _finite_or_none(speedup.low, speedup.high)
+    entry.round_speedups = list(speedup.samples)
     return entry
+
+
+def _finite_or_none(*values: float) -> list[float | None]:
+    return [v if math.isfinite(v) else None for v in values]
 
 
 # --------------------------------------------------------------------------- the file
@@ -320,6 +323,7 @@ class Series:
     metric: str  # "images_per_s" | "speedup"
     entries: list[HistoryEntry]
     steps: list[Step]
+    source: str = ""  # speed-up series: the measurement (reports.speedup), one per series
 
     @property
     def values(self) -> list[float]:
@@ -334,17 +338,25 @@ def series(entries: Sequence[HistoryEntry], metric: str = "images_per_s",
     """Split the history into per-(cell, machine) series of one metric and find their steps.
 
     Entries without the metric (failed cells, eager's speed-up) are left out of the series.
+    Speed-ups are also split by their source: paired and separate-workers speed-ups of one
+    cell differ by the machine's drift between workers, so a switch between them is not a step.
     """
     if metric not in METRIC_ROUNDS:
         raise ValueError(f"metric must be one of {', '.join(METRIC_ROUNDS)}, got {metric!r}")
     ordered = sorted(entries, key=lambda e: e.date)  # stable: append order breaks ties
-    grouped: dict[tuple[str, str], list[HistoryEntry]] = {}
+    grouped: dict[tuple[str, str, str], list[HistoryEntry]] = {}
     for entry in ordered:
         if getattr(entry, metric) is not None:
-            grouped.setdefault((entry.key, entry.fingerprint), []).append(entry)
+            source = _speedup_source(entry) if metric == "speedup" else ""
+            grouped.setdefault((entry.key, entry.fingerprint, source), []).append(entry)
     out = []
-    for (key, fingerprint), items in grouped.items():
+    for (key, fingerprint, source), items in grouped.items():
         points = [getattr(e, METRIC_ROUNDS[metric]) or [getattr(e, metric)] for e in items]
         out.append(Series(key, fingerprint, metric, items,
-                          detect_steps(points, threshold, alpha, window)))
+                          detect_steps(points, threshold, alpha, window), source))
     return out
+
+
+def _speedup_source(entry: HistoryEntry) -> str:
+    """Lines written before the source was recorded held the separate-workers ratio."""
+    return entry.speedup_source or UNPAIRED

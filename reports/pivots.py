@@ -1,4 +1,4 @@
-"""Decision tables from the flat frame: modes side by side, speed-up over eager, break-even.
+"""Decision tables from the flat frame: modes side by side, speed-ups, break-even.
 
 These are the numbers a user chooses a mode by, so the arithmetic lives here as small pure
 functions over `reports.table.records_frame` output, testable on hand-made rows, and the HTML
@@ -16,7 +16,6 @@ import pandas as pd
 
 from bench.modes import REFERENCE_MODE, display_order
 from bench.record import ALL_THREADS, FAILED_STATUSES, InputStyle, Status
-from bench.stats import ratio_ci
 from reports.format import format_value
 
 # Everything that identifies a comparable group of cells: only the mode differs inside one.
@@ -65,62 +64,6 @@ def cell_label(row: pd.Series | dict[str, Any], with_machine: bool = False) -> s
     return label
 
 
-# --------------------------------------------------------------------------- speed-up
-
-
-def with_speedup(frame: pd.DataFrame, bootstrap: bool = True) -> pd.DataFrame:
-    """Add speed-up over eager (same run, machine, device, case, config, phase, batch, threads).
-
-    Where the cell's workers measured it paired (alternating with eager inside each worker,
-    bench.timing.measure_paired), the speed-up is that: the geometric mean over workers with a
-    t-interval across them (`speedup_paired*` columns, bench.replicates). Otherwise it is
-    images_per_s(mode) / images_per_s(eager) from separate workers, with a bootstrap CI of
-    that ratio of medians from the raw samples (bench.stats.ratio_ci). `speedup_source` says
-    which. NaN when either side has no samples (failed, skipped, no eager).
-    """
-    frame = frame.copy()
-    frame["speedup"] = math.nan
-    frame["speedup_low"] = math.nan
-    frame["speedup_high"] = math.nan
-    frame["speedup_source"] = ""
-    for _, rows in groups(frame):
-        eager = rows[(rows["mode"] == REFERENCE_MODE) & (rows["status"] == Status.OK)]
-        if eager.empty or not eager["images_per_s"].iloc[0] > 0:
-            continue
-        ref = eager.iloc[0]
-        for index, row in rows.iterrows():
-            if row["status"] != Status.OK or not row["images_per_s"] > 0:
-                continue
-            if row["mode"] == REFERENCE_MODE:
-                frame.at[index, "speedup"] = 1.0
-                continue
-            paired = row.get("speedup_paired", math.nan)
-            if paired is not None and not _isnan(paired):
-                frame.at[index, "speedup"] = paired
-                frame.at[index, "speedup_low"] = row.get("speedup_paired_low", math.nan)
-                frame.at[index, "speedup_high"] = row.get("speedup_paired_high", math.nan)
-                frame.at[index, "speedup_source"] = "paired"
-                continue
-            frame.at[index, "speedup"] = row["images_per_s"] / ref["images_per_s"]
-            frame.at[index, "speedup_source"] = "separate workers"
-            if not bootstrap:
-                continue
-            low, high = _speedup_ci(ref, row)
-            frame.at[index, "speedup_low"] = low
-            frame.at[index, "speedup_high"] = high
-    return frame
-
-
-def _speedup_ci(eager: pd.Series, row: pd.Series) -> tuple[float, float]:
-    a, b = eager.get("samples_s"), row.get("samples_s")
-    if a is None or b is None or len(a) == 0 or len(b) == 0:
-        return math.nan, math.nan
-    # Step times are per batch; scale if the two cells put different image counts in a step.
-    scale = row["images_per_step"] / eager["images_per_step"]
-    low, high = ratio_ci(a, b)
-    return low * scale, high * scale
-
-
 def pivot_modes(frame: pd.DataFrame, value: str) -> pd.DataFrame:
     """One metric with modes as columns and one row per comparable group (NaN where absent)."""
     keys = [k for k in GROUP_KEYS if frame[k].nunique(dropna=False) > 1] or ["case"]
@@ -137,7 +80,7 @@ MAIN_COLUMNS = [
 
 
 def main_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The decision table in long form (group keys, then one row per mode); expects speedup."""
+    """The decision table in long form (group keys, then one row per mode)."""
     columns = GROUP_KEYS + [c for c in MAIN_COLUMNS if c in frame.columns]
     return sort_cells(frame).loc[:, columns].reset_index(drop=True)
 

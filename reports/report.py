@@ -41,7 +41,6 @@ from reports.pivots import (
     mode_order,
     noisy_cells,
     scorecard,
-    with_speedup,
 )
 from reports.table import load_warnings, machine_label, printable_columns, records_frame
 from reports.time_spent import by_mode, by_stage, eta_error_at
@@ -67,7 +66,7 @@ def build_report(runs: Sequence[Run], baseline: Sequence[Run] | None = None,
     # An A/B run's sides hold the same cells: the comparison section speaks for both, and
     # the ordinary sections show side B (the candidate) so its cells are not pooled with A's.
     runs = [r for r in runs if (ab_info(r) or {}).get("side") != "A"] if pairs else runs
-    frame = with_speedup(records_frame(list(runs)))
+    frame = records_frame(list(runs))
     even = break_even(frame) if not frame.empty else pd.DataFrame()
     view = baseline_view(baseline, runs) if baseline else None
     warnings = report_warnings(runs, frame) + (_baseline_warnings(view) if view else [])
@@ -244,7 +243,8 @@ def _machine_section(machine: str, device: str, frame: pd.DataFrame,
     parts.append(h.section(f"{anchor}-tables", "Modes side by side, per case", "", 3))
     parts.append(h.paragraph(
         "Images/s is the batch size over the median step time, with its 95% confidence "
-        "interval; speed-up is over eager on the same cell (bootstrap 95% CI). Setup is the sum "
+        "interval; speed-up is over eager on the same cell, paired in one worker where measured "
+        "so (95% CI; a bootstrap one for separate workers). Setup is the sum "
         "of the recorded setup stages; first result is the time from 'prepare' to the first "
         "output. The best throughput per table is bold; green/red speed-ups are significant."))
     for key, cells in groups(frame):
@@ -342,11 +342,12 @@ def _range_text(low: float, high: float) -> str:
 
 
 def _speedup_cell(value: float, low: float = math.nan, high: float = math.nan) -> h.Cell:
-    """Speed-up with its CI; green/red only when the whole CI is above/below 1."""
+    """Speed-up with its CI; green/red only when the whole CI is above/below 1. Eager's own
+    interval is the point 1 (reports.speedup) and says nothing, so it is not shown."""
     if not math.isfinite(value):
         return h.text("", "num")
     label = f"{value:.2f}×"
-    if math.isfinite(low) and math.isfinite(high):
+    if math.isfinite(low) and math.isfinite(high) and high > low:
         label += f" ({low:.2f}–{high:.2f})"
         css = "good" if low > 1 else "bad" if high < 1 else ""
     else:

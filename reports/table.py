@@ -20,16 +20,13 @@ import pandas as pd
 
 from bench.errors import UsageError
 from bench.record import OTHER_LOAD_WARN, SETUP_STAGES, TIME_STAGES, InputStyle, Record
-from bench.replicates import (
-    SPEEDUP_OUTLIER,
-    THROUGHPUT_OUTLIER,
-    summarize_replicates,
-)
-from bench.stats import median_ci, summarize
+from bench.replicates import THROUGHPUT_OUTLIER, summarize_replicates
+from bench.stats import summarize
 from bench.store import Run, peak_for
 from reports.csvfile import to_csv
 from reports.format import format_value
 from reports.pool import PooledCell, pool
+from reports.speedup import Speedup, eager_key, speedup_over_eager
 
 # Status severity: a pooled cell takes the worst status of its rounds.
 
@@ -37,7 +34,7 @@ from reports.pool import PooledCell, pool
 BASE_COLUMNS = [
     "case", "config", "mode", "phase", "device", "input", "batch", "threads", "status",
     "reason", "images_per_s", "ci_low", "ci_high", "workers", "excluded_workers", "worker_cv",
-    "speedup_paired", "speedup_paired_low", "speedup_paired_high", "cv", "p50_ms", "p90_ms",
+    "speedup", "speedup_low", "speedup_high", "speedup_source", "cv", "p50_ms", "p90_ms",
     "p99_ms", "samples", "outliers", "setup_s", "first_result_s", "peak_rss_mb",
     "peak_device_mb", "gflops", "peak_fraction", "graph_nodes", "max_abs_diff", "tolerance",
     "equivalent", "macs", "params", "other_load", "epoch_batches", "epoch_s",
@@ -53,7 +50,7 @@ RAW_COLUMNS = ["samples_s"]
 # What a terminal shows by default: enough to choose a mode, narrow enough for 120 columns.
 DEFAULT_COLUMNS = [
     "case", "config", "mode", "phase", "device", "batch", "threads", "status", "images_per_s",
-    "ci_low", "ci_high", "workers", "speedup_paired", "p50_ms", "p99_ms", "setup_s",
+    "ci_low", "ci_high", "workers", "speedup", "speedup_source", "p50_ms", "p99_ms", "setup_s",
     "peak_rss_mb", "equivalent", "reason",
 ]
 
@@ -100,17 +97,26 @@ def records_frame(runs: Sequence[Run]) -> pd.DataFrame:
     Failed and skipped cells are rows too, with NaN measurements and their reason: a report
     that silently drops a crashed mode would make that mode look like it was never tried.
     """
-    rows: list[dict[str, Any]] = []
+    cells: list[tuple[Run, str, str, PooledCell]] = []
     for run in runs:
         machine = machine_label(run)
         groups: dict[tuple[str, str], list[tuple[int, Record]]] = {}
         for record in run.records:
             run_id = record.run_id or run.header.run_id
             groups.setdefault((run_id, record.cell.key), []).append((0, record))
-        for (run_id, _), items in groups.items():
-            row = _row(pool(items), run)
-            row.update(run_id=run_id, machine=machine, suite=run.header.suite, path=run.path)
-            rows.append(row)
+        cells.extend((run, machine, run_id, pool(items)) for (run_id, _), items in groups.items())
+    # A cell's eager partner: same machine and run, only the mode replaced (the first ok one).
+    partners: dict[tuple[str, str, str], PooledCell] = {}
+    for _, machine, run_id, pooled in cells:
+        if pooled.ok:
+            partners.setdefault((machine, run_id, pooled.cell.key), pooled)
+    rows: list[dict[str, Any]] = []
+    for run, machine, run_id, pooled in cells:
+        row = _row(pooled, run)
+        eager = partners.get((machine, run_id, eager_key(pooled.cell)))
+        row.update(_speedup_columns(speedup_over_eager(pooled, eager)))
+        row.update(run_id=run_id, machine=machine, suite=run.header.suite, path=run.path)
+        rows.append(row)
     frame = pd.DataFrame(rows)
     return frame.reindex(columns=_column_order(frame))
 
@@ -142,9 +148,7 @@ def _row(pooled: PooledCell, run: Run) -> dict[str, Any]:
         "images_per_step": pooled.images_per_step,
     }
     row.update(_sample_columns(list(pooled.samples) if ok else [], pooled.images_per_step))
-    row.update(_replicate_columns(list(pooled.worker_ips.values()) if ok else [],
-                                  list(pooled.worker_speedups.values()) if ok else [],
-                                  pooled.pair_ratios if ok else []))
+    row.update(_replicate_columns(list(pooled.worker_ips.values()) if ok else []))
     # Dataset input: one measured call is an epoch; samples are per batch (the worker divides).
     epoch = cell.input == InputStyle.DATASET
     row["epoch_batches"] = pooled.batches_per_call if epoch else math.nan
@@ -201,15 +205,12 @@ def _sample_columns(samples: list[float], images_per_step: int) -> dict[str, Any
     }
 
 
-def _replicate_columns(worker_ips: list[float], speedups: list[float],
-                       pair_ratios: list[float]) -> dict[str, Any]:
-    """Throughput and its CI from the spread *between* workers, and the paired speed-up.
+def _replicate_columns(worker_ips: list[float]) -> dict[str, Any]:
+    """Throughput and its CI from the spread *between* workers.
 
     With two or more workers the headline images/s is the geometric mean of the workers'
     own medians (outliers left out, bench.replicates) and its CI a t-interval across them;
-    with one worker the pooled-sample columns (a CI within one process) stand, and the paired
-    speed-up's CI is the median CI of its per-pair ratios (a CI within that worker: it
-    cannot see the spread between processes, which `--rounds` measures).
+    with one worker the pooled-sample columns (a CI within one process) stand.
     """
     out: dict[str, Any] = {"workers": len(worker_ips), "excluded_workers": 0,
                            "worker_cv": math.nan, "ci_between": math.nan}
@@ -218,15 +219,16 @@ def _replicate_columns(worker_ips: list[float], speedups: list[float],
         out.update(images_per_s=ips.center, ci_low=ips.low, ci_high=ips.high, workers=ips.n,
                    excluded_workers=ips.excluded, worker_cv=ips.cv,
                    ci_between=ips.rel_halfwidth)
-    paired = summarize_replicates(speedups, SPEEDUP_OUTLIER)
-    out.update(speedup_paired=paired.center, speedup_paired_low=paired.low,
-               speedup_paired_high=paired.high, paired_workers=paired.n)
-    if paired.n == 1 and len(pair_ratios) >= 3:
-        low, high = median_ci(pair_ratios)
-        if math.isfinite(low) and math.isfinite(high):
-            out.update(speedup_paired_low=min(low, paired.center),
-                       speedup_paired_high=max(high, paired.center))
     return out
+
+
+def _speedup_columns(speedup: Speedup | None) -> dict[str, Any]:
+    """Speed-up over eager (reports.speedup), its CI and which measurement gave it."""
+    if speedup is None:
+        return {"speedup": math.nan, "speedup_low": math.nan, "speedup_high": math.nan,
+                "speedup_source": ""}
+    return {"speedup": speedup.value, "speedup_low": speedup.low,
+            "speedup_high": speedup.high, "speedup_source": speedup.source}
 
 
 def load_warnings(frame: pd.DataFrame) -> list[str]:

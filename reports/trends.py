@@ -66,7 +66,7 @@ def _steps(by_metric: dict[str, list[Series]]) -> list[list[h.Cell]]:
             for step in s.steps:
                 entry = s.entries[step.index]
                 rows.append([h.text(s.key), h.text(METRIC_LABELS[metric]),
-                             h.text(_short(s.fingerprint) or "-"), h.text(entry.commit[:12]),
+                             h.text(_series_label(s, "-")), h.text(entry.commit[:12]),
                              h.text(entry.date),
                              h.text(f"{format_value(step.before)} → {format_value(step.after)}"),
                              h.text(f"{step.change:+.1%}", "up" if step.change > 0 else "down"),
@@ -82,6 +82,12 @@ def _run_order(entries: Sequence[HistoryEntry]) -> dict[str, int]:
 
 def _short(fingerprint: str) -> str:
     return fingerprint[:10]
+
+
+def _series_label(s: Series, unknown: str) -> str:
+    """The machine, and for a speed-up the measurement it came from (paired, separate workers)."""
+    machine = _short(s.fingerprint) or unknown
+    return f"{machine} ({s.source})" if s.source else machine
 
 
 def _plain_text(text: str) -> str:
@@ -126,7 +132,7 @@ def _draw(ax, s: Series, order: dict[str, int], labels: dict[int, str]) -> None:
               [max(0.0, hi - y) if hi is not None else 0.0
                for y, hi in zip(ys, highs, strict=True)]]
     line = ax.errorbar(xs, ys, yerr=errors, marker="o", markersize=3, capsize=2,
-                       label=_plain_text(_short(s.fingerprint)) or "unknown machine")
+                       label=_plain_text(_series_label(s, "unknown machine")))
     for step in s.steps:
         _mark(ax, step, xs, line.lines[0].get_color())
 

@@ -4,7 +4,7 @@ Per case, phase and batch: the fastest mode and its speed-up over eager with its
 threads profile); per case: the mode with the soonest first result; across the run: the most
 debuggable mode by the probes' score (bench.probes.table.debuggability_score), every cell that
 failed or disagreed with eager, the noisy cells, and where the report is. Pure: a frame in (from
-`records_frame` + `with_speedup`), lines out.
+`records_frame`), lines out.
 """
 
 from __future__ import annotations

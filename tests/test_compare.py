@@ -296,3 +296,18 @@ def test_baselines_and_history_default_to_the_working_directory(monkeypatch, tmp
     assert Path(resolve_baseline("quick-cpu", BASELINE_DIR)).resolve().is_file()
     monkeypatch.chdir(tmp_path)  # elsewhere: nothing is found inside the installed package
     assert resolve_baseline("quick-cpu", BASELINE_DIR) == "quick-cpu"
+
+
+def test_compare_shows_the_speedup_the_table_shows(base):
+    """One definition (reports.speedup): separate workers here, paired in the recorded baseline."""
+    from reports.table import records_frame
+
+    recorded = Path(__file__).resolve().parent / "data" / "quick-cpu-xeon.jsonl"
+    for path, source in ((base, "separate workers"), (recorded, "paired")):
+        run = load_run(path)
+        table = records_frame([run]).set_index("key")
+        rows = compare_runs([run], [run]).rows
+        rows = rows[rows["metric"] == "speedup_vs_eager"]
+        assert len(rows) and set(table.loc[rows["key"], "speedup_source"]) == {source}
+        shown = table.loc[rows["key"], "speedup"].tolist()
+        assert rows["baseline"].tolist() == pytest.approx(shown)

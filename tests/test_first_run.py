@@ -24,7 +24,6 @@ from bench.eta import (
 from bench.lifecycle import Laps
 from bench.record import TIME_STAGES, Cell, Record
 from bench.store import load_run, load_runs
-from reports.pivots import with_speedup
 from reports.table import records_frame
 from reports.time_spent import by_mode, by_stage, eta_accuracy, eta_error_at, time_line
 from reports.verdict import verdict_lines, with_labels
@@ -181,8 +180,8 @@ def test_the_terminal_verdict_names_the_findings(recorded):
 
 
 def test_verdict_names_failures_and_disagreements():
-    frame = with_labels(with_speedup(records_frame(load_runs(
-        [ROOT / "tests" / "data" / "quick-cpu-xeon.jsonl"]))))
+    frame = with_labels(records_frame(load_runs(
+        [ROOT / "tests" / "data" / "quick-cpu-xeon.jsonl"])))
     frame.loc[frame.index[0], "status"] = "crashed"
     wrong = frame.index[frame["status"] == "ok"][0]
     frame.loc[wrong, "equivalent"] = False
@@ -247,7 +246,7 @@ def test_scorecard_explains_where_a_probe_varies(recorded):
     from reports.pivots import scorecard
 
     _, run = recorded
-    card = scorecard(with_speedup(records_frame([run])))
+    card = scorecard(records_frame([run]))
     eager = card[card["mode"] == "eager"].iloc[0]
     # eager's Python runs every step in both phases, but a different number of calls
     assert eager["dbg_python_calls_per_step__varies"].startswith("phase: infer")

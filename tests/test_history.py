@@ -12,6 +12,7 @@ from bench.cli import main
 from bench.record import Cell, Record
 from bench.store import RunHeader, RunWriter, load_run
 from reports.history import (
+    HistoryEntry,
     append_run,
     detect_steps,
     history_frame,
@@ -22,6 +23,7 @@ from reports.history import (
 from reports.trends import render_trends, write_trends
 
 MEDIAN_S = {"eager": 0.010, "function": 0.005}
+BASELINE_RUN = Path(__file__).resolve().parent / "data" / "quick-cpu-xeon.jsonl"
 
 
 def write_run(path: Path, index: int, function_s: float = 0.005, rounds: int = 3,
@@ -70,6 +72,40 @@ def test_single_thread_cells_get_their_speedup_from_single_thread_eager(tmp_path
     function = next(e for e in summarize_run(run) if e.mode == "function")
     assert function.key.endswith("/t1")
     assert function.speedup == pytest.approx(2.0, rel=0.03)
+
+
+def test_recorded_single_thread_cells_record_their_paired_speedup():
+    """The recorded Xeon run (quick suite, `threads` 1, paired workers): every ok non-eager
+    cell gets the speed-up the table shows, from the same measurement."""
+    from reports.table import records_frame
+
+    run = load_run(BASELINE_RUN)
+    table = records_frame([run]).set_index("key")
+    entries = [e for e in summarize_run(run) if e.status == "ok" and e.mode != "eager"]
+    assert entries and all(e.key.endswith("/t1") for e in entries)
+    for entry in entries:
+        row = table.loc[entry.key]
+        assert entry.speedup_source == row["speedup_source"] == "paired"
+        assert entry.speedup == pytest.approx(row["speedup"])
+        assert entry.speedup_ci_low <= entry.speedup <= entry.speedup_ci_high
+        paired = [r for r in run.records if r.cell.key == entry.key and r.paired_s]
+        assert len(entry.round_speedups) == len(paired)  # one per paired worker
+
+
+def test_a_switch_from_separate_workers_to_paired_speedups_is_not_a_step():
+    """Old lines (no source: separate workers) then paired ones 20% higher: two series."""
+    def entry(i: int, value: float, source: str) -> HistoryEntry:
+        return HistoryEntry(commit=f"c{i}", date=f"2024-05-{i + 1:02d}", fingerprint="m",
+                            run_id=f"run{i}", suite="quick", key="cnn/function", mode="function",
+                            status="ok", speedup=value, speedup_source=source,
+                            round_speedups=[value * f for f in (0.99, 1.0, 1.01)])
+    entries = [entry(i, 2.0, "") for i in range(5)] + [entry(i, 2.4, "paired")
+                                                      for i in range(5, 10)]
+    found = series(entries, "speedup")
+    assert sorted(s.source for s in found) == ["paired", "separate workers"]
+    assert all(not s.steps for s in found)
+    same = [entry(i, e.speedup, "paired") for i, e in enumerate(entries)]
+    assert [s.index for s in series(same, "speedup")[0].steps] == [5]  # one source: a step
 
 
 def test_history_is_append_only_and_skips_a_run_already_there(tmp_path):

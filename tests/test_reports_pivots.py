@@ -22,7 +22,6 @@ from reports.pivots import (
     pivot_modes,
     scorecard,
     wins_below_steps,
-    with_speedup,
 )
 from reports.table import records_frame
 
@@ -80,7 +79,7 @@ def test_speedup_and_pivot_with_failed_and_skipped_cells(tmp_path):
                rec("xla", None, status="error", reason="<b>boom</b>"),
                rec("eager", 0.030, "train"),
                rec("frozen", None, "train", status="skipped", reason="not applicable")]
-    frame = with_speedup(frame_of(tmp_path, ("cpu", records)))
+    frame = frame_of(tmp_path, ("cpu", records))
     fn = frame[frame["mode"] == "function"].iloc[0]
     assert fn["speedup"] == pytest.approx(2.0, rel=0.03)
     assert fn["speedup_low"] < fn["speedup"] < fn["speedup_high"]
@@ -95,11 +94,11 @@ def test_speedup_and_pivot_with_failed_and_skipped_cells(tmp_path):
 
 
 def test_speedup_never_crosses_machines(tmp_path):
-    frame = with_speedup(frame_of(
+    frame = frame_of(
         tmp_path,
         ("laptop", [rec("eager", 0.010), rec("function", 0.005)]),
         ("server", [rec("eager", 0.002), rec("function", 0.004)]),
-    ))
+    )
     by = {(r["machine"].split()[0], r["mode"]): r["speedup"] for _, r in frame.iterrows()}
     assert by[("laptop", "function")] == pytest.approx(2.0, rel=0.03)
     assert by[("server", "function")] == pytest.approx(0.5, rel=0.03)
@@ -137,7 +136,7 @@ def test_scorecard_and_disagreement(tmp_path):
                rec("xla", 0.004, debug={"breakpoint": False}, max_abs_diff=0.5,
                    tolerance=1e-3, equivalent=False),
                rec("eager", 0.012, "train")]
-    frame = with_speedup(frame_of(tmp_path, ("cpu", records)))
+    frame = frame_of(tmp_path, ("cpu", records))
     card = scorecard(frame).set_index("mode")
     assert list(card.index) == ["eager", "function", "xla"]
     assert card.loc["eager", "dbg_breakpoint"] is True

@@ -126,11 +126,10 @@ def main(args: argparse.Namespace) -> int:
     if args.format:
         print(format_table(frame[default_columns(frame)], args.format))
     else:
-        from reports.pivots import with_speedup
         from reports.time_spent import time_line
         from reports.verdict import verdict_lines, with_labels
 
-        print("\n".join(verdict_lines(with_labels(with_speedup(frame)),
+        print("\n".join(verdict_lines(with_labels(frame),
                                        printable(written) if written else None)))
         print("  " + time_line(runs))
     for line in load_warnings(frame):

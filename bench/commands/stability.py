@@ -61,6 +61,7 @@ def _agreement(a, b, tolerance: float, what: str) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from bench.store import load_runs, run_warnings
+    from reports.speedup import PAIRED
     from reports.table import records_frame
 
     if args.tolerance <= 0:
@@ -81,7 +82,6 @@ def main(args: argparse.Namespace) -> int:
     if a.index.intersection(b.index).empty:
         raise UsageError("the two runs have no ok cell in common")
     print(_agreement(a["images_per_s"], b["images_per_s"], args.tolerance, "throughput"))
-    if "speedup_paired" in a and "speedup_paired" in b:
-        print(_agreement(a["speedup_paired"], b["speedup_paired"], args.tolerance,
-                         "paired speed-up over eager"))
+    paired = [f.loc[f.speedup_source == PAIRED, "speedup"] for f in (a, b)]
+    print(_agreement(*paired, args.tolerance, "paired speed-up over eager"))
     return 0
