@@ -39,6 +39,15 @@ HELLO_TIMEOUT_S = 180.0  # importing TensorFlow on a busy 2-core machine
 _ENV_SPLIT = re.compile(r",(?=[A-Za-z_][A-Za-z0-9_]*=)")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
+# glibc's malloc adapts its mmap threshold to each process's own history of frees, so two fresh
+# processes running identical eager code may serve their activations from the heap, or from
+# fresh mmaps that page-fault on every step, for their whole life: with glibc's defaults the
+# eager cells' B/A ratio of identical code moved between worker pairs by 20-29% (sd; cnn) and
+# 8-10% (MobileNet); with these two fixed, by 1.7-1.8% and 1.8-3.5% (docs/regression-tracking.md
+# has the command). Every side's workers get them unless its env: part sets them itself; the
+# run file's header records them with the side's environment.
+ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 32)}
+
 
 @dataclass(frozen=True)
 class SideSpec:
@@ -131,7 +140,7 @@ def prepare_side(spec: SideSpec, label: str, root: Path | None = None) -> Side:
             commit = _git(root, "rev-parse", "HEAD")
             dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
     python = interpreter(spec, label)
-    return Side(label, spec, code, python, dict(spec.env), commit, dirty)
+    return Side(label, spec, code, python, {**ALLOCATOR_ENV, **dict(spec.env)}, commit, dirty)
 
 
 def interpreter(spec: SideSpec, label: str) -> str:

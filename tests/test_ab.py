@@ -176,3 +176,13 @@ def test_a_git_side_runs_that_revisions_code(tmp_path):
     (row,) = csv.DictReader(io.StringIO(result.stdout))
     assert float(row["ratio"]) < 0.5, row  # B (the fast revision) far faster than A
     assert (repo / ".git" / "bench-worktrees" / slow / "bench" / "lockstep.py").is_file()
+
+
+def test_every_side_gets_fixed_allocator_thresholds_unless_it_sets_them():
+    from bench.sides import ALLOCATOR_ENV, parse_side, prepare_side
+
+    plain = prepare_side(parse_side("."), "A")
+    assert {k: plain.env[k] for k in ALLOCATOR_ENV} == ALLOCATOR_ENV
+    own = prepare_side(parse_side(".+env:MALLOC_MMAP_THRESHOLD_=0,X=1"), "B")
+    assert own.env["MALLOC_MMAP_THRESHOLD_"] == "0" and own.env["X"] == "1"
+    assert own.env["MALLOC_TRIM_THRESHOLD_"] == ALLOCATOR_ENV["MALLOC_TRIM_THRESHOLD_"]
