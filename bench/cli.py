@@ -15,11 +15,11 @@ import errno
 import importlib
 import sys
 
-from bench import signals
-from bench.atomic import OutputError
+from bench.engine import signals
 from bench.errors import WRITE_FAILED, UsageError
-from bench.paths import printable
-from bench.store import StoreWriteError
+from bench.store.atomic import OutputError
+from bench.store.paths import printable
+from bench.store.runfiles import StoreWriteError
 
 # A full disk, quota or read-only file system while writing a report, baseline or page.
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except StoreWriteError as exc:
         print(f"error: {exc.strerror}", file=sys.stderr)
         return WRITE_FAILED
-    except OutputError as exc:  # a report, page, CSV or baseline (bench.atomic); named
+    except OutputError as exc:  # a report, page, CSV or baseline (bench.store.atomic); named
         print(f"error: cannot write {printable(exc.filename)}: {exc.strerror}", file=sys.stderr)
         return WRITE_FAILED
     except OSError as exc:

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from bench.engine.plan import Suite, expand, load_suite
 from bench.errors import UsageError
-from bench.plan import Suite, expand, load_suite
-from bench.record import ALL_THREADS, Cell, Device, InputStyle
+from bench.store.record import ALL_THREADS, Cell, Device, InputStyle
 
 DEFAULT_SUITE = "quick"
 

@@ -2,7 +2,7 @@
 
 `python -m bench.lockstep` runs in one side's environment (its interpreter, its revision of
 this repository first on the import path, its environment variables) and serves the A/B
-driver (bench.ab), which imports no TensorFlow and may be another revision of the code:
+driver (bench.ab.driver), which imports no TensorFlow and may be another revision of the code:
 
 - The server imports TensorFlow and the suite once, prints one hello line (the protocol
   version, where its `bench` package lives, the TensorFlow release) and then reads commands
@@ -11,7 +11,7 @@ driver (bench.ab), which imports no TensorFlow and may be another revision of th
   closes or its parent dies.
 - A worker connects to the driver's Unix socket, says its token, receives its job (a cell,
   the worker options, the CPUs to prepare on and the CPUs to step on), prepares the cell with
-  this revision's own `bench.worker.open_cell`, moves every thread to the lockstep CPUs and
+  this revision's own `bench.engine.worker.open_cell`, moves every thread to the lockstep CPUs and
   says it is ready. Then it runs one step per command byte (`w` a warm-up step, `s` a timed
   step; it answers `k` when the step's result is back), timing each step with its own clock.
   On `q` (followed by the CPUs to finish on) it closes the cell with `close_cell` (equivalence
@@ -42,7 +42,7 @@ SCRATCH_PREFIX = "bench-ab-"  # the driver's scratch folder, the servers' TMPDIR
 
 
 def send_json(conn: socket.socket, obj: dict[str, Any]) -> None:
-    from bench.store import _jsonable
+    from bench.store.runfiles import _jsonable
 
     data = json.dumps(obj, allow_nan=False, default=_jsonable).encode("utf-8")
     conn.sendall(b"J" + struct.pack(">I", len(data)) + data)
@@ -76,7 +76,7 @@ def pin_process(cpus: list[int]) -> None:
 
 
 def serve() -> int:
-    from bench.signals import die_with_parent
+    from bench.engine.signals import die_with_parent
 
     # The driver may die hard (SIGKILL): then the kernel sends this server SIGTERM, and it
     # removes the run's scratch folder (TMPDIR, AutoGraph's files) before going; its
@@ -87,10 +87,10 @@ def serve() -> int:
     import tensorflow as tf
 
     import bench
+    import bench.engine.worker  # noqa: F401
     import bench.modes.graph  # noqa: F401  - what every worker needs, imported once
     import bench.modes.runtime  # noqa: F401
     import bench.modes.tf2  # noqa: F401
-    import bench.worker  # noqa: F401
     import cases  # noqa: F401
 
     hello = {"hello": HELLO, "protocol": PROTOCOL, "bench": os.path.dirname(bench.__file__),
@@ -117,7 +117,7 @@ def _remove_scratch_and_exit(signum, frame) -> None:
 
 def _worker(command: dict[str, Any]) -> None:
     """A forked worker's whole life; ends the process, whatever happens."""
-    from bench.signals import die_with_parent
+    from bench.engine.signals import die_with_parent
 
     code = 1
     try:
@@ -149,7 +149,7 @@ def _options(values: dict[str, Any]):
     """This revision's CellOptions from the driver's fields; fields it lacks are dropped."""
     import dataclasses
 
-    from bench.worker import CellOptions
+    from bench.engine.worker import CellOptions
 
     known = {f.name for f in dataclasses.fields(CellOptions)}
     return CellOptions(**{k: (tuple(v) if isinstance(v, list) else v)
@@ -159,10 +159,10 @@ def _options(values: dict[str, Any]):
 def _serve_cell(conn: socket.socket, job: dict[str, Any]) -> None:
     from dataclasses import replace
 
-    from bench.inject import slowdown_for, slowdown_from_env
-    from bench.record import Cell, Record, TimeStage
-    from bench.timing import Measurement
-    from bench.worker import close_cell, error_record, open_cell
+    from bench.engine.inject import slowdown_for, slowdown_from_env
+    from bench.engine.timing import Measurement
+    from bench.engine.worker import close_cell, error_record, open_cell
+    from bench.store.record import Cell, Record, TimeStage
 
     cell = Cell(**job["cell"])
     options = _options(job["options"])

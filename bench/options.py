@@ -4,7 +4,7 @@ An option that means the same thing in two commands (a batch size, a worker time
 significance level) is parsed by the same argparse `type` here, so it has the same bounds
 everywhere: `overhead --batch` and `debug --batch` stop at 4096 like `run --batch`, `debug
 --timeout 0` or `nan` is refused like `run --timeout`. The bounds of the run settings are
-bench.plan's (`_SETTING_RULES`, also used for suite files); a bad value is one argparse line
+bench.engine.plan's (`_SETTING_RULES`, also used for suite files); a bad value is one argparse line
 naming the option, the value and what is accepted (exit 2), before any work.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from bench import plan
+from bench.engine import plan
 
 # `overhead --steps`: steps each way; at a microsecond a step, ten million is a minute.
 MIN_STEPS, MAX_STEPS = 100, 10_000_000
@@ -44,7 +44,7 @@ def _checked(kind: type, ok: Callable[[Any], bool], accepted: str) -> Callable[[
 
 
 def setting(key: str) -> Callable[[str], Any]:
-    """The type of a run setting's option (`--timeout`, `--rounds`...): bench.plan's rule."""
+    """The type of a run setting's option (`--timeout`, `--rounds`...): bench.engine.plan's rule."""
     kind, ok, accepted = plan._SETTING_RULES[key]
     return _checked(kind, ok, accepted)
 

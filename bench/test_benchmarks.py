@@ -5,14 +5,14 @@
 
 Per cell, in one process (pytest-benchmark's model, unlike `python -m bench run`'s worker per
 cell), with the worker's own code around the timing, so every number means the same thing:
-1. `bench.worker.open_cell`: the workload, weights and input batch from the suite's seed,
+1. `bench.engine.worker.open_cell`: the workload, weights and input batch from the suite's seed,
    `mode.prepare` (its setup stages), the first call (stage `first_call`: tracing and
    compile-on-first-call land here), the equivalence steps;
 2. the timing, the only part that is pytest-benchmark's: one calibration call sizes the
    rounds to the suite's budget, then `benchmark.pedantic(step, warmup_rounds=W, rounds=R,
    iterations=1)`: warm-up is explicit, so tracing and compilation never count as
    steady-state time;
-3. `bench.worker.close_cell` (without the paired measurement): peak memory above the cell's
+3. `bench.engine.worker.close_cell` (without the paired measurement): peak memory above the cell's
    start, the probes (with --bench-probes), the eager reference on the same weights and
    bytes, close. A result outside the mode's tolerance fails the test and is left out of
    the saved JSON (a wrong answer has no speed).
@@ -23,7 +23,8 @@ extra_info): pytest-benchmark's own table shows per-call times,
 while images_per_s (and `bench table`, which divides the raw times) count every batch.
 
 Everything pytest-benchmark has no field for goes to `extra_info` (see `cell_info`), which
-`bench.pytest_benchmark_json` reads back so `python -m bench table/report` accept the JSON files.
+`bench.store.pytest_benchmark_json` reads back so `python -m bench table/report` accept the
+JSON files.
 pytest-benchmark's --benchmark-min-rounds/max-time/warmup do not apply (rounds are pedantic):
 use the suite's settings or --bench-rounds/--bench-warmup.
 """
@@ -41,14 +42,14 @@ from typing import Any
 
 import pytest
 
-from bench.machine import machine_facts
+from bench.engine.machine import machine_facts
+from bench.engine.placement import pin, placement
+from bench.engine.plan import Settings
+from bench.engine.timing import Measurement
+from bench.engine.worker import CellOptions, OpenCell, close_cell, open_cell
 from bench.modes import DeviceUnavailable, Threads
-from bench.placement import pin, placement
-from bench.plan import Settings
-from bench.record import Cell, Record
-from bench.stats import summarize
-from bench.timing import Measurement
-from bench.worker import CellOptions, OpenCell, close_cell, open_cell
+from bench.stats.samples import summarize
+from bench.store.record import Cell, Record
 
 MAX_ROUNDS = 100_000  # a guard against a calibration call that was absurdly fast
 EXTRA_INFO_VERSION = 1  # bump when an extra_info key changes meaning (reports read it)
@@ -79,7 +80,7 @@ def test_bench(benchmark, bench_cell: Cell, bench_selection, bench_runtime: Runt
     cell = bench_cell
     settings = bench_selection.suite.settings
     probes, probes_status = _probes(bench_selection.probes)
-    # The worker's own code before and after the timing (bench.worker.open_cell, close_cell):
+    # The worker's own code before and after the timing (bench.engine.worker.open_cell, close_cell):
     # only the timing is pytest-benchmark's. No paired measurement (pytest-benchmark has no
     # field for it); the CPUs were pinned once for the session (bench_runtime).
     options = CellOptions.from_settings(settings, probes=probes, paired=False,
@@ -162,9 +163,9 @@ def cell_info(cell: Cell, suite: str, record: Record, mode_extra: dict[str, Any]
               measured: dict[str, Any], stats, machine: dict[str, Any]) -> dict[str, Any]:
     """The benchmark's extra_info: what pytest-benchmark has no field for, JSON-ready.
 
-    `record` is the worker's Record of the cell (bench.worker.close_cell). `stats` is
+    `record` is the worker's Record of the cell (bench.engine.worker.close_cell). `stats` is
     pytest-benchmark's Metadata (None with --benchmark-disable): images/s is derived from its
-    median step time, with the median's 95% confidence interval from bench.stats.
+    median step time, with the median's 95% confidence interval from bench.stats.samples.
     """
     info: dict[str, Any] = {
         "bench_extra_info": EXTRA_INFO_VERSION, "suite": suite, "key": cell.key,

@@ -35,17 +35,6 @@ class LoadedModel:
         return {n: v.numpy() for n, v in zip(self.names, self.variables, strict=True)}
 
 
-def load(workload: ModelWorkload) -> LoadedModel:
-    """A fresh copy of the model (its own variables): modes that train must not share them."""
-    if workload.kind == "savedmodel":
-        from cases.saved_model import load_signature
-
-        return load_signature(workload)
-    from cases.keras_model import load_keras
-
-    return load_keras(workload)
-
-
 def input_specs(workload: ModelWorkload, batch: int | None) -> dict[str, tf.TensorSpec]:
     return {t.name: tf.TensorSpec((batch, *t.shape), tf.as_dtype(t.dtype), name=t.name)
             for t in workload.model_inputs}

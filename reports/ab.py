@@ -4,7 +4,7 @@ Each side of `bench ab` is an ordinary run file whose header carries `options.ab
 run's id, the side's label and spec, the sequential rule). Round i of a cell in A and round i
 in B are the two workers of pair i, so everything here is recomputed from the stored step
 times: the pair ratios (B's median over A's), the sequential verdict replayed on them in the
-order they were measured (bench.abstats.sequential, the rule the run itself stopped on), and
+order they were measured (bench.stats.ab.sequential, the rule the run itself stopped on), and
 the exact facts of the first pair (status, equivalence, graph node counts) compared once.
 Pure pandas; no TensorFlow.
 """
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.abstats import Rule, Verdict, pair_ratio, sequential
 from bench.errors import UsageError
-from bench.record import Record, Status
-from bench.store import Run
+from bench.stats.ab import Rule, Verdict, pair_ratio, sequential
+from bench.store.record import Record, Status
+from bench.store.runfiles import Run
 
 COLUMNS = ["key", "case", "mode", "phase", "batch", "threads", "verdict", "ratio", "low",
            "high", "pairs", "excluded", "status_a", "status_b", "exact"]
@@ -109,7 +109,7 @@ def ab_table(pair: AbPair) -> pd.DataFrame:
 
 
 def _worst(statuses) -> str:
-    from bench.record import worst_status
+    from bench.store.record import worst_status
 
     statuses = list(statuses)
     return worst_status(statuses) if statuses else "missing"

@@ -6,7 +6,7 @@ fails a build and a tiny but real slow-down does not either. Three kinds of metr
 
 - ``images_per_s``: absolute throughput. Each worker process (round) is one replicate, its
   median one value, and the two sides' worker values are compared with Student's t-test
-  (pooled variance) on their logarithms (bench.replicates): thousands of steps from a handful
+  (pooled variance) on their logarithms (bench.stats.replicates): thousands of steps from a handful
   of processes are a handful of observations, not thousands. It depends on the machine, so
   it gates only when both sides carry the same machine fingerprint (or the caller insists).
 - ``speedup_vs_eager``: the speed-up of reports.speedup on each side. Measured *paired*,
@@ -18,7 +18,7 @@ fails a build and a tiny but real slow-down does not either. Three kinds of metr
   probes. They do not depend on speed, so any difference is reported, and one that is not
   clearly better is a failure ("changed"): refresh the baseline when it was intended.
 
-Everything here is plain numpy/pandas over `bench.store.Run`; no TensorFlow.
+Everything here is plain numpy/pandas over `bench.store.runfiles.Run`; no TensorFlow.
 """
 
 from __future__ import annotations
@@ -33,15 +33,15 @@ import numpy as np
 import pandas as pd
 
 from bench.modes import REFERENCE_MODE
-from bench.record import Status
-from bench.replicates import (
+from bench.stats.replicates import (
     SPEEDUP_OUTLIER,
     THROUGHPUT_OUTLIER,
     compare_replicates,
     used_values,
 )
-from bench.stats import mann_whitney_u
-from bench.store import Run
+from bench.stats.samples import mann_whitney_u
+from bench.store.record import Status
+from bench.store.runfiles import Run
 from reports.format import format_value as _format_value
 from reports.pool import PooledCell, pool_cells
 from reports.speedup import PAIRED, Speedup, eager_key, speedup_over_eager
@@ -283,7 +283,7 @@ def _throughput_row(key: str, b: PooledCell, c: PooledCell, rules: _Rules) -> di
 
 
 def group_shifts(base: dict[str, PooledCell], cur: dict[str, PooledCell]) -> dict[str, float]:
-    """Per comparison group (bench.record.Cell.group_key): the log change of the paired
+    """Per comparison group (bench.store.record.Cell.group_key): the log change of the paired
     speed-ups that the group's modes share, the median over its modes (at least three).
 
     Measured on the shared VMs this suite runs on: between a baseline and a run minutes later

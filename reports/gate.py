@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from bench.abstats import Rule, Verdict
-from bench.record import is_failed
+from bench.stats.ab import Rule, Verdict
+from bench.store.record import is_failed
 
 
 @dataclass(frozen=True)

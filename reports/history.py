@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.paths import DEFAULT_HISTORY
-from bench.stats import mann_whitney_u, summarize
-from bench.store import Run, append_whole
+from bench.stats.samples import mann_whitney_u, summarize
+from bench.store.paths import DEFAULT_HISTORY
+from bench.store.runfiles import Run, append_whole
 from reports.pool import PooledCell, pool_cells
 from reports.speedup import REFERENCE, UNPAIRED, eager_key, speedup_over_eager
 

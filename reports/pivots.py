@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bench.modes import REFERENCE_MODE, display_order
-from bench.record import ALL_THREADS, FAILED_STATUSES, InputStyle, Status
+from bench.store.record import ALL_THREADS, FAILED_STATUSES, InputStyle, Status
 from reports.format import format_value
 
 # Everything that identifies a comparable group of cells: only the mode differs inside one.

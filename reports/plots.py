@@ -17,9 +17,9 @@ from contextlib import contextmanager
 
 import matplotlib
 
-from bench.abstats import Verdict
 from bench.modes import MODE_TABLE
-from bench.record import InputStyle, Status, is_failed
+from bench.stats.ab import Verdict
+from bench.store.record import InputStyle, Status, is_failed
 
 matplotlib.use("Agg")
 

@@ -3,7 +3,7 @@
 The one place rounds are combined, for the tables, the comparison and the history. Samples
 are kept per worker, keyed (run index, round), because a worker is the replicate between-worker
 statistics need; `samples` concatenates them. The status is the worst round's
-(bench.record.Status severity), and a cell is ok only when every round was. Setup stages and
+(bench.store.record.Status severity), and a cell is ok only when every round was. Setup stages and
 the first result take the median over rounds (one slow first call should not dominate); memory
 takes the maximum (a peak is a peak); graph node counts and probe facts come from the earliest
 round that has them.
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.record import Cell, Record, Status, severity
-from bench.replicates import worker_speedup, worker_throughput
-from bench.store import Run
+from bench.stats.replicates import worker_speedup, worker_throughput
+from bench.store.record import Cell, Record, Status, severity
+from bench.store.runfiles import Run
 
 Worker = tuple[int, int]  # (run index, round)
 

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.abstats import Verdict
 from bench.probes.table import BETTER
-from bench.record import MEASURING_STAGES, InputStyle, Status
-from bench.store import Run, run_warnings
+from bench.stats.ab import Verdict
+from bench.store.record import MEASURING_STAGES, InputStyle, Status
+from bench.store.runfiles import Run, run_warnings
 from reports import html as h
 from reports import plots
 from reports.ab import AbPair, ab_info, ab_table, describe_ratio, find_pairs, verdict_counts

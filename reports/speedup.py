@@ -4,9 +4,10 @@ A cell's speed-up is over eager on the same cell in the same run (its eager part
 mode replaced, `eager_key`). Two measurements can give it:
 
 - paired: each worker alternated the mode's step with eager's, step by step
-  (bench.timing.measure_paired), so the worker's and the machine's state cancel in the ratio;
-  each worker gives one value (bench.replicates.worker_speedup). The speed-up is their geometric
-  mean and its interval a t-interval across workers (bench.replicates.summarize_replicates);
+  (bench.engine.timing.measure_paired), so the worker's and the machine's state cancel in the
+  ratio; each worker gives one value (bench.stats.replicates.worker_speedup). The speed-up is
+  their geometric mean and its interval a t-interval across workers
+  (bench.stats.replicates.summarize_replicates);
   with one worker, the median CI of its per-pair ratios, which sees only the noise inside that
   worker.
 - separate workers: the ratio of the mode's and eager's throughputs, each the median of its
@@ -28,9 +29,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.modes import REFERENCE_MODE
-from bench.record import Cell
-from bench.replicates import CONFIDENCE, SPEEDUP_OUTLIER, summarize_replicates
-from bench.stats import bootstrap_medians, median_ci
+from bench.stats.replicates import CONFIDENCE, SPEEDUP_OUTLIER, summarize_replicates
+from bench.stats.samples import bootstrap_medians, median_ci
+from bench.store.record import Cell
 from reports.pool import PooledCell
 
 PAIRED = "paired"

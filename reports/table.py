@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import UsageError
-from bench.record import OTHER_LOAD_WARN, SETUP_STAGES, TIME_STAGES, InputStyle, Record
-from bench.replicates import THROUGHPUT_OUTLIER, summarize_replicates
-from bench.stats import summarize
-from bench.store import Run, peak_for
+from bench.stats.replicates import THROUGHPUT_OUTLIER, summarize_replicates
+from bench.stats.samples import summarize
+from bench.store.record import OTHER_LOAD_WARN, SETUP_STAGES, TIME_STAGES, InputStyle, Record
+from bench.store.runfiles import Run, peak_for
 from reports.csvfile import to_csv
 from reports.format import format_value
 from reports.pool import PooledCell, pool
@@ -164,7 +164,7 @@ def _row(pooled: PooledCell, run: Run) -> dict[str, Any]:
     for name in ("first_result_s", "peak_rss_mb", "peak_device_mb", "max_abs_diff"):
         row[name] = _num(getattr(pooled, name)) if ok else math.nan
     row["wall_s"] = _num(pooled.wall_s)
-    # Where the cell's time went (bench.record.TIME_STAGES), summed over its rounds.
+    # Where the cell's time went (bench.store.record.TIME_STAGES), summed over its rounds.
     for stage, seconds in pooled.time_s.items():
         row[f"time_{stage}_s"] = seconds
     nodes = pooled.graph_nodes
@@ -209,7 +209,7 @@ def _replicate_columns(worker_ips: list[float]) -> dict[str, Any]:
     """Throughput and its CI from the spread *between* workers.
 
     With two or more workers the headline images/s is the geometric mean of the workers'
-    own medians (outliers left out, bench.replicates) and its CI a t-interval across them;
+    own medians (outliers left out, bench.stats.replicates) and its CI a t-interval across them;
     with one worker the pooled-sample columns (a CI within one process) stand.
     """
     out: dict[str, Any] = {"workers": len(worker_ips), "excluded_workers": 0,

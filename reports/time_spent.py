@@ -1,6 +1,6 @@
 """Where a run's time went, and how good its ETA was: pure functions over stored runs.
 
-Every record carries `time_s` (bench.record.TIME_STAGES: the runner's start share, inputs,
+Every record carries `time_s` (bench.store.record.TIME_STAGES: the runner's start share, inputs,
 setup, first call, equivalence, warm-up, sampling, probes, eager reference, paired
 measurement, teardown; `lost` for a failed cell), so a run's wall time splits into what
 measuring costs (warm-up, sampling, paired) and what it costs to get there. That tells a user
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from bench.record import MEASURING_STAGES, TIME_STAGES, TimeStage
-from bench.store import Run
+from bench.store.record import MEASURING_STAGES, TIME_STAGES, TimeStage
+from bench.store.runfiles import Run
 from bench.units import clock
 
 

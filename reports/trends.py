@@ -15,8 +15,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.atomic import write_atomically
-from bench.paths import printable
+from bench.store.atomic import write_atomically
+from bench.store.paths import printable
 from reports import html as h
 from reports.format import format_value
 from reports.history import HistoryEntry, Series, Step, load_history, series

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from bench.probes.table import debuggability_score
-from bench.record import ALL_THREADS, Status
+from bench.store.record import ALL_THREADS, Status
 from reports.pivots import NOISY_CI, REFERENCE_MODE, disagreeing_cells, failed_cells, noisy_cells
 
 MAX_NAMED = 4  # cells named per line before "+N more"

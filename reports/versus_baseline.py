@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.store import Run
+from bench.store.runfiles import Run
 from reports.compare import compare_runs
 
 THRESHOLD = 0.05

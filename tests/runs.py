@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.record import Record, Status
-from bench.store import RunHeader, RunWriter, load_run
+from bench.store.record import Record, Status
+from bench.store.runfiles import RunHeader, RunWriter, load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE_RUN = ROOT / "tests" / "data" / "quick-cpu-xeon.jsonl"

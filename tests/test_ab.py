@@ -56,7 +56,7 @@ def test_bad_rule_options_exit_2(tmp_path):
 
 
 def test_turns_alternate_a_b_b_a():
-    from bench.ab import LockstepSettings, _take_turns, _Worker
+    from bench.ab.driver import LockstepSettings, _take_turns, _Worker
 
     sent = []
 
@@ -90,7 +90,7 @@ def identical(tmp_path_factory):
 
 
 def test_identical_sides_give_two_ordinary_run_files(identical):
-    from bench.store import load_runs
+    from bench.store.runfiles import load_runs
     from reports.ab import find_pairs
 
     result, tmp = identical
@@ -179,7 +179,7 @@ def test_a_git_side_runs_that_revisions_code(tmp_path):
 
 
 def test_every_side_gets_fixed_allocator_thresholds_unless_it_sets_them():
-    from bench.sides import ALLOCATOR_ENV, parse_side, prepare_side
+    from bench.ab.sides import ALLOCATOR_ENV, parse_side, prepare_side
 
     plain = prepare_side(parse_side("."), "A")
     assert {k: plain.env[k] for k in ALLOCATOR_ENV} == ALLOCATOR_ENV

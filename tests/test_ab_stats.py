@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.abstats import Rule, Verdict, judge, pair_ratio, sequential
-from bench.record import Cell
-from bench.schedule import visits
+from bench.engine.schedule import visits
+from bench.stats.ab import Rule, Verdict, judge, pair_ratio, sequential
+from bench.store.record import Cell
 from reports.gate import gate_decision
 
 CELLS = [Cell("cnn", "", mode, "infer") for mode in ("eager", "function", "xla")]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.record import Cell, Record
-from bench.store import RunHeader, RunWriter, load_run
+from bench.store.record import Cell, Record
+from bench.store.runfiles import RunHeader, RunWriter, load_run
 from reports.compare import compare_runs
 
 MEDIAN_S = {"eager": 0.010, "function": 0.005, "xla": 0.004}
@@ -289,7 +289,7 @@ def test_baseline_refuses_incomplete_run_and_bad_name(tmp_path):
 
 def test_baselines_and_history_default_to_the_working_directory(monkeypatch, tmp_path):
     from bench.commands.compare import resolve_baseline
-    from bench.paths import BASELINE_DIR, DEFAULT_HISTORY
+    from bench.store.paths import BASELINE_DIR, DEFAULT_HISTORY
 
     assert not BASELINE_DIR.is_absolute() and not DEFAULT_HISTORY.is_absolute()
     monkeypatch.chdir(Path(__file__).resolve().parents[1])  # where CI runs `.ci/gate`

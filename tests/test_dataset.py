@@ -4,8 +4,8 @@ epoch, checked against eager's epoch before it counts."""
 import pytest
 from conftest import SMALL_CNN
 
-from bench.record import Cell
-from bench.worker import CellOptions, run_cell
+from bench.engine.worker import CellOptions, run_cell
+from bench.store.record import Cell
 
 pytest.importorskip("tensorflow")
 
@@ -19,7 +19,7 @@ OPTIONS = CellOptions(warmup=1, min_samples=3, budget_s=0.2, paired_budget_s=0.2
 def test_worker_measures_epochs_and_checks_them_against_eager(tmp_path, mode, phase):
     from runs import write_run
 
-    from bench.store import load_runs
+    from bench.store.runfiles import load_runs
     from reports.table import records_frame
 
     case, _, config = SMALL_CNN.partition(":")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from conftest import SMALL_CNN
 
-from bench.eta import (
+from bench.engine.eta import (
     Budget,
     Corrector,
     Estimate,
@@ -21,9 +21,9 @@ from bench.eta import (
     cell_shape,
     estimate,
 )
-from bench.lifecycle import Laps
-from bench.record import TIME_STAGES, Cell, Record
-from bench.store import load_run, load_runs
+from bench.engine.lifecycle import Laps
+from bench.store.record import TIME_STAGES, Cell, Record
+from bench.store.runfiles import load_run, load_runs
 from reports.table import records_frame
 from reports.time_spent import by_mode, by_stage, eta_accuracy, eta_error_at, time_line
 from reports.verdict import verdict_lines, with_labels
@@ -101,7 +101,8 @@ def test_forecast_takes_finished_cells_off_and_learns():
 
 
 def test_shape_reads_layers_and_flops_without_tensorflow():
-    code = ("import sys; from bench.eta import cell_shape; from bench.record import Cell; "
+    code = ("import sys; from bench.engine.eta import cell_shape; "
+            "from bench.store.record import Cell; "
             "s = cell_shape(Cell('mobilenet', 'alpha=0.25,resolution=96', 'xla', 'train', "
             "batch=4, threads='1'), {'cpu/t1': 1e11}, True); "
             "assert s.layers > 10 and s.flops_per_step > 0 and s.peak_flops == 1e11; "

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.record import Cell, Record
-from bench.store import RunHeader, RunWriter, load_run
+from bench.store.record import Cell, Record
+from bench.store.runfiles import RunHeader, RunWriter, load_run
 from reports.history import (
     HistoryEntry,
     append_run,

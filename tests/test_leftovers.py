@@ -21,7 +21,7 @@ import pytest
 from conftest import tiny_suite
 from test_signals import _alive, _cleanup, _records, _wait_until, snapshot
 
-from bench.store import load_run
+from bench.store.runfiles import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
@@ -141,16 +141,16 @@ def test_class11_an_interruption_before_the_first_cell_never_leaves_a_bare_heade
     cell): what stderr says must be what the file holds."""
     from test_reliability import _cli
 
-    import bench.runner
-    from bench.signals import Interrupted
+    import bench.engine.runner
+    from bench.engine.signals import Interrupted
 
-    monkeypatch.setattr(bench.runner, "worker_context", lambda log: None)
-    monkeypatch.setattr(bench.runner, "calibrate_profiles", lambda *args: {})
+    monkeypatch.setattr(bench.engine.runner, "worker_context", lambda log: None)
+    monkeypatch.setattr(bench.engine.runner, "calibrate_profiles", lambda *args: {})
 
     def interrupted(*args, **kwargs):
         raise Interrupted(signal.SIGTERM)
 
-    monkeypatch.setattr(bench.runner, "Forecast", interrupted)
+    monkeypatch.setattr(bench.engine.runner, "Forecast", interrupted)
     out = tmp_path / "out"
     code, _, err = _cli(capsys, "run", "--suite", tiny_suite(tmp_path, ["eager"]), "--out", out,
                         "--quiet", "--probes", "none")

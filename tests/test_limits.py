@@ -8,9 +8,9 @@ import time
 import pytest
 from test_reliability import _cli, _one_clear_line
 
-from bench import plan
+from bench.engine import plan
 from bench.errors import UsageError
-from bench.record import Cell
+from bench.store.record import Cell
 
 # --------------------------------------------------------------------------- 7. plan size
 
@@ -97,7 +97,7 @@ def test_class12_a_bad_planted_fault_is_refused(tmp_path, capsys, monkeypatch, f
 
 
 def test_class12_good_planted_faults_parse():
-    from bench.inject import parse_faults
+    from bench.engine.inject import parse_faults
 
     assert parse_faults("eager:crash, xla:hang") == {"eager": "crash", "xla": "hang"}
     assert parse_faults("") == {}

@@ -17,8 +17,8 @@ import time
 import pytest
 from test_reliability import _cli, _one_clear_line, _record, _run_file
 
-import bench.atomic
-from bench.store import RunHeader, RunWriter, load_run
+import bench.store.atomic
+from bench.store.runfiles import RunHeader, RunWriter, load_run
 from reports.history import append_run, load_history
 
 # --------------------------------------------------------------------------- 1. links
@@ -85,7 +85,7 @@ def test_class02_a_failed_report_leaves_the_previous_one_and_no_temp_file(tmp_pa
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fd, data)
 
-    monkeypatch.setattr(bench.atomic.os, "write", half_then_full)
+    monkeypatch.setattr(bench.store.atomic.os, "write", half_then_full)
     code, _, err = _cli(capsys, "report", run, "-o", out)
     assert code == 3
     _one_clear_line(err)
@@ -102,7 +102,7 @@ def test_class02_baselines_and_pages_are_written_atomically(tmp_path, monkeypatc
     def fail(*args):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(bench.atomic.os, "replace", fail)
+    monkeypatch.setattr(bench.store.atomic.os, "replace", fail)
     other = _run_file(tmp_path / "other.jsonl", run_id="other")
     code, _, err = _cli(capsys, "baseline", "record", other, "--name", "x", "--dir", folder)
     assert code == 3 and "x.jsonl" in err
@@ -230,7 +230,7 @@ def test_class09_a_run_file_whose_name_is_not_utf8_is_reported(tmp_path, capsys)
 def test_class09_a_good_run_whose_report_cannot_be_written_exits_0_and_says_so(
         tmp_path, capsys, monkeypatch):
     import bench.commands.run
-    from bench.runner import RunResult
+    from bench.engine.runner import RunResult
 
     path = _non_utf8_run(tmp_path)
     folder = tmp_path / "reports"

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from usermodels import keras_file, two_input_saved_model
 
-from bench.lifecycle import make_request, prepare_cell
+from bench.engine.lifecycle import make_request, prepare_cell
 from bench.modes import MODE_TABLE, load_mode, tolerance
 from bench.modes.base import NotApplicable, Threads
-from bench.record import Cell, Status
+from bench.store.record import Cell, Status
 from cases import get_workload
 
 tf = pytest.importorskip("tensorflow")
@@ -117,7 +117,7 @@ def entry_point(tmp_path, monkeypatch):
 
 
 def test_an_entry_point_case_is_named_like_a_builtin_and_runs(entry_point, capsys):
-    from bench import plan
+    from bench.engine import plan
 
     workload = get_workload(f"{entry_point}:hidden=8")
     assert workload.case == entry_point and workload.config_string == "hidden=8"
@@ -227,7 +227,7 @@ def test_saved_model_inputs_are_the_same_bytes_in_every_mode(models):
 
 
 def test_a_saved_model_records_why_eager_and_training_do_not_apply(models):
-    from bench.worker import CellOptions, run_cell
+    from bench.engine.worker import CellOptions, run_cell
 
     workload = get_workload(models["savedmodel"])
     options = CellOptions(budget_s=0.05, paired_budget_s=0.05, min_samples=3, warmup=1)
@@ -365,7 +365,7 @@ def test_the_seed_and_value_range_keys_shape_the_inputs(models):
 # --- probes -----------------------------------------------------------------------------------
 
 def _probed(spec, mode):
-    from bench.worker import CellOptions, run_cell
+    from bench.engine.worker import CellOptions, run_cell
 
     workload = get_workload(spec)
     options = CellOptions(budget_s=0.05, paired_budget_s=0.05, min_samples=3, warmup=1,
@@ -407,7 +407,7 @@ def _xla_hostile_saved_model(path):
 
 def test_a_mode_that_fails_on_the_model_is_that_cells_error_and_the_run_goes_on(tmp_path):
     from bench.cli import main
-    from bench.store import load_run
+    from bench.store.runfiles import load_run
 
     _xla_hostile_saved_model(tmp_path / "stringly")
     code = main(["run", "--suite", "smoke", "--case", f"savedmodel:{tmp_path / 'stringly'}",
@@ -433,7 +433,7 @@ def test_an_h5_file_is_read_where_keras_still_reads_it(tmp_path):
 
 
 def test_suite_files_name_model_files_and_module_cases(models, tmp_path):
-    from bench import plan
+    from bench.engine import plan
 
     suite = tmp_path / "mine.toml"
     suite.write_text(

@@ -6,10 +6,10 @@ import time
 import pytest
 from conftest import SMALL_CNN
 
+from bench.engine.inject import busy_work, parse_slowdowns, slowdown_for
+from bench.engine.placement import LoadMeter, available_cpus, parse_threads, placement
+from bench.engine.timing import measure_paired
 from bench.errors import UsageError
-from bench.inject import busy_work, parse_slowdowns, slowdown_for
-from bench.placement import LoadMeter, available_cpus, parse_threads, placement
-from bench.timing import measure_paired
 
 
 def test_placement_pins_the_last_cpus_and_leaves_the_rest_to_the_runner():
@@ -66,7 +66,7 @@ def test_slowdown_adds_busy_work_worth_the_asked_fraction(monkeypatch):
     """The arithmetic and the wiring on a fake clock (no timing here: how much slower a real
     step gets is what `bench gate-check` measures). A step takes 10 ms of fake time, each clock
     read 1 ms, so the busy loop runs CALIBRATION_ITERATIONS per ms and the median step is 11 ms."""
-    from bench import inject
+    from bench.engine import inject
 
     now = [0.0]
 
@@ -102,9 +102,9 @@ def test_paired_timing_alternates_and_stops_on_budget():
 def test_a_worker_is_pinned_and_sized(tmp_path):
     """A real worker process: pinned to the last CPU, TF's pools sized to it, load recorded."""
     pytest.importorskip("tensorflow")
-    from bench.record import Cell
-    from bench.runner import run_in_worker, worker_context
-    from bench.worker import CellOptions, run_cell
+    from bench.engine.runner import run_in_worker, worker_context
+    from bench.engine.worker import CellOptions, run_cell
+    from bench.store.record import Cell
 
     cpus = available_cpus()
     place = placement("1", cpus=cpus)

@@ -5,11 +5,19 @@ from pathlib import Path
 
 import pytest
 
-from bench import plan
+from bench.engine import plan
+from bench.engine.plan import (
+    Settings,
+    SuiteError,
+    expand,
+    load_suite,
+    parse_shard,
+    rounds_order,
+    shard,
+)
 from bench.errors import UsageError
 from bench.modes import MODE_TABLE as MODES
 from bench.modes import accepts_input
-from bench.plan import Settings, SuiteError, expand, load_suite, parse_shard, rounds_order, shard
 
 SHIPPED = ("smoke", "quick", "overview", "standard", "full")
 
@@ -124,8 +132,8 @@ def test_errors_say_what_is_accepted(tmp_path):
      "probes: expected one of once, infer, all, none, got 'some'"),
 ])
 def test_vocabulary_values_are_checked_against_their_enums(tmp_path, text, accepted):
-    """Suite files are user input: a word not in its enum (bench.record, bench.plan) names every
-    word that is, as plain words (a member's str, never its repr)."""
+    """Suite files are user input: a word not in its enum (bench.store.record, bench.engine.plan)
+    names every word that is, as plain words (a member's str, never its repr)."""
     with pytest.raises(SuiteError) as info:
         load_suite(write(tmp_path, text))
     assert accepted in str(info.value)
@@ -276,7 +284,7 @@ def test_planning_never_imports_tensorflow():
     """Checked in a fresh interpreter: other tests in this process may have imported TF."""
     import subprocess
 
-    code = ("import sys; from bench import plan; "
+    code = ("import sys; from bench.engine import plan; "
             "cells = plan.expand(plan.load_suite('standard')); "
             "print(len(cells), 'tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -20,7 +20,7 @@ from bench.errors import UsageError
 from bench.probes import KEYS
 from bench.probes.messages import names_layer, names_source, reported_op, short_error
 from bench.probes.scorecard import format_scorecard
-from bench.record import Cell, Record
+from bench.store.record import Cell, Record
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -221,7 +221,7 @@ def test_probes_are_deterministic(probe):
 
 
 def test_worker_records_probes_when_asked():
-    from bench.worker import CellOptions, run_cell
+    from bench.engine.worker import CellOptions, run_cell
 
     cell = Cell("cnn", CNN.partition(":")[2], "eager", "infer", batch=2)
     record = run_cell(cell, CellOptions(warmup=1, min_samples=3, budget_s=0.05, probes=True))
@@ -230,7 +230,7 @@ def test_worker_records_probes_when_asked():
 
 
 def test_debug_command_prints_the_scorecard_and_writes_a_run(tmp_path):
-    from bench.store import load_run
+    from bench.store.runfiles import load_run
 
     out = subprocess.run(
         [sys.executable, "-m", "bench", "debug", "--case", CNN, "--mode", "eager,frozen",

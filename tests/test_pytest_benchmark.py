@@ -15,13 +15,13 @@ from runs import fake_samples, write_run
 
 from bench.cli import main
 from bench.errors import UsageError
-from bench.pytest_benchmark_json import (
+from bench.store.pytest_benchmark_json import (
     is_pytest_benchmark_json,
     load_pytest_benchmark,
     run_from_json,
 )
-from bench.record import Cell, Record
-from bench.store import StoreError, load_runs
+from bench.store.record import Cell, Record
+from bench.store.runfiles import StoreError, load_runs
 from reports.table import records_frame
 
 ROOT = Path(__file__).resolve().parents[1]

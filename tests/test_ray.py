@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import descendants, sigint_default, tiny_suite
 
-from bench.store import load_run
+from bench.store.runfiles import load_run
 
 ROOT = Path(__file__).resolve().parent.parent
 HAVE_RAY = importlib.util.find_spec("ray") is not None
@@ -104,9 +104,9 @@ def test_without_ray_the_option_is_one_line_and_exit_2(tmp_path):
 
 
 def _group(modes, node=True, done=0):
-    from bench.cluster import _Group
-    from bench.node import GroupJob, NodeInfo
-    from bench.record import Cell
+    from bench.cluster.driver import _Group
+    from bench.cluster.node import GroupJob, NodeInfo
+    from bench.store.record import Cell
 
     cells = [(0, Cell("cnn", "", mode, "infer", batch=2)) for mode in modes]
     job = GroupJob(run_id="r", group=cells[0][1].group_key, cells=cells, probe=set(),
@@ -116,7 +116,7 @@ def _group(modes, node=True, done=0):
 
 
 def test_a_lost_group_records_its_current_cell_and_resubmits_the_rest():
-    from bench.cluster import _lost
+    from bench.cluster.driver import _lost
 
     recorded = []
     group = _group(["eager", "function", "session"], done=1)
@@ -130,7 +130,7 @@ def test_a_lost_group_records_its_current_cell_and_resubmits_the_rest():
 
 
 def test_a_group_that_never_started_is_tried_once_more_then_ends_the_run():
-    from bench.cluster import _lost
+    from bench.cluster.driver import _lost
 
     unstarted = _group(["eager", "function"], node=False)
     retry = _lost(unstarted, RuntimeError("no GPU"), lambda g, r: None)
@@ -140,7 +140,7 @@ def test_a_group_that_never_started_is_tried_once_more_then_ends_the_run():
 
 
 def test_a_usage_error_on_a_node_ends_the_run_with_its_message():
-    from bench.cluster import _lost
+    from bench.cluster.driver import _lost
     from bench.errors import UsageError
 
     class TaskError(Exception):  # what ray.exceptions.RayTaskError carries: the cause
@@ -153,8 +153,8 @@ def test_a_usage_error_on_a_node_ends_the_run_with_its_message():
 def test_progress_counts_cells_per_node():
     import io
 
-    from bench.progress import Progress
-    from bench.record import Cell, Record
+    from bench.engine.progress import Progress
+    from bench.store.record import Cell, Record
 
     stream = io.StringIO()
     progress = Progress(3, stream=stream)

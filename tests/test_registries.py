@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.record import (
+from bench.store.record import (
     FAILED_STATUSES,
     SETUP_STAGES,
     STATUSES,
@@ -67,11 +67,12 @@ def test_imports_flow_one_way_store_to_reports_to_commands():
 
 # What reports/ may read of bench: the record and its store, the statistics, the registries
 # (modes, probes), the A/B rule; never the engine's running parts or a private name.
-REPORTS_MAY_IMPORT = {"bench.record", "bench.store", "bench.stats", "bench.replicates",
-                      "bench.abstats", "bench.errors", "bench.paths", "bench.modes",
+REPORTS_MAY_IMPORT = {"bench.store.record", "bench.store.runfiles", "bench.stats.samples",
+                      "bench.stats.replicates",
+                      "bench.stats.ab", "bench.errors", "bench.store.paths", "bench.modes",
                       "bench.probes", "bench.probes.table", "bench.units",
-                      "bench.pytest_benchmark_json",
-                      "bench.atomic"}
+                      "bench.store.pytest_benchmark_json",
+                      "bench.store.atomic"}
 
 
 def test_reports_read_only_the_record_store_statistics_and_registries():
@@ -89,10 +90,10 @@ def test_no_import_cycle_between_store_and_its_formats():
     import subprocess
     import sys
 
-    for first in ("bench.store", "bench.pytest_benchmark_json"):
+    for first in ("bench.store.runfiles", "bench.store.pytest_benchmark_json"):
         subprocess.run([sys.executable, "-c", f"import {first}"], check=True, cwd=ROOT)
     source = (ROOT / "bench" / "pytest_benchmark_json.py").read_text()
-    assert "from bench.store" not in source  # the format reads the record, not the store
+    assert "from bench.store.runfiles" not in source  # the format reads the record, not the store
 
 
 def test_reports_never_import_tensorflow():
@@ -134,9 +135,16 @@ def test_the_probe_table_is_one_row_per_probe_and_the_old_names_are_views_of_it(
 def test_vocabularies_are_their_words_so_run_files_keep_plain_strings():
     import json
 
-    from bench.abstats import Verdict
-    from bench.plan import PROBE_POLICIES, ProbePolicy
-    from bench.record import DEVICES, INPUT_STYLES, MEASURING_STAGES, PHASES, TIME_STAGES, Cell
+    from bench.engine.plan import PROBE_POLICIES, ProbePolicy
+    from bench.stats.ab import Verdict
+    from bench.store.record import (
+        DEVICES,
+        INPUT_STYLES,
+        MEASURING_STAGES,
+        PHASES,
+        TIME_STAGES,
+        Cell,
+    )
     from reports.compare import FAILING_VERDICTS, CompareVerdict
 
     assert PHASES == ("infer", "train") and DEVICES == ("cpu", "gpu")

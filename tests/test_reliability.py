@@ -21,12 +21,12 @@ from test_pytest_benchmark import bench_entry, pytest_benchmark_json
 from test_runner import ROOT, _suite
 from test_signals import _alive
 
-import bench.store
-from bench import plan
+import bench.store.runfiles
 from bench.cli import main
+from bench.engine import plan
 from bench.errors import WRITE_FAILED, UsageError
-from bench.record import Cell, Record
-from bench.store import (
+from bench.store.record import Cell, Record
+from bench.store.runfiles import (
     RunHeader,
     RunWriter,
     StoreError,
@@ -170,7 +170,7 @@ def _fail_writes_after(monkeypatch, good: int, short: bool = False) -> None:
             return real(fd, data[: len(data) // 2])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(bench.store.os, "write", write)
+    monkeypatch.setattr(bench.store.runfiles.os, "write", write)
 
 
 @pytest.mark.parametrize("short", [False, True], ids=["ENOSPC", "short write"])
@@ -189,7 +189,7 @@ def test_disk_full_keeps_every_whole_line(tmp_path, monkeypatch, short):
 
 def test_disk_full_during_a_run_is_one_message_and_exit_code_3(tmp_path, monkeypatch, capsys):
     """The run command's handling, with the runner replaced by one that fills the disk."""
-    import bench.runner
+    import bench.engine.runner
 
     def fake_run(order, *, out_path, **kwargs):
         writer = RunWriter(out_path, RunHeader(run_id="r", suite="tiny", started=""))
@@ -197,7 +197,7 @@ def test_disk_full_during_a_run_is_one_message_and_exit_code_3(tmp_path, monkeyp
         _fail_writes_after(monkeypatch, 0)
         writer.append(_record("function"))
 
-    monkeypatch.setattr(bench.runner, "run", fake_run)
+    monkeypatch.setattr(bench.engine.runner, "run", fake_run)
     out = tmp_path / "out"
     code, _, err = _cli(capsys, "run", "--suite", _suite(tmp_path, ["eager"]), "--out", out,
                         "--quiet", "--probes", "none")
@@ -439,12 +439,12 @@ def test_pytest_benchmark_json_is_named_as_such(tmp_path, capsys):
 
 
 def test_an_interrupted_start_leaves_no_empty_file_and_says_so(tmp_path, monkeypatch, capsys):
-    import bench.runner
+    import bench.engine.runner
 
     def interrupted(order, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C during calibration, before the header is written
 
-    monkeypatch.setattr(bench.runner, "run", interrupted)
+    monkeypatch.setattr(bench.engine.runner, "run", interrupted)
     out = tmp_path / "out"
     code, _, err = _cli(capsys, "run", "--suite", _suite(tmp_path, ["eager"]), "--out", out,
                         "--quiet", "--probes", "none")

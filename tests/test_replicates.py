@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.record import Cell, Record
-from bench.replicates import (
+from bench.stats.replicates import (
     compare_replicates,
     needs_remeasure,
     outliers,
@@ -14,8 +13,9 @@ from bench.replicates import (
     worker_speedup,
     worker_throughput,
 )
-from bench.stats import mann_whitney_u
-from bench.store import Run, RunHeader
+from bench.stats.samples import mann_whitney_u
+from bench.store.record import Cell, Record
+from bench.store.runfiles import Run, RunHeader
 from reports.compare import compare_runs, confirmed_failures, needs_confirmation
 
 

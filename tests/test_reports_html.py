@@ -12,8 +12,8 @@ import pytest
 from runs import fake_samples, recorded_records, write_run
 
 from bench.cli import main
-from bench.record import Cell, Record
-from bench.store import load_runs
+from bench.store.record import Cell, Record
+from bench.store.runfiles import load_runs
 from reports.report import build_report
 
 CHROMIUM = "/usr/bin/chromium"
@@ -138,7 +138,7 @@ def test_report_renders_in_headless_chromium(report_file, tmp_path):
 
 
 def test_report_links_a_trends_page_built_from_history(run_file, tmp_path):
-    from bench.store import load_run
+    from bench.store.runfiles import load_run
     from reports.history import append_run
 
     history = tmp_path / "history.jsonl"

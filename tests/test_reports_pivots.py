@@ -7,8 +7,8 @@ import math
 import pytest
 from runs import fake_samples, write_run
 
-from bench.record import Cell, Record
-from bench.store import load_runs
+from bench.store.record import Cell, Record
+from bench.store.runfiles import load_runs
 from reports.pivots import (
     break_even,
     break_even_steps,

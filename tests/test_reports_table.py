@@ -12,8 +12,8 @@ from runs import fake_samples, write_run
 
 from bench.cli import main
 from bench.errors import UsageError
-from bench.record import Cell, Record
-from bench.store import load_runs
+from bench.store.record import Cell, Record
+from bench.store.runfiles import load_runs
 from reports.table import (
     BASE_COLUMNS,
     default_columns,
@@ -157,7 +157,7 @@ def test_table_command(tmp_path, capsys):
 
 
 def test_pytest_benchmark_json_goes_through_the_hook(tmp_path):
-    pytest.importorskip("bench.pytest_benchmark_json")
+    pytest.importorskip("bench.store.pytest_benchmark_json")
     data = {
         "machine_info": {"node": "ci-box", "cpu": {"brand_raw": "AMD EPYC 7B13"}},
         "commit_info": {"id": "abc123", "dirty": False},

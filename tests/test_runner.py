@@ -11,7 +11,7 @@ import pytest
 from conftest import sigint_default
 from conftest import tiny_suite as _suite
 
-from bench.store import load_run
+from bench.store.runfiles import load_run
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import descendants
 from test_runner import ROOT, _suite
 
-from bench.store import load_run
+from bench.store.runfiles import load_run
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.record import Cell, Record, Status
+from bench.store.record import Cell, Record, Status
 from reports.pool import pool
 from reports.speedup import (
     PAIRED,

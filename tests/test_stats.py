@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from bench import stats
-from bench.stats import mann_whitney_u, median_ci, ratio_ci, summarize
+from bench.stats.samples import mann_whitney_u, median_ci, ratio_ci, summarize
+from bench.stats.samples import samples as stats
 
 
 def test_summarize_hand_computed_values():

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from bench.cli import main
-from bench.record import SCHEMA_VERSION, Cell, Record, SchemaError
-from bench.store import RunHeader, RunWriter, StoreError, load_run
+from bench.store.record import SCHEMA_VERSION, Cell, Record, SchemaError
+from bench.store.runfiles import RunHeader, RunWriter, StoreError, load_run
 
 
 def _write(path, n=3, complete=True):
@@ -90,7 +90,7 @@ def test_table_on_a_corrupt_file_warns_and_exits_2_when_unusable(tmp_path, capsy
 def test_one_way_to_name_a_run_file_and_a_run(tmp_path):
     import re
 
-    from bench.store import claim_run_file, new_run_id, run_stem
+    from bench.store.runfiles import claim_run_file, new_run_id, run_stem
 
     assert re.fullmatch(r"quick-\d{8}-\d{6}", run_stem("quick"))
     assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", new_run_id())
@@ -102,8 +102,8 @@ def test_one_way_to_name_a_run_file_and_a_run(tmp_path):
 def test_cell_options_are_derived_from_the_suite_settings():
     import dataclasses
 
-    from bench.plan import Settings
-    from bench.worker import CellOptions
+    from bench.engine.plan import Settings
+    from bench.engine.worker import CellOptions
 
     settings = Settings(warmup=3, min_samples=4, target_ci=0.05, budget_s=1.5, seed=7,
                         probes="all", paired=False, paired_budget_s=2.0, epoch_batches=5)
@@ -192,7 +192,7 @@ def test_a_wrong_typed_field_in_a_run_file_is_one_readable_error(tmp_path, capsy
 def test_every_record_field_is_validated_and_unknown_versions_are_refused():
     import dataclasses
 
-    from bench.record import RECORD_FIELD_TYPES
+    from bench.store.record import RECORD_FIELD_TYPES
 
     declared = {f.name for f in dataclasses.fields(Record)} - {"cell", "status", "schema"}
     assert set(RECORD_FIELD_TYPES) == declared

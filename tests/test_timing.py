@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from bench import timing
-from bench.timing import Measurement, bare_loop, measure, overhead_benchmark
+from bench.engine import timing
+from bench.engine.timing import Measurement, bare_loop, measure, overhead_benchmark
 
 
 class FakeClock:

@@ -3,7 +3,7 @@ here, at test time, goes through plan, run, table, report and compare without an
 being touched.
 
 The toy module lives only in this process (`sys.modules`) and its row only in this process's
-table (monkeypatch), so the cells run in process through `bench.worker.run_cell`, the whole
+table (monkeypatch), so the cells run in process through `bench.engine.worker.run_cell`, the whole
 of a worker's job (prepare, first call, equivalence with eager, measurement, paired speed-up,
 teardown); the runner's worker processes start from a fresh interpreter and would not see a
 registration made here. The runner itself is mode-agnostic (tests/test_runner.py).
@@ -17,9 +17,9 @@ import pytest
 from conftest import SMALL_CNN
 from runs import write_run
 
-from bench import plan
+from bench.engine import plan
 from bench.modes import EAGER, INFER, MODE_TABLE, ModeInfo
-from bench.record import Status
+from bench.store.record import Status
 
 TOY = "toy"
 
@@ -31,7 +31,7 @@ def _toy_module() -> types.ModuleType:
 
     def prepare(request):
         from bench.modes import eager
-        from bench.record import SetupStage
+        from bench.store.record import SetupStage
 
         inner = eager.prepare(request)
         calls = []
@@ -61,8 +61,8 @@ def toy_mode(monkeypatch):
 
 def test_a_registered_toy_mode_goes_through_plan_run_table_report_and_compare(
         toy_mode, tmp_path):
-    from bench.store import load_run
-    from bench.worker import CellOptions, run_cell
+    from bench.engine.worker import CellOptions, run_cell
+    from bench.store.runfiles import load_run
     from reports.compare import compare_runs
     from reports.plots import mode_colors
     from reports.report import build_report

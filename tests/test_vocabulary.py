@@ -1,8 +1,8 @@
 """No vocabulary word is spelled out as a string literal outside its registry.
 
 The vocabularies and their registries: modes (bench/modes/__init__.py: MODE_TABLE); statuses,
-setup stages, phases, devices, input styles and time stages (bench/record.py); probe policies
-(bench/plan.py); comparison verdicts (reports/compare.py); A/B verdicts (bench/abstats.py).
+setup stages, phases, devices, input styles and time stages (bench/store/record.py); probe policies
+(bench/engine/plan.py); comparison verdicts (reports/compare.py); A/B verdicts (bench/stats/ab.py).
 Each is a StrEnum (modes: the table's keys) whose members are their own names as strings, so
 product code (bench/, reports/, cases/) reads the members and run files keep plain strings;
 tests may spell names out (they are the examples). A registry file is exempt only for the
@@ -17,10 +17,10 @@ name by coincidence are allowed below, each with its reason; keep the list short
 import ast
 from pathlib import Path
 
-from bench.abstats import Verdict
+from bench.engine.plan import PROBE_POLICIES
 from bench.modes import MODE_TABLE
-from bench.plan import PROBE_POLICIES
-from bench.record import DEVICES, INPUT_STYLES, PHASES, SETUP_STAGES, STATUSES, TIME_STAGES
+from bench.stats.ab import Verdict
+from bench.store.record import DEVICES, INPUT_STYLES, PHASES, SETUP_STAGES, STATUSES, TIME_STAGES
 from reports.compare import CompareVerdict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,10 +40,11 @@ VOCABULARIES = {
 # Registry file -> the vocabularies it defines (and may spell out).
 REGISTRIES = {
     "bench/modes/__init__.py": {"mode"},
-    "bench/record.py": {"status", "setup stage", "phase", "device", "input style", "time stage"},
-    "bench/plan.py": {"probe policy"},
+    "bench/store/record.py": {"status", "setup stage", "phase", "device", "input style",
+                              "time stage"},
+    "bench/engine/plan.py": {"probe policy"},
     "reports/compare.py": {"comparison verdict"},
-    "bench/abstats.py": {"A/B verdict"},
+    "bench/stats/ab.py": {"A/B verdict"},
 }
 
 # (file, literal): not a vocabulary word there, but another thing with the same spelling.
@@ -64,15 +65,16 @@ ALLOWED = {
     # Settings fields and suite axis keys: a time stage is named after the setting whose time it
     # is (warmup, paired, probes) and the inputs stage after the inputs axis, but a field name
     # is not a stage.
-    **dict.fromkeys([("bench/plan.py", "warmup"), ("bench/plan.py", "paired"),
-                     ("bench/plan.py", "probes"), ("bench/plan.py", "inputs"),
+    **dict.fromkeys([("bench/engine/plan.py", "warmup"), ("bench/engine/plan.py", "paired"),
+                     ("bench/engine/plan.py", "probes"), ("bench/engine/plan.py", "inputs"),
                      ("bench/commands/matrix.py", "warmup"), ("bench/commands/matrix.py", "paired"),
                      ("bench/commands/matrix.py", "probes"), ("bench/commands/matrix.py", "inputs"),
-                     ("bench/ab.py", "warmup"), ("bench/worker.py", "probes"),
+                     ("bench/ab/driver.py", "warmup"), ("bench/engine/worker.py", "probes"),
                      ("bench/test_benchmarks.py", "probes"),
-                     ("bench/pytest_benchmark_json.py", "probes")], "a Settings field or axis key"),
-    ("bench/eta.py", "probes"): "a part of the time estimate (and its eta_prior.json key)",
-    **dict.fromkeys([("bench/runner.py", "start"), ("bench/node.py", "start")],
+                     ("bench/store/pytest_benchmark_json.py", "probes")],
+                    "a Settings field or axis key"),
+    ("bench/engine/eta.py", "probes"): "a part of the time estimate (and its eta_prior.json key)",
+    **dict.fromkeys([("bench/engine/runner.py", "start"), ("bench/cluster/node.py", "start")],
                     "when the peak FLOP/s is calibrated: at the run's start"),
     ("reports/speedup.py", "paired"): "speedup_source: the paired measurement",
     ("reports/speedup.py", "reference"): "speedup_source: eager itself",
@@ -80,16 +82,16 @@ ALLOWED = {
                     "the break-even verdict of eager itself"),
     ("reports/report.py", "same"): "A/B exact facts: none differed",
     ("reports/ab.py", "missing"): "the A/B status of a cell a side lacks",
-    ("bench/record.py", "all"): "ALL_THREADS, the threads value",
+    ("bench/store/record.py", "all"): "ALL_THREADS, the threads value",
     ("bench/probes/graphs.py", "all"): "the XLA dump's key for all computations",
-    **dict.fromkeys([("bench/pytest_benchmark_json.py", "cpu"), ("reports/table.py", "cpu")],
-                    "a machine-facts key (pytest-benchmark's machine_info, bench.machine)"),
+    **dict.fromkeys([("bench/store/pytest_benchmark_json.py", "cpu"), ("reports/table.py", "cpu")],
+                    "a machine-facts key (pytest-benchmark's machine_info, bench.engine.machine)"),
     ("cases/mobilenet.py", "same"): "Keras padding",
     ("cases/keras_model.py", "inputs"): "the Keras model attribute",
 }
 # Words allowed in every file: "none" is English for nothing (probe facts, the cnn's
 # pool = "none", matplotlib's fmt, report text). ProbePolicy.NONE is compared only in its
-# registry (bench.plan.probe_selection) and offered through the enum (`run --probes`).
+# registry (bench.engine.plan.probe_selection) and offered through the enum (`run --probes`).
 ALLOWED_EVERYWHERE = {"none"}
 # Files being edited on another branch at the time of writing (issue 11, reports/ and the
 # estimate); their literals are to be replaced by the registry names after that merge.
@@ -145,13 +147,14 @@ def test_the_scanner_sees_literals_but_not_docstrings():
 def test_a_planted_literal_fails_the_check():
     """Each vocabulary's word planted in a real product file is found, also in a registry of
     another vocabulary; the same word in its own registry is not."""
-    worker = (ROOT / "bench/worker.py").read_text()
+    worker = (ROOT / "bench/engine/worker.py").read_text()
     last = len(worker.splitlines())
     for word in ("train", "dataset", "gpu", "once", "sampling", "regression", "slower",
                  "skipped", "eager", "first_call"):
         planted = worker + f"\nif cell.phase == {word!r}:\n    pass\n"
-        assert unregistered("bench/worker.py", planted) == [
-            f"bench/worker.py:{last + 2}: {word!r} ({', '.join(sorted(vocabulary()[word]))})"]
+        assert unregistered("bench/engine/worker.py", planted) == [
+            f"bench/engine/worker.py:{last + 2}: {word!r} "
+            f"({', '.join(sorted(vocabulary()[word]))})"]
     compare = (ROOT / "reports/compare.py").read_text()
     assert unregistered("reports/compare.py", compare + '\nphase = "train"\n')
     assert not unregistered("reports/compare.py", compare + '\nverdict = "same"\n')
@@ -160,8 +163,9 @@ def test_a_planted_literal_fails_the_check():
 def test_no_vocabulary_literal_outside_its_registry():
     found = [line for path in product_files()
              for line in unregistered(path.relative_to(ROOT).as_posix(), path.read_text())]
-    assert not found, ("use the registry names (bench.modes, bench.record, bench.plan, "
-                       "reports.compare, bench.abstats):\n" + "\n".join(found))
+    assert not found, ("use the registry names (bench.modes, bench.store.record, "
+                       "bench.engine.plan, "
+                       "reports.compare, bench.stats.ab):\n" + "\n".join(found))
 
 
 def test_the_allowlists_are_not_stale():

@@ -6,6 +6,6 @@ import argparse
 
 
 def add_runs_argument(parser: argparse.ArgumentParser) -> None:
-    """The run files a reading command takes (bench.store.load_runs reads them)."""
+    """The run files a reading command takes (bench.store.runfiles.load_runs reads them)."""
     parser.add_argument("runs", nargs="+", metavar="RUN",
                         help="run file (.jsonl), pytest-benchmark JSON, or directory of them")

@@ -1,10 +1,10 @@
 """`python -m bench ab A B`: two builds side by side, worker pairs taking turns on one CPU.
 
 A side is `.` (the working tree), `git:REV`, `python:PATH` (another interpreter or venv) or
-`env:NAME=VALUE[,...]`, combined with `+` (bench.sides). For every cell of the matrix (the
+`env:NAME=VALUE[,...]`, combined with `+` (bench.ab.sides). For every cell of the matrix (the
 options narrow the suite as for `run`; default suite: quick) worker pairs take turns step by
-step on the same CPU (bench.ab), and the B/A ratio of step time gets a sequential verdict per
-cell (bench.abstats): slower, faster, no change or undecided. Each side leaves an ordinary run
+step on the same CPU (bench.ab.driver), and the B/A ratio of step time gets a sequential verdict per
+cell (bench.stats.ab): slower, faster, no change or undecided. Each side leaves an ordinary run
 file in --out; the comparison is printed (`--format` for csv or markdown rows) and, with
 --report, drawn as a forest plot in the HTML report. Exit codes: 0 no cell slower or failed,
 1 some cell slower (or failed), 2 bad usage (a side that cannot be set up included), 130/143
@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def add_lockstep_options(p: argparse.ArgumentParser, threshold: float = 0.03) -> None:
-    from bench.abstats import Rule
+    from bench.stats.ab import Rule
 
     rule = Rule()
     p.add_argument("--threshold", type=float, default=threshold,
@@ -66,8 +66,8 @@ def add_lockstep_options(p: argparse.ArgumentParser, threshold: float = 0.03) ->
 def lockstep_settings(args: argparse.Namespace):
     import math
 
-    from bench.ab import LockstepSettings
-    from bench.abstats import Rule
+    from bench.ab.driver import LockstepSettings
+    from bench.stats.ab import Rule
 
     rule = Rule(args.threshold, args.alpha, args.min_pairs, args.max_pairs).check()
     if not (math.isfinite(args.pair_budget_s) and 0 < args.pair_budget_s <= 600):
@@ -82,8 +82,8 @@ def lockstep_settings(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.paths import writable_dir, writable_file
-    from bench.sides import parse_side
+    from bench.ab.sides import parse_side
+    from bench.store.paths import writable_dir, writable_file
 
     specs = [parse_side(args.a), parse_side(args.b)]
     suite, cells, settings = selection(args)
@@ -97,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
         pair, table = measure(specs, cells, suite.name, settings, lockstep, out_dir,
                               show_progress=not args.quiet)
     except KeyboardInterrupt as exc:
-        from bench import signals
+        from bench.engine import signals
 
         kept = ", ".join(str(p) for p in getattr(exc, "run_paths", []))
         print(f"{signals.reason(exc)}: " + (f"finished pairs are kept in {kept} (marked "
@@ -109,7 +109,7 @@ def main(args: argparse.Namespace) -> int:
 
         written = write_report([pair.a, pair.b], Path(args.report))
         print(f"report: {written[0]}", file=sys.stderr)
-    from bench.abstats import Verdict
+    from bench.stats.ab import Verdict
 
     slower_or_failed = table["verdict"].isin([Verdict.SLOWER, Verdict.FAILED]).any()
     return 1 if slower_or_failed else 0
@@ -119,9 +119,9 @@ def measure(specs, cells, suite: str, settings, lockstep, out_dir: Path,
             show_progress: bool = True):
     """Resolve both sides (one clear line and exit 2 on any problem), run them in lockstep
     and return (the loaded AbPair, its comparison table)."""
-    from bench.ab import run_ab
-    from bench.sides import prepare_side
-    from bench.store import load_runs
+    from bench.ab.driver import run_ab
+    from bench.ab.sides import prepare_side
+    from bench.store.runfiles import load_runs
     from reports.ab import ab_table, the_pair
 
     sides = [prepare_side(spec, label) for spec, label in zip(specs, "AB", strict=True)]

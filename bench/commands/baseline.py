@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.atomic import write_atomically
 from bench.errors import UsageError
-from bench.paths import BASELINE_DIR, writable_dir
-from bench.record import Device
-from bench.store import Run, StoreError, load_run
+from bench.store.atomic import write_atomically
+from bench.store.paths import BASELINE_DIR, writable_dir
+from bench.store.record import Device
+from bench.store.runfiles import Run, StoreError, load_run
 from reports.compare import run_fingerprint
 from reports.table import format_table
 
@@ -60,7 +60,7 @@ def run_record(args: argparse.Namespace) -> int:
     source = Path(args.run)
     if not source.is_file():
         raise UsageError(f"{source}: no such run file (baseline record takes one .jsonl file)")
-    from bench.pytest_benchmark_json import is_pytest_benchmark_json
+    from bench.store.pytest_benchmark_json import is_pytest_benchmark_json
 
     if is_pytest_benchmark_json(source):
         raise UsageError(f"{source}: is a pytest-benchmark JSON file; a baseline is a copy of a "

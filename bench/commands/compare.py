@@ -17,8 +17,8 @@ import pandas as pd
 
 from bench import options
 from bench.errors import UsageError
-from bench.paths import BASELINE_DIR
-from bench.store import Run, load_runs, run_warnings
+from bench.store.paths import BASELINE_DIR
+from bench.store.runfiles import Run, load_runs, run_warnings
 from reports.compare import (
     FAILING_VERDICTS,
     SPEED_METRICS,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench import options
 from bench.errors import UsageError
-from bench.record import Device, InputStyle, Phase, Status, is_failed
+from bench.store.record import Device, InputStyle, Phase, Status, is_failed
 
 DEFAULT_SUITE = "smoke"  # its cases, at probe-friendly sizes, when no --case is given
 
@@ -52,12 +52,12 @@ def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, bat
     """Validated cells, case by case, modes in canonical order. Raises UsageError.
 
     Without --mode, modes that cannot take the input style are left out (function_epoch
-    without dataset input); a mode named that cannot take it is an error, as in bench.plan.
+    without dataset input); a mode named that cannot take it is an error, as in bench.engine.plan.
     """
+    from bench.engine.plan import MAX_BATCH
     from bench.modes import MODE_TABLE as MODES
     from bench.modes import accepts_input, mode_inputs
-    from bench.plan import MAX_BATCH
-    from bench.record import Cell
+    from bench.store.record import Cell
     from cases import ConfigError, get_workload
 
     if not 1 <= batch <= MAX_BATCH:
@@ -75,7 +75,7 @@ def plan_cells(specs: list[str] | None, modes: list[str] | None, phase: str, bat
     if not chosen:
         raise UsageError("--mode selects no modes")
     if not specs:
-        from bench import plan
+        from bench.engine import plan
 
         specs = [entry.case for entry in plan.load_suite(DEFAULT_SUITE).entries]
     cells = []
@@ -93,8 +93,8 @@ def main(args: argparse.Namespace) -> int:
     cells = plan_cells(args.cases, args.modes, args.phase, args.batch, args.input)
     out_path = None
     if args.out:
-        from bench.paths import writable_dir
-        from bench.store import claim_run_file, run_stem
+        from bench.store.paths import writable_dir
+        from bench.store.runfiles import claim_run_file, run_stem
 
         out_path = claim_run_file(writable_dir(args.out, "--out"), run_stem("debug"))
         log_dir = out_path.with_name(out_path.stem + "_logs")
@@ -106,7 +106,7 @@ def main(args: argparse.Namespace) -> int:
         records = probe_cells(cells, log_dir, args.timeout_s)
     except BaseException:
         if out_path is not None:
-            from bench.store import release_claim
+            from bench.store.runfiles import release_claim
 
             release_claim(out_path)  # nothing recorded: leave no empty run file behind
         raise
@@ -122,11 +122,12 @@ def main(args: argparse.Namespace) -> int:
 
 
 def probe_cells(cells: list, log_dir: Path, timeout_s: float) -> list:
-    """Probe each cell in its own worker (bench.runner); never raises for a cell's failure."""
-    from bench import runner
+    """Probe each cell in its own worker (bench.engine.runner); never raises for a cell's
+    failure."""
+    from bench.engine import runner
     from bench.modes import not_applicable_reason
     from bench.probes import probe_cell
-    from bench.record import Record
+    from bench.store.record import Record
 
     ctx = runner.worker_context(log_dir / "forkserver.log")
     records = []
@@ -151,8 +152,8 @@ def probe_cells(cells: list, log_dir: Path, timeout_s: float) -> list:
 
 
 def write_run(path: Path, records: list, options: dict) -> None:
-    from bench.machine import machine_facts
-    from bench.store import RunHeader, RunWriter, new_run_id
+    from bench.engine.machine import machine_facts
+    from bench.store.runfiles import RunHeader, RunWriter, new_run_id
 
     now = dt.datetime.now(dt.UTC)
     run_id = new_run_id()

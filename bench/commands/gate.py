@@ -4,8 +4,8 @@ A baseline recorded in the past cannot gate speed on the VMs this runs on: their
 10-20% between minutes, more than the regressions worth catching. So the gate measures both
 builds now, side by side: side A is the commit recorded in the committed baseline's header
 (`git:<commit>`, a worktree made once and reused), side B the working tree, and their workers
-take turns step by step on one CPU (bench.ab) over the quick suite. Every cell gets a
-sequential B/A verdict (bench.abstats); cells found slower (or whose B worker failed) are
+take turns step by step on one CPU (bench.ab.driver) over the quick suite. Every cell gets a
+sequential B/A verdict (bench.stats.ab); cells found slower (or whose B worker failed) are
 re-measured with fresh worker pairs, and the gate fails only on what that confirmation finds
 slower too (reports.gate.gate_decision, the rule `gate-check` measures). Exact facts
 (equivalence, graph node counts) are checked between the sides, and against the
@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import signals
+from bench.engine import signals
 from bench.errors import UsageError
 
 DEFAULT_THRESHOLD = 0.03
@@ -30,7 +30,7 @@ DEFAULT_THRESHOLD = 0.03
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from bench.commands.ab import add_lockstep_options
-    from bench.paths import BASELINE_DIR
+    from bench.store.paths import BASELINE_DIR
 
     p = sub.add_parser("gate", help="A/B gate: the working tree against the baseline's commit",
                        description=__doc__.splitlines()[0])
@@ -64,11 +64,11 @@ def baseline_side(baseline_runs) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench import plan
+    from bench.ab.sides import parse_side
     from bench.commands.ab import lockstep_settings, measure, print_comparison
     from bench.commands.compare import resolve_baseline
-    from bench.sides import parse_side
-    from bench.store import load_runs
+    from bench.engine import plan
+    from bench.store.runfiles import load_runs
     from reports.gate import gate_decision
 
     lockstep = lockstep_settings(args)

@@ -1,7 +1,7 @@
 """`python -m bench gate-check`: how good is the A/B gate? Measure it on planted slowdowns.
 
 For identical code (A = B = the working tree) and for each planted slowdown on side B only
-(`env:BENCH_INJECT_SLOWDOWN`, every mode of the matrix slowed by the fraction; bench.inject),
+(`env:BENCH_INJECT_SLOWDOWN`, every mode of the matrix slowed by the fraction; bench.engine.inject),
 one long A/B run measures a fixed number of worker pairs per cell (`--pairs`, no early stop).
 Then the gate's own decision (reports.gate.gate_decision, the function `bench gate` calls) is
 replayed `--decisions` times on those pairs: each replay shuffles every cell's pairs, the first
@@ -87,9 +87,9 @@ def measure_pools(args, lockstep) -> dict[float, dict[str, list[float]]]:
     """One fixed-size A/B run per condition; returns condition -> cell key -> pair ratios."""
     import dataclasses
 
-    from bench.abstats import Rule
+    from bench.ab.sides import parse_side
     from bench.commands.ab import measure
-    from bench.sides import parse_side
+    from bench.stats.ab import Rule
 
     suite, cells, settings = selection(args)
     fixed = dataclasses.replace(lockstep, rule=Rule(lockstep.rule.threshold, lockstep.rule.alpha,
@@ -110,8 +110,8 @@ def measure_pools(args, lockstep) -> dict[float, dict[str, list[float]]]:
 
 def pair_ratios(pair) -> dict[str, list[float]]:
     """Every cell's pair ratios in the order measured (cells with a failed pair left out)."""
-    from bench.abstats import pair_ratio
-    from bench.record import Status
+    from bench.stats.ab import pair_ratio
+    from bench.store.record import Status
     from reports.ab import rounds_by_cell
 
     a_rounds, b_rounds = rounds_by_cell(pair.a), rounds_by_cell(pair.b)
@@ -126,8 +126,8 @@ def pair_ratios(pair) -> dict[str, list[float]]:
 
 
 def reused_pools(directory: Path) -> dict[float, dict[str, list[float]]]:
-    from bench.inject import parse_slowdowns
-    from bench.store import load_runs
+    from bench.engine.inject import parse_slowdowns
+    from bench.store.runfiles import load_runs
     from reports.ab import find_pairs
 
     files = sorted(directory.rglob("*.jsonl"))
@@ -146,7 +146,7 @@ def reused_pools(directory: Path) -> dict[float, dict[str, list[float]]]:
 
 
 def _rows(judged: dict[str, object]) -> pd.DataFrame:
-    from bench.record import Status
+    from bench.store.record import Status
 
     return pd.DataFrame([{"key": k, "verdict": str(j.verdict), "ratio": j.ratio, "low": j.low,
                           "high": j.high, "status_b": Status.OK} for k, j in judged.items()])
@@ -154,7 +154,7 @@ def _rows(judged: dict[str, object]) -> pd.DataFrame:
 
 def replay(pool: dict[str, list[float]], rule, rng: np.random.Generator):
     """One replayed gate run: (decision, pairs used per cell)."""
-    from bench.abstats import Verdict, sequential
+    from bench.stats.ab import Verdict, sequential
     from reports.gate import gate_decision
 
     first, confirm, used = {}, {}, []
@@ -176,7 +176,7 @@ def replay(pool: dict[str, list[float]], rule, rng: np.random.Generator):
 def replay_rates(pools: dict[float, dict[str, list[float]]], rule, decisions: int,
                  seed: int = 0) -> pd.DataFrame:
     """Per condition: gate runs failed, planted cells caught, pairs used, tight intervals."""
-    from bench.abstats import interval
+    from bench.stats.ab import interval
 
     rng = np.random.default_rng(seed)
     rows = []

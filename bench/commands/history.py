@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 from bench import options
-from bench.atomic import check_replaceable
 from bench.errors import UsageError
-from bench.paths import DEFAULT_HISTORY, writable_file
-from bench.store import StoreError, load_run
+from bench.store.atomic import check_replaceable
+from bench.store.paths import DEFAULT_HISTORY, writable_file
+from bench.store.runfiles import StoreError, load_run
 from reports.history import HistoryError, append_run, check_history_file
 
 
@@ -61,7 +61,7 @@ def run_append(args: argparse.Namespace) -> int:
         check_history_file(args.history)  # before anything: never append to a non-history
     except HistoryError as exc:
         raise UsageError(str(exc)) from exc
-    from bench.pytest_benchmark_json import is_pytest_benchmark_json, load_pytest_benchmark
+    from bench.store.pytest_benchmark_json import is_pytest_benchmark_json, load_pytest_benchmark
 
     try:
         if is_pytest_benchmark_json(args.run):  # `pytest bench/ --benchmark-json`: a run too

@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 
 from bench.errors import UsageError
-from bench.record import Device, Phase
+from bench.store.record import Device, Phase
 
 # Settings a command-line option overrides when given (attribute name = Settings field).
 SETTING_OPTIONS = ("rounds", "budget_s", "target_ci", "min_samples", "warmup", "timeout_s",
@@ -81,7 +81,7 @@ def add_measurement_options(p: argparse.ArgumentParser) -> None:
 
 def selection(args: argparse.Namespace):
     """(suite, cells, settings) from the options; every value validated before any work."""
-    from bench import plan
+    from bench.engine import plan
 
     suite = plan.load_suite(args.suite)
     cells = plan.expand(suite, cases=args.cases, modes=args.modes, phases=args.phases,

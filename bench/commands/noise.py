@@ -1,6 +1,6 @@
 """`python -m bench noise`: how steady is this machine? A fixed loop timed in windows.
 
-Runs the same pure-Python busy loop (bench.inject.busy_work) pinned to one CPU for a while
+Runs the same pure-Python busy loop (bench.engine.inject.busy_work) pinned to one CPU for a while
 and reports its speed per window: the spread (CV) and the slowest-to-fastest ratio. On a
 quiet dedicated machine it stays within a few percent; on a shared VM whose host is busy it
 swings, and no benchmark on that machine can be more reproducible than this. Nothing else
@@ -31,8 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.inject import busy_work
-    from bench.placement import available_cpus, pin
+    from bench.engine.inject import busy_work
+    from bench.engine.placement import available_cpus, pin
 
     cpus = available_cpus()
     cpu = cpus[-1] if args.cpu is None else args.cpu

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import options
 from bench.errors import UsageError
-from bench.record import InputStyle, Phase, Status
+from bench.store.record import InputStyle, Phase, Status
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,11 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from bench.engine.runner import run_in_worker, worker_context
+    from bench.engine.worker import CellOptions, measure_overhead
     from bench.modes import MODE_TABLE as MODES
     from bench.modes import accepts_input, not_applicable_reason
-    from bench.record import Cell
-    from bench.runner import run_in_worker, worker_context
-    from bench.worker import CellOptions, measure_overhead
+    from bench.store.record import Cell
     from cases import ConfigError, get_workload
 
     if args.mode not in MODES:

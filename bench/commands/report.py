@@ -14,11 +14,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.atomic import check_replaceable, write_atomically
 from bench.commands import add_runs_argument
 from bench.errors import UsageError
-from bench.paths import printable, writable_file
-from bench.store import Run, load_runs, run_warnings
+from bench.store.atomic import check_replaceable, write_atomically
+from bench.store.paths import printable, writable_file
+from bench.store.runfiles import Run, load_runs, run_warnings
 from reports.csvfile import to_csv
 from reports.history import HistoryError, check_history_file
 

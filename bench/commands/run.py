@@ -8,7 +8,7 @@ started in the same second never share a name or a log folder. Exit codes: 0 eve
 skipped, 1 some cells failed, 2 bad usage or input, 3 the run file could not be written (disk
 full; the records written so far are kept), 130 interrupted by SIGINT, 143 by SIGTERM (the
 partial run is kept). With --ray the matrix runs on a Ray cluster, one run file per node
-(bench.cluster).
+(bench.cluster.driver).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import options, signals
+from bench import options
 from bench.commands.matrix import (
     add_matrix_options,
     add_measurement_options,
@@ -25,11 +25,12 @@ from bench.commands.matrix import (
     selection,
 )
 from bench.commands.report import check_outputs as check_report_outputs
+from bench.engine import signals
+from bench.engine.execute import execute, execute_ray
+from bench.engine.plan import ProbePolicy
 from bench.errors import WRITE_FAILED, UsageError
-from bench.execute import execute, execute_ray
-from bench.paths import printable
-from bench.plan import ProbePolicy
-from bench.store import RunFileGone, StoreWriteError
+from bench.store.paths import printable
+from bench.store.runfiles import RunFileGone, StoreWriteError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="run on a Ray cluster, one cell per node at a time: 'auto' (the cluster "
                         "this machine belongs to), host:port, or nothing/'local' (an in-process "
-                        "cluster); needs the ray extra (bench.cluster)")
+                        "cluster); needs the ray extra (bench.cluster.driver)")
     p.add_argument("--probes", choices=options.choices(ProbePolicy),
                    help="debuggability probes (dbg_* columns): 'once' per case, config, mode "
                         "and phase (smallest batch, first round), 'infer' the same for "
@@ -54,16 +55,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "the verdict (for scripts)",
                        quiet_help="no progress display")
     p.add_argument("--estimate", action="store_true",
-                   help="print the cells and the estimated run time, then stop (bench.eta; "
+                   help="print the cells and the estimated run time, then stop (bench.engine.eta; "
                         "peaks from the newest run in --out, else the reference machine's)")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench import plan
+    from bench.engine import plan
 
     if args.ray is not None:
-        from bench.cluster import require_ray
+        from bench.cluster.driver import require_ray
 
         require_ray()  # one line and exit 2 before any work
     suite, cells, settings = selection(args)
@@ -88,7 +89,7 @@ def main(args: argparse.Namespace) -> int:
             out_path, result = execute(cells, suite.name + shard_tag, settings, args.out,
                                        show_progress=not args.quiet)
             paths = [out_path]
-    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM/SIGHUP via bench.signals
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM/SIGHUP via bench.engine.signals
         out_path = getattr(exc, "run_path", args.out)
         if getattr(exc, "run_paths", None) == []:  # a cluster run with no file claimed yet
             print(f"{signals.reason(exc)} before any cell finished: nothing was recorded",
@@ -111,7 +112,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc.strerror}{kept}", file=sys.stderr)
         return WRITE_FAILED
 
-    from bench.store import load_runs
+    from bench.store.runfiles import load_runs
     from reports.table import default_columns, format_table, load_warnings, records_frame
 
     if not paths:
@@ -142,10 +143,10 @@ def main(args: argparse.Namespace) -> int:
 
 def _estimate_text(cells: list, name: str, settings, out_dir: str) -> str:
     """How long the plan would take: the ETA's prior model on the newest run's peaks."""
-    from bench import plan
-    from bench.eta import REFERENCE_PEAK, Budget, estimate_run
+    from bench.engine import plan
+    from bench.engine.eta import REFERENCE_PEAK, Budget, estimate_run
     from bench.modes import not_applicable_reason
-    from bench.store import StoreError, load_run
+    from bench.store.runfiles import StoreError, load_run
 
     peak, source = dict(REFERENCE_PEAK), "the reference machine's peaks (no earlier run found)"
     for path in sorted(Path(out_dir).glob("*.jsonl"), key=lambda p: p.stat().st_mtime,

@@ -14,8 +14,8 @@ import sys
 
 from bench import options
 from bench.errors import UsageError
-from bench.record import Status
-from bench.store import Run
+from bench.store.record import Status
+from bench.store.runfiles import Run
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +40,7 @@ def _duration_s(run: Run) -> float | None:
 def _target_share(frame, run: Run) -> tuple[int, int, int, float]:
     """Cells whose CI is within the run's target half-width: (within one worker, between
     workers, ok cells, target). The first is what one process resolves; the second, from the
-    spread of the cell's workers, is what a rerun can expect (bench.replicates)."""
+    spread of the cell's workers, is what a rerun can expect (bench.stats.replicates)."""
     target = float(run.header.options.get("target_ci", 0.02))
     ok = frame[frame.status == Status.OK]
     between = ok["ci_between"] if "ci_between" in ok else ok["ci_rel_halfwidth"] * math.nan
@@ -60,7 +60,7 @@ def _agreement(a, b, tolerance: float, what: str) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.store import load_runs, run_warnings
+    from bench.store.runfiles import load_runs, run_warnings
     from reports.speedup import PAIRED
     from reports.table import records_frame
 

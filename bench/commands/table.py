@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from bench.commands import add_runs_argument
-from bench.store import load_runs, run_warnings
+from bench.store.runfiles import load_runs, run_warnings
 from reports.table import (
     FORMATS,
     default_columns,

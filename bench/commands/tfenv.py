@@ -8,7 +8,7 @@ dependencies, and prints the side to give `bench ab`:
     python -m bench ab python:.bench-envs/tf-2.20 .          # B = the default environment
 
 The suite's code is not installed there: an A/B side server puts its code root first on the
-import path (bench.sides), so the environment serves every revision. SUPPORTED lists the
+import path (bench.ab.sides), so the environment serves every revision. SUPPORTED lists the
 releases this suite supports; CI runs the test suite on the newest (the `cpu` extra) and a
 smoke run on the oldest through this command. A release that lacks an API a mode needs
 records that mode's cells as skipped with the reason.

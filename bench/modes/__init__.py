@@ -22,7 +22,7 @@ from bench.modes.base import (
     Request,
     Threads,
 )
-from bench.record import INPUT_STYLES, PHASES, InputStyle, Phase
+from bench.store.record import INPUT_STYLES, PHASES, InputStyle, Phase
 
 INFER, TRAIN = Phase.INFER, Phase.TRAIN
 
@@ -46,13 +46,13 @@ class ModeInfo:
     order: int  # display order in reports and plots
     color: str  # one fixed colour in every plot
     phases: tuple[str, ...] = PHASES
-    inputs: tuple[str, ...] = INPUT_STYLES  # bench.record.INPUT_STYLES it takes
+    inputs: tuple[str, ...] = INPUT_STYLES  # bench.store.record.INPUT_STYLES it takes
     not_applicable: str = _INFERENCE_ONLY  # why a phase outside `phases` is not applicable
     module: str = ""  # import path of the module; "" = bench.modes.<name>
     # Batches one measured training call runs on resident/fed input (Model.fit runs several
     # per call so its per-call overhead is amortised as in real use).
     train_batches_per_call: int = 1
-    # The ETA (bench.eta) costs a mode without fitted constants of its own like this one.
+    # The ETA (bench.engine.eta) costs a mode without fitted constants of its own like this one.
     costed_like: str = ""
 
     def reason(self, phase: str) -> str | None:

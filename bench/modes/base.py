@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from bench.modes.handles import Handles
-from bench.record import Device, InputStyle, Phase
+from bench.store.record import Device, InputStyle, Phase
 from cases.base import Workload
 
 # Tolerances of the equivalence check: bench.modes.MODE_TABLE (ModeInfo.tolerance).
@@ -104,3 +104,18 @@ class Prepared:
     extra: dict[str, Any] = field(default_factory=dict)
     # What probes may inspect; its type is the mode's family (bench.modes.handles).
     handles: Handles | None = None
+
+
+@dataclass
+class StepFunction:
+    """A per-batch step function and what it runs on: the part that differs between tf-op
+    case code (variables from the request's weights) and a user's model file (cases.loaded).
+    Everything after it (tracing, the step over each input style, the handles) is shared."""
+
+    fn: Callable  # images -> logits, or (images, labels) -> loss
+    variables: dict[str, Any]  # tf.Variables by weight name
+    read_weights: Callable[[], dict[str, np.ndarray]]
+    args: tuple  # resident input: the batch on the device; () otherwise
+    specs: tuple  # TensorSpecs of fn's arguments, for tracing
+    dataset: Any  # dataset input: the epoch's tf.data.Dataset; None otherwise
+    loaded: Any = None  # a model file as loaded (cases.loaded)

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from bench.modes.base import Request
-from bench.record import InputStyle, Phase
+from bench.store.record import InputStyle, Phase
 
 PREFETCH = 2  # batches the pipeline prepares ahead of the step
 

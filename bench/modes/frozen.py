@@ -11,7 +11,7 @@ from bench.modes.base import NotApplicable, Prepared, Request
 from bench.modes.data import batches_per_call
 from bench.modes.handles import GraphHandles
 from bench.modes.runtime import device_name, session_config, stage
-from bench.record import Phase, SetupStage
+from bench.store.record import Phase, SetupStage
 
 NAME = __name__.rpartition(".")[2]  # the mode is named after its module (MODE_TABLE)
 

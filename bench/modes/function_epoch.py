@@ -13,12 +13,14 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from bench.modes.base import NotApplicable, Prepared, Request
+from bench.modes import model_tf2
+from bench.modes.base import NotApplicable, Prepared, Request, StepFunction
 from bench.modes.graph import count_nodes
 from bench.modes.handles import TracedHandles
+from bench.modes.model_io import describe, is_model
 from bench.modes.runtime import configure_threads, device_name, stage
-from bench.modes.tf2 import StepFunction, case_step
-from bench.record import InputStyle, Phase, SetupStage
+from bench.modes.tf2 import case_step
+from bench.store.record import InputStyle, Phase, SetupStage
 
 
 def epoch_fn(step, training: bool):
@@ -59,14 +61,10 @@ def prepare(request: Request) -> Prepared:
     if request.input != InputStyle.DATASET:
         raise NotApplicable(f"not applicable: function_epoch loops over a dataset; input "
                             f"{str(request.input)!r} has no epoch to loop over")
-    from bench.modes.model_io import is_model
-
-    if is_model(request):  # a user's model file: bench.modes.model_tf2
-        from bench.modes import model_tf2
-
-        return model_tf2.prepare_epoch(request, __name__.rpartition(".")[2])
-    return prepare_epoch_step(request, case_step,
-                              extra={"mode_impl": __name__.rpartition(".")[2]})
+    mode = __name__.rpartition(".")[2]
+    if is_model(request):  # a user's model file: its step is bench.modes.model_tf2's
+        return prepare_epoch_step(request, model_tf2.model_step, extra=describe(request, mode))
+    return prepare_epoch_step(request, case_step, extra={"mode_impl": mode})
 
 
 def prepare_epoch_step(request: Request, build: Callable[[Request], StepFunction],

@@ -23,7 +23,7 @@ import tensorflow as tf
 from bench.modes.base import Request
 from bench.modes.data import epoch_dataset, epoch_result
 from bench.modes.runtime import stage
-from bench.record import InputStyle, Phase, SetupStage
+from bench.store.record import InputStyle, Phase, SetupStage
 from cases.layers import softmax_cross_entropy
 
 INPUT_NAME = "images"

@@ -26,7 +26,7 @@ from bench.modes.base import Prepared, Request
 from bench.modes.data import batches_per_call, epoch_dataset
 from bench.modes.handles import KerasHandles
 from bench.modes.runtime import configure_threads, device_name, stage
-from bench.record import InputStyle, Phase, SetupStage
+from bench.store.record import InputStyle, Phase, SetupStage
 from cases.base import get_keras_weights
 
 NAME = __name__.rpartition(".")[2]  # the mode is named after its module (MODE_TABLE)

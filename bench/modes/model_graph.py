@@ -24,7 +24,7 @@ from bench.modes import model_io as io
 from bench.modes.base import Prepared, Request
 from bench.modes.handles import GraphHandles
 from bench.modes.runtime import device_name, session_config, stage
-from bench.record import InputStyle, SetupStage
+from bench.store.record import InputStyle, SetupStage
 
 SERVE = "serve"
 SCOPE = "model"  # frozen graphs are imported under this name scope
@@ -72,7 +72,7 @@ def _saved_model_dir(request: Request, timings: dict) -> tuple[str, str, object]
     wl = request.workload
     if wl.kind == "savedmodel":
         return wl.path, wl.signature, lambda: None
-    from cases.loaded import load
+    from cases.loading import load
 
     directory = tempfile.mkdtemp(prefix="bench-export-")
     with stage(timings, SetupStage.BUILD):  # export: part of building the Session graph
@@ -123,7 +123,8 @@ def _batches(request: Request) -> int:
 
 
 def prepare_frozen(request: Request, mode: str, optimize: bool) -> Prepared:
-    from cases.loaded import freeze, inference_function, load
+    from cases.loaded import freeze, inference_function
+    from cases.loading import load
 
     device = device_name(request.device)
     config = session_config(request.threads, request.device)

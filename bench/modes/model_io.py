@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from bench.modes.base import Request
 from bench.modes.data import PREFETCH
-from bench.record import Phase
+from bench.store.record import Phase
 
 
 def is_model(request: Request) -> bool:

@@ -18,7 +18,7 @@ from bench.modes.base import Prepared, Request
 from bench.modes.data import batches_per_call
 from bench.modes.handles import KerasHandles
 from bench.modes.runtime import configure_threads, device_name, stage
-from bench.record import InputStyle, Phase, SetupStage
+from bench.store.record import InputStyle, Phase, SetupStage
 
 
 class SignatureLayer(keras.layers.TFSMLayer):
@@ -37,7 +37,7 @@ def _model(request: Request):
                   for t in wl.model_inputs}
         outputs = SignatureLayer(wl.path, call_endpoint=wl.signature)(inputs)
         return keras.Model(inputs, outputs), lambda x: x, None
-    from cases.loaded import load
+    from cases.loading import load
 
     loaded = load(wl)
     names = [t.name for t in wl.model_inputs]

@@ -4,7 +4,8 @@ As for the built-in cases (bench.modes.tf2), the three modes run the same Python
 differ only in the wrapper: called directly (a Keras model op by op; a SavedModel's restored
 signature function, the reference), `tf.function`, or `tf.function(jit_compile=True)`.
 Training is a GradientTape step on the model's own loss with plain SGD at the suite's rate,
-the same update `Model.fit` makes in the keras mode.
+the same update `Model.fit` makes in the keras mode. This module gives the per-batch step
+(`model_step`); bench.modes.tf2 and bench.modes.function_epoch run it as they run a case's.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from bench.modes import model_io as io
-from bench.modes.base import NotApplicable, Prepared, Request
-from bench.modes.tf2 import StepFunction, prepare_step
-from bench.record import InputStyle, Phase
+from bench.modes.base import NotApplicable, Request, StepFunction
+from bench.store.record import InputStyle, Phase
 
 
 def infer_fn(loaded) -> Callable:
@@ -49,7 +49,7 @@ def train_fn(loaded, learning_rate: float) -> Callable:
 
 def model_step(request: Request) -> StepFunction:
     """The step of a user's model file: its own call (or loss) on its own variables."""
-    from cases.loaded import load
+    from cases.loading import load
 
     training = request.phase == Phase.TRAIN
     loaded = load(request.workload)
@@ -62,13 +62,3 @@ def model_step(request: Request) -> StepFunction:
         dataset=io.epoch_dataset(request) if request.input == InputStyle.DATASET else None,
         loaded=loaded)
 
-
-def prepare(request: Request, mode: str, wrap: Callable | None) -> Prepared:
-    return prepare_step(request, model_step, wrap, extra=io.describe(request, mode))
-
-
-def prepare_epoch(request: Request, mode: str) -> Prepared:
-    """function_epoch: the epoch's loop inside one tf.function (bench.modes.function_epoch)."""
-    from bench.modes.function_epoch import prepare_epoch_step
-
-    return prepare_epoch_step(request, model_step, extra=io.describe(request, mode))

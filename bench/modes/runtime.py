@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep INFO/WARNING chatter 
 import tensorflow as tf  # noqa: E402
 
 from bench.modes.base import DeviceUnavailable, Threads  # noqa: E402
-from bench.record import Device  # noqa: E402
+from bench.store.record import Device  # noqa: E402
 
 _configured: Threads | None = None
 

@@ -8,7 +8,7 @@ from bench.modes import graph as g
 from bench.modes.base import Prepared, Request
 from bench.modes.handles import GraphHandles
 from bench.modes.runtime import device_name, session_config, stage
-from bench.record import InputStyle, Phase, SetupStage
+from bench.store.record import InputStyle, Phase, SetupStage
 
 
 def prepare(request: Request) -> Prepared:

@@ -7,24 +7,24 @@ the network away. With dataset input the step is a Python `for` over the epoch's
 calls the (possibly traced) per-batch function once per batch.
 
 What differs between tf-op case code and a user's model file (bench.modes.model_tf2) is only
-the per-batch `StepFunction`; `prepare_step` (here) and function_epoch's in-graph epoch loop
-take either.
+the per-batch `StepFunction` (bench.modes.base); `prepare_step` (here) and function_epoch's
+in-graph epoch loop take either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from bench.modes.base import Prepared, Request
+from bench.modes import model_tf2
+from bench.modes.base import Prepared, Request, StepFunction
 from bench.modes.data import epoch_dataset, epoch_result
 from bench.modes.handles import EagerHandles, TracedHandles
+from bench.modes.model_io import describe, is_model
 from bench.modes.runtime import configure_threads, device_name, stage
-from bench.record import InputStyle, Phase, SetupStage
+from bench.store.record import InputStyle, Phase, SetupStage
 from cases.layers import softmax_cross_entropy
 
 
@@ -66,21 +66,6 @@ def train_fn(request: Request, variables: dict[str, tf.Variable]) -> Callable:
     return train
 
 
-@dataclass
-class StepFunction:
-    """A per-batch step function and what it runs on: the part that differs between tf-op
-    case code (variables from the request's weights) and a user's model file (cases.loaded).
-    Everything after it (tracing, the step over each input style, the handles) is shared."""
-
-    fn: Callable  # images -> logits, or (images, labels) -> loss
-    variables: dict[str, tf.Variable]
-    read_weights: Callable[[], dict[str, np.ndarray]]
-    args: tuple  # resident input: the batch on the device; () otherwise
-    specs: tuple  # TensorSpecs of fn's arguments, for tracing
-    dataset: tf.data.Dataset | None  # dataset input: the epoch
-    loaded: Any = None  # a model file as loaded (cases.loaded)
-
-
 def case_step(request: Request) -> StepFunction:
     """The step of tf-op case code: its forward on tf.Variables made from the weights."""
     training = request.phase == Phase.TRAIN
@@ -100,12 +85,8 @@ def case_step(request: Request) -> StepFunction:
 def prepare_tf2(request: Request, mode: str,
                 wrap: Callable[[Callable], Callable] | None) -> Prepared:
     """Build variables and the step; with `wrap`, trace it once as a setup stage."""
-    from bench.modes.model_io import is_model
-
-    if is_model(request):  # a user's model file: bench.modes.model_tf2
-        from bench.modes import model_tf2
-
-        return model_tf2.prepare(request, mode, wrap)
+    if is_model(request):  # a user's model file: its step is bench.modes.model_tf2's
+        return prepare_step(request, model_tf2.model_step, wrap, extra=describe(request, mode))
     return prepare_step(request, case_step, wrap, extra={"mode_impl": mode})
 
 

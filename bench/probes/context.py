@@ -25,7 +25,7 @@ from bench.modes import load_mode
 from bench.modes.base import Prepared, Request
 from bench.modes.handles import Handles, KerasHandles, TracedHandles
 from bench.modes.runtime import device_name
-from bench.record import Phase
+from bench.store.record import Phase
 from cases.base import Workload
 
 # Relative agreement for "this array is that layer's output": graph modes match eager to
@@ -35,7 +35,7 @@ MATCH_RTOL = 1e-3
 
 @dataclass
 class ProbeContext:
-    cell: Any  # bench.record.Cell
+    cell: Any  # bench.store.record.Cell
     workload: Workload
     request: Request
     prepared: Prepared

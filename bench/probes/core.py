@@ -82,13 +82,13 @@ def run_all(cell: Any, workload: Any, request: Any, prepared: Any) -> dict[str, 
 
 
 def probe_record(cell: Any, seed: int = 0):
-    """Prepare the cell as bench.worker does (bench.lifecycle: prepare, first call, equivalence
-    steps), warm it up to three calls in all, then probe it."""
-    from bench.lifecycle import make_request, prepare_cell
+    """Prepare the cell as bench.engine.worker does (bench.engine.lifecycle: prepare, first call,
+    equivalence steps), warm it up to three calls in all, then probe it."""
+    from bench.engine.lifecycle import make_request, prepare_cell
+    from bench.engine.placement import pin, placement
     from bench.modes import load_mode, not_applicable_reason
     from bench.modes.base import NotApplicable, Threads
-    from bench.placement import pin, placement
-    from bench.record import Record, Status, mode_fields
+    from bench.store.record import Record, Status, mode_fields
 
     started = time.perf_counter()
     reason = not_applicable_reason(cell.mode, cell.phase)

@@ -43,7 +43,7 @@ from bench.probes.messages import (
     reported_op,
     short_error,
 )
-from bench.record import SetupStage
+from bench.store.record import SetupStage
 from cases.base import keras_layer_name, no_tap
 
 NAN_OP = "Log"

@@ -28,7 +28,7 @@ from typing import Any
 from bench.modes.handles import EagerHandles, GraphHandles, KerasHandles, TracedHandles
 from bench.probes.context import ProbeContext, keras_step_graph
 from bench.probes.messages import names_layer
-from bench.record import InputStyle
+from bench.store.record import InputStyle
 
 BOOKKEEPING = frozenset({
     "Const", "Placeholder", "PlaceholderWithDefault", "Identity", "IdentityN", "NoOp",

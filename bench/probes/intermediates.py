@@ -29,7 +29,7 @@ import numpy as np
 
 from bench.modes.handles import GraphHandles, KerasHandles
 from bench.probes.context import ProbeContext, matches, profiling
-from bench.record import InputStyle
+from bench.store.record import InputStyle
 
 DEBUGGER, FETCH, KERAS, OUTPUT = "debugger hook", "fetch by name", "keras sub-model", "step output"
 

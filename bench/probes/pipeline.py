@@ -18,7 +18,7 @@ import os
 from typing import Any
 
 from bench.probes.context import ProbeContext, profiling
-from bench.record import InputStyle
+from bench.store.record import InputStyle
 
 
 def input_pipeline(ctx: ProbeContext) -> dict[str, Any]:

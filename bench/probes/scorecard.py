@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.modes import MODE_TABLE as MODES
 from bench.probes import KEYS
-from bench.record import InputStyle, Record, Status
+from bench.store.record import InputStyle, Record, Status
 
 CELL_WIDTH = 28
 

@@ -1,7 +1,7 @@
 """A one-line progress display on stderr: cells done, time elapsed, the time left (from
-bench.eta's corrected cost model when the runner gives one) and the cell being measured.
+bench.engine.eta's corrected cost model when the runner gives one) and the cell being measured.
 
-On a Ray cluster (bench.cluster) cells finish on several nodes at once: `done` then gets the
+On a Ray cluster (bench.cluster.driver) cells finish on several nodes at once: `done` then gets the
 node's name, the line shows how many cells each node has finished, and the time left is the
 mean time per finished cell so far times the cells left (it sees the cluster's parallelism).
 """
@@ -12,8 +12,8 @@ import sys
 import time
 from collections import Counter
 
-from bench.eta import Forecast
-from bench.record import Cell, Record, is_failed
+from bench.engine.eta import Forecast
+from bench.store.record import Cell, Record, is_failed
 from bench.units import clock
 
 

@@ -50,11 +50,11 @@ from pathlib import Path
 from typing import Any
 
 import cases
+from bench.engine.placement import parse_threads
 from bench.errors import UsageError
 from bench.modes import MODE_TABLE, accepts_input, mode_inputs
 from bench.modes.base import EPOCH_BATCHES
-from bench.placement import parse_threads
-from bench.record import (
+from bench.store.record import (
     ALL_THREADS,
     DEVICES,
     INPUT_STYLES,
@@ -113,12 +113,12 @@ class Settings:
     target_ci: float = 0.02  # stop once the median's 95% CI half-width is within 2%
     budget_s: float = 10.0  # wall time per cell for sampling, warm-up included
     # The whole matrix R times, interleaved: R worker processes per cell, the replicates a
-    # cell's CI and the regression gate are computed from (bench.replicates).
+    # cell's CI and the regression gate are computed from (bench.stats.replicates).
     rounds: int = 1
     timeout_s: float = 600.0  # a worker running longer is killed and recorded as timeout
     memory_limit_mb: int | None = None  # worker address-space cap; None = no limit
     seed: int = 0  # weights and input batches
-    threads_inter: int = 0  # inter-op pool; 0 = min(threads, 2) (bench.placement)
+    threads_inter: int = 0  # inter-op pool; 0 = min(threads, 2) (bench.engine.placement)
     probes: str = ProbePolicy.ONCE  # debuggability probes: a ProbePolicy
     # Paired speed-up: after its own measurement a worker alternates its step with eager's
     # for another budget_s (bench.paired); off halves the sampling time of non-eager cells.

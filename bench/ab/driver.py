@@ -8,7 +8,7 @@ their step times holds still while the step times themselves move (measured on t
 identical code within 0.2-1.5% over pairs of fresh processes, a planted 3% resolved; see
 docs/regression-tracking.md).
 
-For each cell, a worker pair: side A's server and side B's server (bench.sides, each its own
+For each cell, a worker pair: side A's server and side B's server (bench.ab.sides, each its own
 interpreter, code and environment) each fork a fresh worker; both prepare the cell with the
 same seed, weights and input bytes (one on the lockstep CPU, the other on the spare CPU when
 there is one, so preparing takes half the time), move to the lockstep CPU(s) and say ready.
@@ -18,8 +18,8 @@ worker times its own steps. Finally each worker closes the cell as a run's worke
 (equivalence against eager; the paired speed-up over eager in the first pair) and sends its
 Record, so each side's run file is an ordinary run file.
 
-Pairs are scheduled by bench.schedule: `min_pairs` rounds over the cells (rotated), then
-passes giving one more pair to each cell the sequential rule (bench.abstats) has not decided,
+Pairs are scheduled by bench.engine.schedule: `min_pairs` rounds over the cells (rotated), then
+passes giving one more pair to each cell the sequential rule (bench.stats.ab) has not decided,
 up to `max_pairs` and the total time budget. Which side goes first and which prepares on the
 spare CPU alternates from pair to pair. No TensorFlow in this process.
 """
@@ -40,14 +40,21 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.abstats import Judgement, Rule, Verdict, judge, pair_ratio
+from bench.ab.sides import Side, SideServer
+from bench.engine.machine import fingerprint, machine_facts
+from bench.engine.placement import available_cpus, pin, placement
+from bench.engine.schedule import visits
 from bench.lockstep import SCRATCH_PREFIX, recv_json, send_json
-from bench.machine import fingerprint, machine_facts
-from bench.placement import available_cpus, pin, placement
-from bench.record import Cell, Device, Record, Status, is_failed
-from bench.schedule import visits
-from bench.sides import Side, SideServer
-from bench.store import RunHeader, RunWriter, claim_run_file, new_run_id, release_claim, run_stem
+from bench.stats.ab import Judgement, Rule, Verdict, judge, pair_ratio
+from bench.store.record import Cell, Device, Record, Status, is_failed
+from bench.store.runfiles import (
+    RunHeader,
+    RunWriter,
+    claim_run_file,
+    new_run_id,
+    release_claim,
+    run_stem,
+)
 
 CONNECT_TIMEOUT_S = 60.0
 
@@ -102,11 +109,11 @@ def run_ab(cells: list[Cell], sides: list[Side], *, suite: str, settings, lockst
            LockstepSettings, out_dir: Path, show_progress: bool = True) -> AbResult:
     """Measure `cells` on both sides in lockstep; one run file per side in `out_dir`.
 
-    `settings` is the suite's bench.plan.Settings (seed, warm-up of the paired measurement,
+    `settings` is the suite's bench.engine.plan.Settings (seed, warm-up of the paired measurement,
     timeout, threads). Raises KeyboardInterrupt (with `run_paths`) when interrupted: the
     files keep every finished pair and are marked incomplete.
     """
-    from bench.worker import CellOptions
+    from bench.engine.worker import CellOptions
 
     rule = lockstep.rule
     tmp = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
@@ -208,7 +215,7 @@ def run_ab(cells: list[Cell], sides: list[Side], *, suite: str, settings, lockst
 
 
 def _order(cells: list[Cell], rounds: int) -> list[tuple[int, Cell]]:
-    from bench.plan import rounds_order
+    from bench.engine.plan import rounds_order
 
     return rounds_order(cells, rounds)
 

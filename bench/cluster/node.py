@@ -1,10 +1,10 @@
 """What runs on a Ray node: one comparison group's cells, through the local isolated worker path.
 
-`run_group` is the body of the Ray task that bench.cluster submits, one per comparison group
+`run_group` is the body of the Ray task that bench.cluster.driver submits, one per comparison group
 (case, configuration, phase, device, input, batch, threads; every round of it). The task holds
 its node's single benchmark slot for the whole group, so no other cell shares the machine and
 every mode of the group is measured on the same node. Inside, each cell runs exactly as in a
-local run (bench.runner.measure_placed): a fresh worker from a forkserver that has imported
+local run (bench.engine.runner.measure_placed): a fresh worker from a forkserver that has imported
 TensorFlow, pinned to its CPUs, with the timeout and memory limit, a crash recorded as a
 status. A cell that kills its worker therefore costs the cell, never the Ray worker.
 
@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.record import Cell, Record
+from bench.store.record import Cell, Record
 
 # (run id, node id) -> NodeInfo: the calibration of this Ray worker process's node for a run.
 _CALIBRATED: dict[tuple[str, str], NodeInfo] = {}
@@ -58,7 +58,7 @@ class GroupJob:
     group: str  # Cell.group_key
     cells: list[tuple[int, Cell]]  # (round, cell), in the driver's rotated order
     probe: set[tuple[int, Cell]]
-    options: object  # bench.worker.CellOptions (kept loose: no worker import here)
+    options: object  # bench.engine.worker.CellOptions (kept loose: no worker import here)
     profiles: list[tuple[str, str]]  # every (device, threads) profile of the run
     log_dir: str  # the driver's log folder; used on the node when it can be created
     timeout_s: float
@@ -74,10 +74,10 @@ def run_group(job: GroupJob) -> Iterator[NodeInfo | Record]:
     """Yield this node's NodeInfo, then a Record per (round, cell) of the group as it is done."""
     import ray
 
-    from bench.placement import available_cpus, pin
-    from bench.replicates import remeasure_needed
-    from bench.runner import measure_placed, worker_context
-    from bench.schedule import visits
+    from bench.engine.placement import available_cpus, pin
+    from bench.engine.runner import measure_placed, worker_context
+    from bench.engine.schedule import visits
+    from bench.stats.replicates import remeasure_needed
 
     node_id = ray.get_runtime_context().get_node_id()
     # Ray sets OMP_NUM_THREADS=1 in workers of tasks that reserve no CPUs; a local run has no
@@ -116,8 +116,8 @@ def run_group(job: GroupJob) -> Iterator[NodeInfo | Record]:
 def _calibrated(job: GroupJob, node_id: str, ctx, machine_cpus: list[int],
                 log_dir: Path) -> NodeInfo:
     """The node's facts and peak FLOP/s for every profile of the run, measured once per run."""
-    from bench.machine import fingerprint, machine_facts
-    from bench.runner import calibrate_profiles
+    from bench.engine.machine import fingerprint, machine_facts
+    from bench.engine.runner import calibrate_profiles
 
     key = (job.run_id, node_id)
     if key not in _CALIBRATED:

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 
 from bench.errors import UsageError
-from bench.record import ALL_THREADS
+from bench.store.record import ALL_THREADS
 
 MAX_INTER_OP = 2
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.stats import median_ci
+from bench.stats.samples import median_ci
 
 CHECK_GROWTH = 1.1  # re-check precision when the sample count has grown by 10%
 
@@ -26,7 +26,7 @@ Clock = Callable[[], float]
 
 @dataclass
 class Measurement:
-    """Raw timings of one measured step; statistics are derived later (bench.stats)."""
+    """Raw timings of one measured step; statistics are derived later (bench.stats.samples)."""
 
     samples_s: list[float]  # steady-state step times, warm-up excluded
     warmup_s: list[float]

@@ -12,7 +12,7 @@ only that claimed, still empty file. Each line goes out in one `os.write`; a sho
 write (disk full) is cut back to the last complete line, so earlier records stay readable.
 Loading is forgiving where it can be: a corrupt, truncated or mistyped line is reported with
 file and line number and every readable record is still returned. A file of an older schema
-version loads through bench.record's loaders (RECORD_LOADERS, HEADER_LOADERS).
+version loads through bench.store.record's loaders (RECORD_LOADERS, HEADER_LOADERS).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import StoreError, UsageError
-from bench.pytest_benchmark_json import is_pytest_benchmark_json, load_pytest_benchmark
-from bench.record import HEADER_LOADERS, Record, Run, RunHeader, SchemaError, upgrade
+from bench.store.pytest_benchmark_json import is_pytest_benchmark_json, load_pytest_benchmark
+from bench.store.record import HEADER_LOADERS, Record, Run, RunHeader, SchemaError, upgrade
 
 __all__ = ["Run", "RunHeader", "StoreError", "RunWriter", "load_run", "load_runs"]
 

@@ -154,7 +154,7 @@ class Cell:
     device: str = Device.CPU  # a Device
     input: str = InputStyle.RESIDENT  # an InputStyle (dataset: one step = one epoch)
     batch: int = 1
-    # CPUs (and intra-op threads) the worker gets: "1", "2", ... or "all" (bench.placement).
+    # CPUs (and intra-op threads) the worker gets: "1", "2", ... or "all" (bench.engine.placement).
     threads: str = ALL_THREADS
 
     @property
@@ -205,13 +205,13 @@ class Record:
     threads: dict[str, int] = field(default_factory=dict)  # intra_op / inter_op
     debug: dict[str, Any] = field(default_factory=dict)  # debuggability probes (dbg_*)
     wall_s: float | None = None  # wall time of the whole worker for this cell
-    # Paired speed-up (bench.timing.measure_paired): this mode's and eager's step times,
+    # Paired speed-up (bench.engine.timing.measure_paired): this mode's and eager's step times,
     # alternating step by step inside this worker after its own measurement, so the worker's
     # state cancels in their ratio.
     paired_s: list[float] = field(default_factory=list)
     paired_eager_s: list[float] = field(default_factory=list)
     cpus: list[int] = field(default_factory=list)  # the CPU set the worker was pinned to
-    # Other processes' CPU use while this worker sampled (bench.placement.LoadMeter).
+    # Other processes' CPU use while this worker sampled (bench.engine.placement.LoadMeter).
     load: dict[str, float] = field(default_factory=dict)
     # Seconds per stage of TIME_STAGES, summing to the cell's time as the runner saw it: what a
     # longer budget buys and what setup, probes and the eager reference cost.
@@ -221,16 +221,16 @@ class Record:
     batches_per_call: int | None = None
     stopped_by: str = ""  # why sampling stopped: "target", "budget", "max_samples", "lockstep"
     reached_target: bool | None = None  # the median's CI met the run's target
-    # Why this visit came after the planned rounds (bench.schedule's note: a remeasure of a
+    # Why this visit came after the planned rounds (bench.engine.schedule's note: a remeasure of a
     # cell whose workers disagree, or an A/B pair the sequential test asked for); "" if planned.
     extra_visit: str = ""
     # What the progress display promised when the cell started (the ETA's accuracy, later).
     eta_elapsed_s: float | None = None
     eta_left_s: float | None = None
     log: str = ""  # the worker's log file, kept for a cell that failed
-    node: str = ""  # the Ray node that measured it (bench.node)
+    node: str = ""  # the Ray node that measured it (bench.cluster.node)
     slot_held: list[float] = field(default_factory=list)  # [start, end] Unix s of its slot
-    injected_slowdown: float = 0.0  # bench.inject's planted slowdown: a testing aid, no result
+    injected_slowdown: float = 0.0  # bench.engine.inject's planted slowdown: a testing aid
     injected_iterations: int = 0
     probes_only: bool = False  # `bench debug`: probed, not timed
     mode_impl: str = ""  # how the mode ran the cell, when it says ("function", a model loader)
@@ -286,7 +286,7 @@ def _non_negative(value: Any) -> bool:
 
 
 # No time in a record can be longer than this: a worker is killed after at most a day
-# (bench.plan.MAX_TIMEOUT_S), so 1e6 s (11.6 days) is a hand-edited or corrupt value, and one
+# (bench.engine.plan.MAX_TIMEOUT_S), so 1e6 s (11.6 days) is a hand-edited or corrupt value, and one
 # like 1e308 would overflow every sum and plot it reaches.
 MAX_SECONDS = 1e6
 
@@ -480,7 +480,7 @@ def mode_fields(facts: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- runs
-# A run file's header and the loaded run (bench.store reads and writes them).
+# A run file's header and the loaded run (bench.store.runfiles reads and writes them).
 
 
 @dataclass
@@ -488,7 +488,7 @@ class RunHeader:
     run_id: str
     suite: str
     started: str  # ISO 8601, UTC
-    machine: dict[str, Any] = field(default_factory=dict)  # bench.machine facts
+    machine: dict[str, Any] = field(default_factory=dict)  # bench.engine.machine facts
     options: dict[str, Any] = field(default_factory=dict)  # the run's settings
     # peak_key(device, threads) -> measured FLOP/s; a footer may hold a second measurement
     # (taken at the end of the run) and loading keeps the better of the two.

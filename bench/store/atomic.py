@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 from bench.errors import UsageError
-from bench.paths import printable
+from bench.store.paths import printable
 
 # First-line kinds of the files the suite keeps: run files (and baselines, which are run
 # files) and history files. An output never replaces one.

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.errors import UsageError
-from bench.record import Status
+from bench.store.record import Status
 
 SLOWDOWN_ENV = "BENCH_INJECT_SLOWDOWN"
 # Planted failures: BENCH_INJECT_FAULT=<mode>:<kind>[,...], kind one of FAULT_KINDS; the worker
-# of every cell of that mode then crashes, hangs, eats memory or raises (bench.worker).
+# of every cell of that mode then crashes, hangs, eats memory or raises (bench.engine.worker).
 FAULT_ENV = "BENCH_INJECT_FAULT"
 FAULT_KINDS = ("crash", "hang", "oom", Status.ERROR)
 CALIBRATION_ITERATIONS = 200_000
@@ -34,7 +34,7 @@ Clock = Callable[[], float]
 def parse_slowdowns(text: str | None) -> dict[tuple[str, str | None], float]:
     """'function:infer:0.1,xla:0.05' -> {('function', 'infer'): 0.1, ('xla', None): 0.05}."""
     from bench.modes import MODE_TABLE as MODES
-    from bench.record import PHASES
+    from bench.store.record import PHASES
 
     planted: dict[tuple[str, str | None], float] = {}
     for item in filter(None, (p.strip() for p in (text or "").split(","))):

@@ -2,7 +2,7 @@
 
 Each worker pair of a cell (a fresh A process and a fresh B process on the same CPU, taking
 turns step by step) gives one number: the ratio of B's and A's median step times. The pair is
-the unit of replication, as the worker is in a run (bench.replicates): steps within a pair
+the unit of replication, as the worker is in a run (bench.stats.replicates): steps within a pair
 share a process's memory layout and thread placement, so only fresh pairs sample those.
 
 The verdict tests the mean of the pairs' log ratios with a Student t-interval, looked at
@@ -23,7 +23,7 @@ re-measures every `slower` cell with fresh pairs and fails only what the confirm
 slower too (bench.commands.gate), and `bench gate-check` measures the whole run's rate.
 
 A pair further than OUTLIER from the median of the cell's pairs is left out (only with three
-or more pairs, and only a minority of them, as bench.replicates.outliers does): a process
+or more pairs, and only a minority of them, as bench.stats.replicates.outliers does): a process
 that lands in a slow state for its whole life (Keras training here runs at 23 or 45 ms per
 batch, per process) is a state of that process, not of the code, and one such pair would
 otherwise decide a cell. Pure Python + numpy/scipy; no TensorFlow.
@@ -38,8 +38,8 @@ from enum import StrEnum
 
 import numpy as np
 
-from bench.record import Status
-from bench.replicates import outliers
+from bench.stats.replicates import outliers
+from bench.store.record import Status
 
 OUTLIER = 0.10
 

@@ -1,6 +1,6 @@
 """Statistics over raw step-time samples (seconds per step), in plain numpy.
 
-Records keep raw samples (bench.record); everything here is derived from them, so a table can
+Records keep raw samples (bench.store.record); everything here is derived from them, so a table can
 be rebuilt, rounds pooled and old runs re-analysed exactly. Step times are skewed and carry
 outliers (GC pauses, thread wake-ups, frequency changes), so the headline number is the
 *median* with a distribution-free confidence interval, not a mean with a normal-theory one.

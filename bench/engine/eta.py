@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.modes import REFERENCE_MODE, TRAIN, mode_info
-from bench.record import (
+from bench.store.record import (
     MEASURING_STAGES,
     TIME_STAGES,
     Cell,
@@ -112,7 +112,8 @@ class Estimate:
 # median's CI reaches the target, often well before the budget.
 BUDGET_USE = 0.55
 DEFAULT_COST = ModeCost((1.0, 0.1), (-6.0, 1.0, 1.0), (2.0, 0.2))
-# The fitted constants live in eta_prior.json (written by `python -m bench.eta RUN... --write`),
+# The fitted constants live in eta_prior.json (written by
+# `python -m bench.engine.eta RUN... --write`),
 # keyed by mode and phase; a mode without a row is costed like `ModeInfo.costed_like`.
 PRIOR_FILE = Path(__file__).with_name("eta_prior.json")
 
@@ -219,7 +220,7 @@ def remaining_s(pending: list[tuple[str, Estimate]], corrector: Corrector) -> fl
 def cell_shape(cell: Cell, peak_flops: dict[str, float], probes: bool) -> CellShape:
     """A cell's shape from its case (layers, MACs; no TensorFlow) and its profile's peak."""
     from bench.modes import not_applicable_reason
-    from bench.store import peak_key
+    from bench.store.runfiles import peak_key
 
     layers, macs_per_image = _case_shape(cell.case_spec)
     flops = 2.0 * macs_per_image * cell.batch * (3.0 if cell.phase == Phase.TRAIN else 1.0)
@@ -321,7 +322,7 @@ def _non_negative_fit(design, target) -> tuple[float, float]:
 
 def refit(paths: list[str]) -> str:
     """eta_prior.json's content fitted on recorded runs (with time_s)."""
-    from bench.store import load_run
+    from bench.store.runfiles import load_run
 
     rows = []
     for path in paths:
@@ -335,12 +336,13 @@ def refit(paths: list[str]) -> str:
     return json.dumps({"fitted_on": ", ".join(paths), "costs": costs}, indent=1) + "\n"
 
 
-if __name__ == "__main__":  # python -m bench.eta RUN.jsonl ... [--write]: refit on this machine
+# python -m bench.engine.eta RUN.jsonl ... [--write]: refit on this machine
+if __name__ == "__main__":
     import sys
 
     text = refit([a for a in sys.argv[1:] if a != "--write"])
     if "--write" in sys.argv:
-        from bench.atomic import write_atomically
+        from bench.store.atomic import write_atomically
 
         write_atomically(PRIOR_FILE, text)  # all or nothing, like every output
     else:

@@ -18,22 +18,23 @@ from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import forkserver
 from pathlib import Path
 
-from bench import scratch
+from bench.engine import scratch
+from bench.engine.eta import Budget, Forecast, cell_shape, estimate
+from bench.engine.inject import slowdown_for
+from bench.engine.machine import fingerprint, machine_facts
+from bench.engine.placement import available_cpus, pin, placement
+from bench.engine.progress import Progress
+from bench.engine.schedule import visits
+from bench.engine.worker import CellOptions, calibrate, error_record, run_cell
 from bench.errors import UsageError
-from bench.eta import Budget, Forecast, cell_shape, estimate
-from bench.inject import slowdown_for
-from bench.machine import fingerprint, machine_facts
 from bench.modes import not_applicable_reason
-from bench.placement import available_cpus, pin, placement
-from bench.progress import Progress
-from bench.record import ALL_THREADS, Cell, Device, Record, Status, TimeStage, is_failed
-from bench.replicates import remeasure_needed
-from bench.schedule import visits
-from bench.store import RunHeader, RunWriter, new_run_id, peak_key
-from bench.store import log_dir as run_log_dir
-from bench.worker import CellOptions, calibrate, error_record, run_cell
+from bench.stats.replicates import remeasure_needed
+from bench.store.record import ALL_THREADS, Cell, Device, Record, Status, TimeStage, is_failed
+from bench.store.runfiles import RunHeader, RunWriter, new_run_id, peak_key
+from bench.store.runfiles import log_dir as run_log_dir
 
-PRELOAD = ["bench.worker", "bench.modes.runtime", "bench.modes.tf2", "bench.modes.graph", "cases"]
+PRELOAD = ["bench.engine.worker", "bench.modes.runtime", "bench.modes.tf2", "bench.modes.graph",
+           "cases"]
 # How often the runner wakes while a worker runs. The result arrives through a pipe (no
 # polling needed); the wake-ups only check the deadline and, with a memory limit, the worker's
 # resident memory. Rare wake-ups keep the runner from competing for the worker's CPUs.
@@ -71,10 +72,10 @@ def worker_context(log_path: Path) -> mp.context.BaseContext:
 
 
 def _child(target, args, conn, log_path: str, tmpdir: str) -> None:
-    from bench.signals import die_with_runner
+    from bench.engine.signals import die_with_runner
 
     die_with_runner()  # no worker outlives its runner, whatever kills the runner
-    scratch.use(tmpdir)  # AutoGraph's files go where the runner removes them (bench.scratch)
+    scratch.use(tmpdir)  # AutoGraph's files go where the runner removes them (bench.engine.scratch)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -195,8 +196,8 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
     """Measure every (round, cell) in order, appending each record to `out_path` at once.
 
     `probe`: the (round, cell) pairs that also run the debuggability probes. `remeasure`: at
-    most this many extra workers per cell whose workers disagree (bench.replicates), run after
-    all rounds. `slowdown`: planted regressions (bench.inject), for testing the gate.
+    most this many extra workers per cell whose workers disagree (bench.stats.replicates), run after
+    all rounds. `slowdown`: planted regressions (bench.engine.inject), for testing the gate.
     """
     log_dir = run_log_dir(out_path)
     ctx = worker_context(log_dir / "forkserver.log")
@@ -258,7 +259,7 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
                                           "end", None)
         except (RuntimeError, UsageError):  # the cells are measured; the start peak stands
             end_peak = {}
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via bench.signals
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via bench.engine.signals
         result.complete = False
         writer.close(complete=False, reason=getattr(exc, "reason", "interrupted by user (SIGINT)"),
                      finished=_now())
@@ -278,8 +279,9 @@ def measure_placed(ctx, cell: Cell, round_index: int, options: CellOptions, *, p
                    slowdown: dict | None) -> Record:
     """One (round, cell) in a fresh worker pinned to its CPUs; the caller waits off them.
 
-    Shared by the local runner and the Ray node task (bench.node), so a cell on a cluster node
-    is measured exactly as a local one: same placement, timeout, memory limit and crash path.
+    Shared by the local runner and the Ray node task (bench.cluster.node), so a cell on a
+    cluster node is measured exactly as a local one: same placement, timeout, memory limit and
+    crash path.
     """
     place = placement(cell.threads, threads_inter, machine_cpus)
     pin(place.runner_cpus)  # the runner waits on CPUs the worker does not use
@@ -298,7 +300,7 @@ def calibrate_profiles(ctx, profiles: list[tuple[str, str]], threads_inter: int,
     """Peak FLOP/s per (device, threads) profile, measured on the CPUs its cells get.
 
     Run at the start and again at the end of a run; readers take the better of the two
-    (bench.store), so a busy moment during one calibration cannot inflate every share of
+    (bench.store.runfiles), so a busy moment during one calibration cannot inflate every share of
     peak. With `facts`, TensorFlow facts go there and a missing GPU is a UsageError.
     """
     peak: dict[str, float] = {}

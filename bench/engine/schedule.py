@@ -1,12 +1,13 @@
 """The order of a run's measurements: rounds of cells, then extra visits while a rule asks.
 
-One schedule for every way of running a matrix: the local runner (bench.runner), a Ray node's
-group (bench.node) and A/B lockstep (bench.ab). Each visit is one fresh worker (or, for A/B,
-one fresh worker pair) of one cell. First every (round, cell) of the rotated rounds order;
-then passes over the cells in their first-round order, one extra visit per cell that `more`
-still asks for, until no cell asks or each has had `max_more` extra visits. Passes rather than
-one cell's extra visits back to back, so the machine's drift over the minutes the extra
-visits take hits every cell alike (the same reason the rounds are interleaved).
+One schedule for every way of running a matrix: the local runner (bench.engine.runner), a Ray
+node's group (bench.cluster.node) and A/B lockstep (bench.ab.driver). Each visit is one fresh
+worker (or, for A/B, one fresh worker pair) of one cell. First every (round, cell) of the
+rotated rounds order; then passes over the cells in their first-round order, one extra visit
+per cell that `more` still asks for, until no cell asks or each has had `max_more` extra
+visits. Passes rather than one cell's extra visits back to back, so the machine's drift over
+the minutes the extra visits take hits every cell alike (the same reason the rounds are
+interleaved).
 
 `more(cell)` is called only when the previous visits' results are in (the caller records them
 before asking for the next visit), so it can decide on everything measured so far.
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from bench.record import Cell
+from bench.store.record import Cell
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """One cell's life up to its measurement, written once: the request, `mode.prepare`, the timed
 first call and the equivalence steps.
 
-Used by the worker (`bench.worker.run_cell`, `measure_overhead`), the probes-only records of
+Used by the worker (`bench.engine.worker.run_cell`, `measure_overhead`), the probes-only records of
 `bench debug` (`bench.probes.core.probe_record`) and the pytest-benchmark cells
 (`bench/test_benchmarks.py`), so that a setup time, a time to first result and an equivalence
 check mean the same thing wherever they are recorded.
@@ -23,7 +23,7 @@ from types import ModuleType
 import numpy as np
 
 from bench.modes.base import EPOCH_BATCHES, Prepared, Request, Threads, equivalence_calls
-from bench.record import Cell, Phase, SetupStage, TimeStage
+from bench.store.record import Cell, Phase, SetupStage, TimeStage
 
 
 class Laps:
@@ -57,7 +57,8 @@ class PreparedCell:
     prepared: Prepared
     setup_s: dict[str, float]  # the mode's setup stages, then `first_call`
     first_result_s: float  # from the start of `mode.prepare` to the first result back
-    # What the equivalence check compares with the eager reference (bench.worker.reference_diff):
+    # What the equivalence check compares with the eager reference
+    # (bench.engine.worker.reference_diff):
     # the first call's output, plus the losses of the further training steps...
     outputs: list[np.ndarray]
     # ...and, when training, every weight after those steps.

@@ -3,7 +3,7 @@
 `run` (locally or on a Ray cluster) measures through these functions; the command-line
 modules only parse, validate and print. The run file is claimed before calibration, so two
 runs started in the same second never share a name. An interruption (KeyboardInterrupt,
-bench.signals) or a failed write (StoreWriteError) is re-raised with `run_path` set, and
+bench.engine.signals) or a failed write (StoreWriteError) is re-raised with `run_path` set, and
 `nothing_recorded` when the claimed file was removed again.
 """
 
@@ -14,8 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from bench.paths import printable, writable_dir
-from bench.store import StoreWriteError, claim_run_file, release_claim, run_stem
+from bench.store.paths import printable, writable_dir
+from bench.store.runfiles import StoreWriteError, claim_run_file, release_claim, run_stem
 
 
 def execute(cells: list, name: str, settings, out_dir: str | Path, *,
@@ -23,13 +23,13 @@ def execute(cells: list, name: str, settings, out_dir: str | Path, *,
     """Run `cells` with `settings` into a new run file in `out_dir`: (path, RunResult).
 
     The run file is claimed before calibration.
-    An interruption (KeyboardInterrupt, bench.signals) or a failed write (StoreWriteError) is
+    An interruption (KeyboardInterrupt, bench.engine.signals) or a failed write (StoreWriteError) is
     re-raised with `run_path` set, and `nothing_recorded` when the claimed file was removed.
     """
-    from bench import plan
-    from bench.inject import slowdown_from_env
-    from bench.runner import run
-    from bench.worker import CellOptions
+    from bench.engine import plan
+    from bench.engine.inject import slowdown_from_env
+    from bench.engine.runner import run
+    from bench.engine.worker import CellOptions
 
     out_dir = writable_dir(out_dir, "--out")
     slowdown = slowdown_from_env()
@@ -60,15 +60,15 @@ def execute(cells: list, name: str, settings, out_dir: str | Path, *,
 
 def execute_ray(cells: list, name: str, settings, out_dir: str | Path, address: str, *,
                 show_progress: bool = True):
-    """`execute` on a Ray cluster (bench.cluster): (run file per node, ClusterResult).
+    """`execute` on a Ray cluster (bench.cluster.driver): (run file per node, ClusterResult).
 
     Files are claimed per node as its first record arrives, so nothing is claimed up front.
     An interruption is re-raised with `run_paths` (the files written so far).
     """
-    from bench import plan
-    from bench.cluster import run_on_cluster
-    from bench.inject import slowdown_from_env
-    from bench.worker import CellOptions
+    from bench.cluster.driver import run_on_cluster
+    from bench.engine import plan
+    from bench.engine.inject import slowdown_from_env
+    from bench.engine.worker import CellOptions
 
     out_dir = writable_dir(out_dir, "--out")
     slowdown = slowdown_from_env()

@@ -8,7 +8,7 @@ group, eager included, is measured on the same node: speed-ups over eager stay w
 machine. A task per group rather than an actor per node keeps scheduling Ray's job (a free
 slot takes the next group; a lost node's groups can go elsewhere) and gives a group's cells one
 node without bookkeeping. On the node the task runs the cells through the local isolated
-worker path (bench.node), so a crashing cell costs that cell, not the Ray worker.
+worker path (bench.cluster.node), so a crashing cell costs that cell, not the Ray worker.
 
 Records flow home as they are measured (the task is a generator). The driver writes one run
 file per node: its header holds that node's machine facts, fingerprint and peak calibration,
@@ -33,18 +33,19 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from bench import signals
+from bench.cluster.node import GroupJob, NodeInfo, run_group
+from bench.engine import signals
+from bench.engine.machine import ENV_FLAGS
+from bench.engine.progress import Progress
 from bench.errors import UsageError
-from bench.machine import ENV_FLAGS
-from bench.node import GroupJob, NodeInfo, run_group
-from bench.progress import Progress
-from bench.record import ALL_THREADS, FAILED_STATUSES, Cell, Device, Record, Status
-from bench.store import RunHeader, RunWriter, claim_run_file, new_run_id
+from bench.store.record import ALL_THREADS, FAILED_STATUSES, Cell, Device, Record, Status
+from bench.store.runfiles import RunHeader, RunWriter, claim_run_file, new_run_id
 
 SLOT = "bench_slot"  # the custom resource: one per node, one benchmark at a time
 LOCAL = ("", "local")  # --ray alone or --ray local: an in-process cluster
 # Environment the driver passes to the nodes' Ray workers: TensorFlow flags the run records,
-# and the testing aid that injects faults (bench.worker). CUDA_VISIBLE_DEVICES is Ray's to set.
+# and the testing aid that injects faults (bench.engine.worker). CUDA_VISIBLE_DEVICES is Ray's
+# to set.
 FORWARDED_ENV = tuple(k for k in ENV_FLAGS if k != "CUDA_VISIBLE_DEVICES") + (
     "BENCH_INJECT_FAULT",)
 LOCAL_OBJECT_STORE_BYTES = 100 * 1024 * 1024  # records are small; Ray's default is 30% of RAM
@@ -163,7 +164,7 @@ def run_on_cluster(cells_in_order: list[tuple[int, Cell]], *, address: str, suit
                    slowdown: dict | None = None) -> ClusterResult:
     """Measure every (round, cell) on the cluster, one group per slot; see the module doc.
 
-    An interruption (KeyboardInterrupt, bench.signals) is re-raised after the outstanding
+    An interruption (KeyboardInterrupt, bench.engine.signals) is re-raised after the outstanding
     tasks are cancelled and every file is closed incomplete, with `run_paths` set on it.
     """
     import ray
@@ -233,7 +234,7 @@ def _drive(ray, cells_in_order, *, address, suite, out_dir, stem, options, timeo
     try:
         with _noting_signals(seen):
             _collect(ray, pending, submit, record)
-    except KeyboardInterrupt as caught:  # Ctrl-C, or SIGTERM/SIGHUP via bench.signals
+    except KeyboardInterrupt as caught:  # Ctrl-C, or SIGTERM/SIGHUP via bench.engine.signals
         exc = caught
         if seen and not isinstance(caught, signals.Interrupted):
             exc = signals.Interrupted(seen[0])
@@ -310,7 +311,7 @@ def _lost(group: _Group, exc: Exception, record) -> _Group | None:
 
 @contextlib.contextmanager
 def _noting_signals(seen: list[int]) -> Iterator[None]:
-    """Note SIGTERM/SIGHUP as they arrive, then run the handler in place (bench.signals).
+    """Note SIGTERM/SIGHUP as they arrive, then run the handler in place (bench.engine.signals).
 
     A signal that arrives inside a blocking Ray call (ray.wait, ray.get) runs the handler
     there, but Ray swallows the handler's `Interrupted` and raises a bare KeyboardInterrupt;

@@ -1,17 +1,17 @@
 """Runs one cell inside its own worker process and turns what happened into a Record.
 
 Order of work, so that each number means one thing:
-0. pin the process to its CPUs and size TensorFlow's pools (bench.placement), before any op;
+0. pin the process to its CPUs and size TensorFlow's pools (bench.engine.placement), before any op;
 1. build the workload, weights and input batch (deterministic from the seed);
 2. `mode.prepare` (setup stages timed by the mode), then the first call (its own stage:
    trace/compile-on-first-call lands here), which gives time to first result;
 3. the equivalence steps (the first call plus two more for training; with dataset input the
    first call is a whole epoch and is the check), outputs kept aside;
-4. steady-state measurement of the mode alone (bench.timing.measure; warm-up excluded);
+4. steady-state measurement of the mode alone (bench.engine.timing.measure; warm-up excluded);
 5. peak memory read *before* the eager reference is built, so it is the cell's own;
 6. the eager reference and the comparison (a wrong answer has no speed: the record says so);
 7. the paired measurement: the mode's step and eager's alternating in this process
-   (bench.timing.measure_paired), the speed-up that cancels the process's state.
+   (bench.engine.timing.measure_paired), the speed-up that cancels the process's state.
 The CPU time other processes took from this worker's CPUs during 4 and 7 is recorded too.
 
 This module imports no TensorFlow itself; the modes it loads do, inside the worker process.
@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.inject import FAULT_ENV, parse_faults
-from bench.lifecycle import Laps, PreparedCell, make_request, prepare_cell
+from bench.engine.inject import FAULT_ENV, parse_faults
+from bench.engine.lifecycle import Laps, PreparedCell, make_request, prepare_cell
+from bench.engine.placement import LoadMeter, available_cpus, pin
+from bench.engine.timing import Measurement, measure, measure_paired
 from bench.modes.base import EPOCH_BATCHES
-from bench.placement import LoadMeter, available_cpus, pin
-from bench.record import Cell, Device, Phase, Record, Status, TimeStage, mode_fields
-from bench.timing import Measurement, measure, measure_paired
+from bench.store.record import Cell, Device, Phase, Record, Status, TimeStage, mode_fields
 
 # "<mode>:<crash|hang|oom|error>[,...]": deliberate failures for the isolation tests.
 
@@ -49,18 +49,18 @@ class CellOptions:
     budget_s: float = 10.0
     seed: int = 0
     probes: bool = False
-    paired: bool = True  # also alternate this mode's step with eager's (bench.timing)
+    paired: bool = True  # also alternate this mode's step with eager's (bench.engine.timing)
     paired_budget_s: float = 0.0  # 0 = budget_s
-    # Placement (bench.placement): CPUs to pin to (() = leave as is) and TF's pool sizes.
+    # Placement (bench.engine.placement): CPUs to pin to (() = leave as is) and TF's pool sizes.
     cpus: tuple[int, ...] = ()
     intra_op: int = 0  # 0 = bench.modes.base.Threads.default()
     inter_op: int = 0
-    slowdown: float = 0.0  # planted regression (bench.inject); 0 = none
+    slowdown: float = 0.0  # planted regression (bench.engine.inject); 0 = none
     epoch_batches: int = EPOCH_BATCHES  # dataset input: batches per epoch (one measured call)
 
     @classmethod
     def from_settings(cls, settings, **overrides) -> CellOptions:
-        """The measurement settings of a suite (bench.plan.Settings) as a worker's options:
+        """The measurement settings of a suite (bench.engine.plan.Settings) as a worker's options:
         every field the two share by name, except `probes` (a suite says "once"/"all"/"none",
         the runner decides per cell), then `overrides` (placement, slowdown...)."""
         shared = {f.name for f in dataclasses.fields(cls)} - {"probes"}
@@ -80,7 +80,7 @@ def _threads(options: CellOptions):
 class OpenCell:
     """A cell prepared in this worker, its (possibly slowed) step ready to be timed.
 
-    `run_cell` times the step with bench.timing.measure; the A/B lockstep worker
+    `run_cell` times the step with bench.engine.timing.measure; the A/B lockstep worker
     (bench.lockstep) times it one step at a time on its driver's command. Both then close the
     cell with `close_cell`, so a record means the same thing whoever timed its samples.
     """
@@ -93,7 +93,7 @@ class OpenCell:
     started: float
     baseline_mb: float
     threads: Any  # bench.modes.base.Threads as TensorFlow reports it
-    injected_slowdown: float = 0.0  # bench.inject's planted slowdown of `step` (testing aid)
+    injected_slowdown: float = 0.0  # bench.engine.inject's planted slowdown of `step` (testing aid)
     injected_iterations: int = 0
 
 
@@ -103,7 +103,7 @@ def open_cell(cell: Cell, options: CellOptions) -> OpenCell | Record:
     Returns a skipped Record when the mode cannot run the cell. Errors raised here are the
     runner's to record (status `error`).
     """
-    from bench.inject import slow_down
+    from bench.engine.inject import slow_down
     from bench.modes import load_mode, not_applicable_reason
     from bench.modes.base import NotApplicable
     from bench.modes.runtime import configure_threads
@@ -305,9 +305,10 @@ def calibrate(device: str, cpus: tuple[int, ...] = (), intra_op: int = 0,
 
 
 def measure_overhead(cell: Cell, options: CellOptions, steps: int) -> dict:
-    """Harness versus bare loop on one cell's real step (see bench.timing.overhead_benchmark)."""
+    """Harness versus bare loop on one cell's real step (see
+    bench.engine.timing.overhead_benchmark)."""
+    from bench.engine.timing import overhead_benchmark
     from bench.modes import load_mode
-    from bench.timing import overhead_benchmark
 
     if options.cpus:
         pin(options.cpus)

@@ -1,4 +1,5 @@
-"""pytest-benchmark JSON files -> a `Run` (bench.record), so `bench table/report/compare` read them.
+"""pytest-benchmark JSON files -> a `Run` (bench.store.record), so `bench table/report/compare`
+read them.
 
 `pytest bench/ --benchmark-only --benchmark-json out.json` (or `--benchmark-autosave`) writes
 pytest-benchmark's own format: top-level `machine_info`, `commit_info`, `benchmarks`, ... Each
@@ -21,9 +22,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bench.engine.machine import fingerprint
 from bench.errors import StoreError
-from bench.machine import fingerprint
-from bench.record import (
+from bench.store.record import (
     SCHEMA_VERSION,
     Device,
     InputStyle,

@@ -8,7 +8,7 @@ does with its worker processes, each worker contributes *one* value per metric:
 
 - throughput: the worker's median step time;
 - speed-up over eager: the ratio of eager's and the mode's median step times measured
-  alternately inside that same worker (bench.timing.measure_paired), so the worker's state
+  alternately inside that same worker (bench.engine.timing.measure_paired), so the worker's state
   cancels.
 
 A cell's value is the geometric mean of its workers' values (ratios and rates average
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.record import Status
+from bench.store.record import Status
 
 CONFIDENCE = 0.95
 # A worker whose value is further than this from the median of the cell's workers is an

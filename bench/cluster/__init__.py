@@ -1,0 +1,1 @@
+"""The Ray backend: the driver and what runs on a node."""

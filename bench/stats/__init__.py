@@ -1,0 +1,1 @@
+"""The statistics: over samples, over workers (replicates), and the A/B sequential rule."""
