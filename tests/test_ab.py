@@ -186,3 +186,16 @@ def test_every_side_gets_fixed_allocator_thresholds_unless_it_sets_them():
     own = prepare_side(parse_side(".+env:MALLOC_MMAP_THRESHOLD_=0,X=1"), "B")
     assert own.env["MALLOC_MMAP_THRESHOLD_"] == "0" and own.env["X"] == "1"
     assert own.env["MALLOC_TRIM_THRESHOLD_"] == ALLOCATOR_ENV["MALLOC_TRIM_THRESHOLD_"]
+
+
+def test_a_cell_both_sides_skip_gets_one_pair_not_min_pairs(tmp_path):
+    from bench.store.runfiles import load_runs
+
+    result = _bench(["ab", ".", ".", "--case", SMALL_CNN, "--batch", "2", "--phase", "train",
+                     "--mode", "frozen", "--min-pairs", "3", "--out", str(tmp_path / "out"),
+                     "--format", "csv", "--quiet"])
+    assert result.returncode == 0, result.stderr
+    for run in load_runs(sorted((tmp_path / "out").glob("*.jsonl"))):
+        assert [r.status for r in run.records] == ["skipped"]
+    (row,) = csv.DictReader(io.StringIO(result.stdout))
+    assert row["verdict"] == "skipped"

@@ -56,9 +56,16 @@ def test_no_verdict_before_min_pairs_and_undecided_at_the_cap():
     assert judgement.verdict == Verdict.UNDECIDED and used == 4
 
 
-def test_pair_ratio_is_b_median_over_a_median():
-    assert pair_ratio([1.0, 2.0, 3.0], [4.0, 4.0, 5.0]) == pytest.approx(2.0)
+def test_pair_ratio_is_the_median_of_step_by_step_ratios():
+    assert pair_ratio([1.0, 2.0, 3.0], [4.0, 4.0, 5.0]) == pytest.approx(2.0)  # 4, 2, 5/3
     assert pair_ratio([], [1.0]) is None
+    # Both sides slow in the same steps (the machine's state): the steps' ratios cancel it,
+    # where the two medians, each landing on another mode, would say B is 39% slower.
+    a = [10.5, 10.5, 14.6, 14.6, 14.6]
+    b = [10.5, 10.5, 10.5, 14.6, 14.6]
+    assert pair_ratio(a, [x * 1.03 for x in a]) == pytest.approx(1.03)
+    assert pair_ratio(b, a) == pytest.approx(1.0)
+    assert float(np.median(a)) / float(np.median(b)) == pytest.approx(14.6 / 10.5)
 
 
 def test_rule_rejects_bad_knobs():

@@ -167,6 +167,8 @@ def run_ab(cells: list[Cell], sides: list[Side], *, suite: str, settings, lockst
         for count, visit in enumerate(visits(order, more, rule.max_pairs - rule.min_pairs), 1):
             if visit.note:
                 total += 1
+            if states[visit.cell].verdict == Verdict.SKIPPED:  # both sides said so once
+                continue
             options = CellOptions.from_settings(settings, probes=False,
                                                 paired=settings.paired and visit.round == 0)
             records = _pair(visit.cell, visit.round, servers, listener, options, lockstep,
