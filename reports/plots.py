@@ -464,12 +464,23 @@ def ab_forest_figure(table: pd.DataFrame, threshold: float, margin: float) -> Fi
         left = min(0.3 + 0.075 * max(len(str(k)) for k in data["label"]), 6.5)
         fig, ax = plt.subplots(figsize=(left + 5.5, height))
         _inch_layout(fig, 1, 1, left=left, top=0.9, bottom=0.55)
+        # One cell's wide interval must not squeeze every other cell against 1: the axis
+        # spans the middle 90% of the interval ends (and at least twice the threshold);
+        # an interval running past it ends in an arrow at the edge.
+        ends = pd.concat([data["low"], data["high"], data["ratio"]]).astype(float)
+        ends = ends[np.isfinite(ends)]
+        x_lo = min(float(ends.quantile(0.05)), 1 / (1 + 2 * threshold))
+        x_hi = max(float(ends.quantile(0.95)), 1 + 2 * threshold)
         for y, row in data.iterrows():
             color = colors.get(row["verdict"], "#000000")
             low, high = row["low"], row["high"]
             if math.isfinite(low) and math.isfinite(high):
-                ax.plot([low, high], [y, y], color=color, linewidth=2)
-            ax.plot([row["ratio"]], [y], "o", color=color, markersize=5)
+                ax.plot([max(low, x_lo), min(high, x_hi)], [y, y], color=color, linewidth=2)
+                for end, edge, marker in ((low, x_lo, "<"), (high, x_hi, ">")):
+                    if (end < edge) if marker == "<" else (end > edge):
+                        ax.plot([edge], [y], marker, color=color, markersize=6)
+            ax.plot([min(max(row["ratio"], x_lo), x_hi)], [y], "o", color=color, markersize=5)
+        ax.set_xlim(x_lo * 0.99, x_hi * 1.01)
         ax.axvline(1.0, color="black", linewidth=1)
         for x in (1 + threshold, 1 / (1 + threshold)):
             ax.axvline(x, color="#D55E00", linestyle="--", linewidth=1)

@@ -576,7 +576,8 @@ def _ab_section(pair: AbPair, index: int) -> str:
     body = h.paragraph(
         f"B = {b} against A = {a}. Each cell ran in {rule.min_pairs} to {rule.max_pairs} worker "
         "pairs: a fresh A and a fresh B process on the same CPU, taking turns step by step, so "
-        "the machine's drift hits both. Each pair gives one B/A ratio of median step time; "
+        "the machine's drift hits both. Each pair gives one B/A: the median of its "
+        "step-by-step ratios; "
         f"the cell's interval is a t-interval over pairs at {1 - rule.alpha / rule.looks:.2%} "
         f"(alpha {rule.alpha:g} over {rule.looks} looks). Slower or faster means the whole "
         f"interval lies beyond ±{rule.effect:.1%}; no change means it lies within "

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bench.stats.samples import mann_whitney_u, median_ci, ratio_ci, summarize
-from bench.stats.samples import samples as stats
+from bench.stats import samples as stats
 
 
 def test_summarize_hand_computed_values():

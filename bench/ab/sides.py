@@ -110,7 +110,7 @@ def parse_side(text: str) -> SideSpec:
 
 def repository_root() -> Path:
     """The root of the code this driver runs (the working tree, for `.`)."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def _git(root: Path, *args: str) -> str:

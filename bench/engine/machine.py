@@ -44,7 +44,7 @@ def memory_gb() -> float | None:
 
 def git_facts(cwd: str | None = None) -> dict:
     """Commit and dirtiness of the suite's own checkout (None outside a git tree)."""
-    cwd = cwd or str(Path(__file__).resolve().parent.parent)
+    cwd = cwd or str(Path(__file__).resolve().parents[2])
 
     def git(*args: str) -> str | None:
         try:
