@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from bench.stats.samples import mann_whitney_u, median_ci, ratio_ci, summarize
 from bench.stats import samples as stats
+from bench.stats.samples import mann_whitney_u, median_ci, ratio_ci, summarize
 
 
 def test_summarize_hand_computed_values():
