@@ -579,7 +579,8 @@ def _ab_section(pair: AbPair, index: int) -> str:
         "the machine's drift hits both. Each pair gives one B/A: the median of its "
         "step-by-step ratios; "
         f"the cell's interval is a t-interval over pairs at {1 - rule.alpha / rule.looks:.2%} "
-        f"(alpha {rule.alpha:g} over {rule.looks} looks). Slower or faster means the whole "
+        f"(alpha {rule.alpha:g} over {rule.looks} looks, at "
+        f"{', '.join(map(str, rule.look_at))} pairs). Slower or faster means the whole "
         f"interval lies beyond ±{rule.effect:.1%}; no change means it lies within "
         f"±{rule.threshold:.0%}; the side run files have every pair's records.")
     body += h.paragraph(f"Verdicts: {counts} of {len(table)} cells.", "small")

@@ -44,7 +44,7 @@ def test_a_ten_percent_shift_stops_early_as_slower():
     rule, rng = Rule(), np.random.default_rng(11)
     for _ in range(200):
         judgement, used = sequential(_ratios(rng, 1.10, 0.01, rule.max_pairs), rule)
-        assert judgement.verdict == Verdict.SLOWER and used <= 4
+        assert judgement.verdict == Verdict.SLOWER and used <= rule.look_at[1]
         assert judgement.low > 1.0 + rule.effect
 
 
@@ -54,6 +54,25 @@ def test_no_verdict_before_min_pairs_and_undecided_at_the_cap():
     wild = [0.9, 1.1, 0.95, 1.08]
     judgement, used = sequential(wild, rule)
     assert judgement.verdict == Verdict.UNDECIDED and used == 4
+
+
+def test_the_verdict_is_judged_only_at_the_schedules_looks():
+    rule = Rule()  # 3-12 pairs, a look every third pair after the first, and at the cap
+    assert rule.look_at == (3, 6, 9, 12) and rule.looks == 4
+    assert Rule(max_pairs=8, look_every=2).look_at == (3, 5, 7, 8)
+    assert Rule(min_pairs=2, max_pairs=2).look_at == (2,)
+    assert Rule(max_pairs=8, look_every=1).look_at == (3, 4, 5, 6, 7, 8)
+    clear = [1.0, 1.001, 0.999, 1.0, 1.0, 1.001]
+    assert judge(clear[:3], rule).verdict == Verdict.SAME
+    assert judge(clear[:4], rule).verdict == Verdict.UNDECIDED  # 4 is not a look
+    assert judge(clear, rule).verdict == Verdict.SAME
+    # Alpha is spread over the looks the schedule has: fewer looks, a narrower interval.
+    wide, narrow = judge(clear, Rule(look_every=1)), judge(clear, rule)
+    assert wide.low < narrow.low and narrow.high < wide.high
+    # A run file from before the schedule looked at every pair; its rule is read back so.
+    assert Rule.from_dict({"min_pairs": 3, "max_pairs": 8}).look_at == (3, 4, 5, 6, 7, 8)
+    assert Rule.from_dict({}).max_pairs == 8  # what those runs' default was
+    assert Rule.from_dict(rule.as_dict()).as_dict() == rule.as_dict()
 
 
 def test_pair_ratio_is_the_median_of_step_by_step_ratios():
@@ -72,7 +91,7 @@ def test_rule_rejects_bad_knobs():
     from bench.errors import UsageError
 
     for bad in (Rule(threshold=0), Rule(alpha=1.5), Rule(min_pairs=5, max_pairs=3),
-                Rule(margin=0.5)):
+                Rule(margin=0.5), Rule(look_every=0)):
         with pytest.raises(UsageError):
             bad.check()
 

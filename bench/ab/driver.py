@@ -15,8 +15,9 @@ there is one, so preparing takes half the time), move to the lockstep CPU(s) and
 The driver, pinned off those CPUs, then hands the turn over a Unix socket: A, B, B, A, A, B...
 (warm-up turns first, then until the pair's budget and a minimum of steps are met); each
 worker times its own steps. Finally each worker closes the cell as a run's worker does
-(equivalence against eager; the paired speed-up over eager in the first pair) and sends its
-Record, so each side's run file is an ordinary run file.
+(equivalence against eager and the paired speed-up over eager in the first pair only: exact
+facts are compared once, timing is repeated) and sends its Record, so each side's run file is
+an ordinary run file.
 
 Pairs are scheduled by bench.engine.schedule: `min_pairs` rounds over the cells (rotated), then
 passes giving one more pair to each cell the sequential rule (bench.stats.ab) has not decided,
@@ -279,7 +280,7 @@ def _pair(cell: Cell, index: int, servers: list[SideServer], listener: socket.so
             if worker.record is None:
                 worker.conn.sendall(b"q")
                 send_json(worker.conn, {"cpus": spare if i == flip else lock_cpus,
-                                        "reference_check": True})
+                                        "reference_check": index == 0})
         for worker in workers:
             if worker.record is None:
                 _await_record(cell, worker, timeout)

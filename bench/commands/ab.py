@@ -55,6 +55,9 @@ def add_lockstep_options(p: argparse.ArgumentParser, threshold: float = 0.03) ->
                    help=f"worker pairs per cell before the first look (default {rule.min_pairs})")
     p.add_argument("--max-pairs", type=int, default=rule.max_pairs,
                    help=f"most worker pairs per cell (default {rule.max_pairs})")
+    p.add_argument("--look-every", type=int, default=rule.look_every,
+                   help="pairs between the verdict's looks after the first; the last look is at "
+                        f"--max-pairs (default {rule.look_every})")
     p.add_argument("--pair-budget", type=float, default=1.0, dest="pair_budget_s",
                    help="seconds each pair takes turns (default 1.0)")
     p.add_argument("--min-steps", type=int, default=10,
@@ -69,7 +72,8 @@ def lockstep_settings(args: argparse.Namespace):
     from bench.ab.driver import LockstepSettings
     from bench.stats.ab import Rule
 
-    rule = Rule(args.threshold, args.alpha, args.min_pairs, args.max_pairs).check()
+    rule = Rule(args.threshold, args.alpha, args.min_pairs, args.max_pairs,
+                look_every=args.look_every).check()
     if not (math.isfinite(args.pair_budget_s) and 0 < args.pair_budget_s <= 600):
         raise UsageError("--pair-budget: expected seconds in (0, 600]")
     if not 1 <= args.min_steps <= 100_000:

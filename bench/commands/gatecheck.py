@@ -14,8 +14,9 @@ cell they rest on.
 
 Printed per condition: the share of replayed gate runs that fail (for identical code this is
 the whole run's false-alarm rate, every cell tested at once), the share of planted cells
-caught, the mean pairs per cell, and the share of cells whose B/A interval (all pairs) lies
-within ±1%. `--reuse DIR` replays on A/B run files measured before.
+caught, the mean pairs per cell, and the share of cells whose B/A interval lies within ±1%
+(at the rule's look confidence, over as many pairs as the gate takes at most: the pool's
+first max_pairs). `--reuse DIR` replays on A/B run files measured before.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__.splitlines()[0])
     add_matrix_options(p, default_suite="quick")
     add_lockstep_options(p)
-    p.add_argument("--pairs", type=int, default=12,
-                   help="worker pairs measured per cell and condition (default 12)")
+    p.add_argument("--pairs", type=int, default=16,
+                   help="worker pairs measured per cell and condition (default 16: more than "
+                        "the gate's most, so a confirmation draws on pairs its first run left)")
     p.add_argument("--fractions", type=_floats, default=[0.03, 0.05, 0.10],
                    help="slowdowns planted on side B (default: 0.03,0.05,0.10)")
     p.add_argument("--decisions", type=int, default=200,
@@ -93,7 +95,7 @@ def measure_pools(args, lockstep) -> dict[float, dict[str, list[float]]]:
 
     suite, cells, settings = selection(args)
     fixed = dataclasses.replace(lockstep, rule=Rule(lockstep.rule.threshold, lockstep.rule.alpha,
-                                                    args.pairs, args.pairs))
+                                                    args.pairs, args.pairs, look_every=1))
     out = Path(args.out or tempfile.mkdtemp(prefix="bench-gatecheck-"))
     modes = sorted({c.mode for c in cells})
     pools = {}
@@ -190,7 +192,8 @@ def replay_rates(pools: dict[float, dict[str, list[float]]], rule, decisions: in
             cells += len(pool)
             pairs.extend(used)
         tight = [abs(math.log(lo)) <= math.log1p(WITHIN) and abs(math.log(hi)) <= math.log1p(WITHIN)
-                 for lo, hi in (interval(np.log(r), 1 - rule.alpha / rule.looks)[1:]
+                 for lo, hi in (interval(np.log(r[:rule.max_pairs]),
+                                         1 - rule.alpha / rule.looks)[1:]
                                 for r in pool.values()) if math.isfinite(lo)]
         rows.append({"planted": fraction, "decisions": decisions, "cells": len(pool),
                      "pairs_per_cell": min(len(r) for r in pool.values()) if pool else 0,
@@ -203,7 +206,8 @@ def replay_rates(pools: dict[float, dict[str, list[float]]], rule, decisions: in
 def format_rates(table: pd.DataFrame, rule) -> str:
     lines = [f"A/B gate replayed with its own rule (threshold {rule.threshold:.0%}, "
              f"slower from {rule.effect:.1%}, alpha {rule.alpha:g}, {rule.min_pairs}-"
-             f"{rule.max_pairs} pairs, confirmation on the pairs the first run left):",
+             f"{rule.max_pairs} pairs, looks at {', '.join(map(str, rule.look_at))}, "
+             "confirmation on the pairs the first run left):",
              "condition       decisions  cells  pairs/cell  gate failed  cells caught  "
              "mean pairs  B/A interval within ±1%"]
     for row in table.to_dict("records"):

@@ -6,7 +6,8 @@ the unit of replication, as the worker is in a run (bench.stats.replicates): ste
 share a process's memory layout and thread placement, so only fresh pairs sample those.
 
 The verdict tests the mean of the pairs' log ratios with a Student t-interval, looked at
-after `min_pairs` pairs and again after each further pair up to `max_pairs`:
+after `min_pairs` pairs, then after every `look_every` further pairs, and at `max_pairs` (the
+look schedule, fixed before any data: 3, 6, 9, 12 by default):
 
 - `slower` when the whole interval lies above +`margin` (by default a third of the
   threshold: a change of at least that size is established), `faster` when it lies below -margin;
@@ -14,13 +15,17 @@ after `min_pairs` pairs and again after each further pair up to `max_pairs`:
 - otherwise the cell gets another pair; at `max_pairs` it is `undecided`.
 
 Why the false-alarm rate stays under alpha although the data are looked at several times:
-each look uses the interval at confidence 1 - alpha/K, K = max_pairs - min_pairs + 1 being
-the most looks a cell can have (Bonferroni). The chance that any one of the K looks puts the
-interval wholly above the true ratio is at most alpha/2 per look-family by the union bound,
-whatever the looks' dependence; for identical code (true ratio 1) a `slower` verdict needs the
-interval above 1 + margin, which is rarer still. Across the cells of a run the gate
-re-measures every `slower` cell with fresh pairs and fails only what the confirmation finds
-slower too (bench.commands.gate), and `bench gate-check` measures the whole run's rate.
+each look uses the interval at confidence 1 - alpha/K, K being the number of looks in the
+schedule, the most a cell can have (Bonferroni). The chance that any one of the K looks puts
+the interval wholly above the true ratio is at most alpha/2 by the union bound, whatever the
+looks' dependence; for identical code (true ratio 1) a `slower` verdict needs the interval
+above 1 + margin, which is rarer still. Between looks a cell only collects pairs, so a sparser
+schedule spends less of alpha per look: K = 4 for 3-12 pairs gives a 97.5% interval, where a
+look at every pair would need 99.0%. Replayed on measured pairs, 3-12 looked at 3, 6, 9, 12
+catches a planted 3% in 83% of cells where 3-8 looked at every pair caught 70%
+(docs/regression-tracking.md). Across the cells of a run the gate re-measures every `slower`
+cell with fresh pairs and fails only what the confirmation finds slower too
+(reports.gate.gate_decision), and `bench gate-check` measures the whole run's rate.
 
 A pair further than OUTLIER from the median of the cell's pairs is left out (only with three
 or more pairs, and only a minority of them, as bench.stats.replicates.outliers does): a process
@@ -62,12 +67,18 @@ class Rule:
     threshold: float = 0.03  # the change the verdict must catch
     alpha: float = 0.10  # per cell, over all its looks (against no change at all)
     min_pairs: int = 3
-    max_pairs: int = 8
+    max_pairs: int = 12
     margin: float | None = None  # smallest change called slower/faster; None = threshold / 3
+    look_every: int = 3  # pairs between looks after the first (run files before it: 1)
+
+    @property
+    def look_at(self) -> tuple[int, ...]:
+        """The pair counts at which the verdict is judged (the last is always max_pairs)."""
+        return (*range(self.min_pairs, self.max_pairs, self.look_every), self.max_pairs)
 
     @property
     def looks(self) -> int:
-        return self.max_pairs - self.min_pairs + 1
+        return len(self.look_at)
 
     @property
     def effect(self) -> float:
@@ -83,19 +94,23 @@ class Rule:
         if not 2 <= self.min_pairs <= self.max_pairs <= 1000:
             raise UsageError("--min-pairs/--max-pairs: expected 2 <= min <= max <= 1000, got "
                              f"{self.min_pairs} and {self.max_pairs}")
+        if not 1 <= self.look_every <= 1000:
+            raise UsageError(f"--look-every: expected a positive integer, got {self.look_every!r}")
         if not 0 <= self.effect <= self.threshold:
             raise UsageError(f"margin: expected 0 to the threshold, got {self.margin!r}")
         return self
 
     def as_dict(self) -> dict[str, float]:
         return {"threshold": self.threshold, "alpha": self.alpha,
-                "min_pairs": self.min_pairs, "max_pairs": self.max_pairs, "margin": self.effect}
+                "min_pairs": self.min_pairs, "max_pairs": self.max_pairs, "margin": self.effect,
+                "look_every": self.look_every}
 
     @classmethod
     def from_dict(cls, values: dict) -> Rule:
+        """The rule a run recorded; runs from before the look schedule looked at every pair."""
         return cls(float(values.get("threshold", 0.03)), float(values.get("alpha", 0.10)),
                    int(values.get("min_pairs", 3)), int(values.get("max_pairs", 8)),
-                   values.get("margin"))
+                   values.get("margin"), int(values.get("look_every", 1)))
 
 
 @dataclass(frozen=True)
@@ -147,13 +162,14 @@ def interval(log_ratios: Sequence[float], confidence: float) -> tuple[float, flo
 
 
 def judge(ratios: Sequence[float], rule: Rule) -> Judgement:
-    """The verdict on a cell's pair ratios at one look (undecided: it needs more pairs)."""
+    """The verdict on a cell's pair ratios (undecided: it needs more pairs, or this many pairs
+    is not one of the rule's looks; the interval is shown at the look confidence anyway)."""
     values = np.asarray([r for r in ratios if r and r > 0 and math.isfinite(r)], dtype=float)
     flags = np.asarray(outliers(values, OUTLIER), dtype=bool) if values.size else values
     used = values[~flags] if values.size else values
     ratio, low, high = interval(np.log(used), 1.0 - rule.alpha / rule.looks)
     verdict = Verdict.UNDECIDED
-    if values.size >= rule.min_pairs and math.isfinite(low):
+    if values.size in rule.look_at and math.isfinite(low):
         if low > 1.0 + rule.effect:
             verdict = Verdict.SLOWER
         elif high < 1.0 / (1.0 + rule.effect):
@@ -170,7 +186,7 @@ def decided(judgement: Judgement) -> bool:
 def sequential(ratios: Sequence[float], rule: Rule) -> tuple[Judgement, int]:
     """Replay the looks on ratios in the order they were measured: the first decision (and
     how many pairs it took), or the judgement on all of them (undecided at the cap)."""
-    for n in range(rule.min_pairs, min(len(ratios), rule.max_pairs) + 1):
+    for n in (n for n in rule.look_at if n <= len(ratios)):
         judgement = judge(ratios[:n], rule)
         if decided(judgement):
             return judgement, n
