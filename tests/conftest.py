@@ -15,6 +15,14 @@ SMALL_MOBILENET = "mobilenet:alpha=0.25,resolution=32,classes=10"
 TRAIN_MOBILENET = "mobilenet:alpha=0.25,resolution=64,classes=10"
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a child `pytest`: this one without pytest-xdist's worker variables
+    (a child that inherits PYTEST_XDIST_WORKER believes it is an xdist worker, and
+    pytest-benchmark then refuses --benchmark-only), quiet TensorFlow, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    return {**env, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+
+
 def sigint_default() -> None:
     """Popen preexec_fn: SIGINT handled as in a terminal. A job started in the background of a
     non-interactive shell inherits SIGINT *ignored* (POSIX), and Python then never raises
@@ -64,7 +72,7 @@ def descendants(pid: int) -> set[int]:
 
 # Modules whose tests start real runs, worker processes or TensorFlow models: marked `slow`, so
 # `python -m pytest -m "not slow"` is the quick lane (statistics, schema, reports on recorded
-# runs, plans, options) and the full `python -m pytest -q` runs everything.
+# runs, plans, options) and the full `python -m pytest -q -n auto --dist loadfile` runs everything.
 SLOW_MODULES = {"test_ab", "test_dataset", "test_equivalence", "test_first_run", "test_gate",
                 "test_graphs", "test_leftovers", "test_limits", "test_outputs", "test_own_model",
                 "test_placement", "test_probes", "test_pytest_benchmark", "test_ray",

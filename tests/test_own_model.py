@@ -452,9 +452,10 @@ def test_suite_files_name_model_files_and_module_cases(models, tmp_path):
 
 def test_pytest_benchmark_cells_take_a_model_file(models, tmp_path):
     import json
-    import os
     import subprocess
     from pathlib import Path
+
+    from conftest import child_env
 
     out = tmp_path / "out.json"
     done = subprocess.run(
@@ -463,7 +464,7 @@ def test_pytest_benchmark_cells_take_a_model_file(models, tmp_path):
          "--benchmark-json", str(out), "--benchmark-storage", str(tmp_path / "store"),
          "-q", "-p", "no:cacheprovider", "-rs"],
         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        env=child_env())
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "graphs only" in done.stdout  # the eager cell's skip reason
     (bench,) = json.loads(out.read_text())["benchmarks"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -202,9 +201,10 @@ def test_directories_and_bench_table_accept_the_json(tmp_path, capsys):
 
 
 def _run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    from conftest import child_env
+
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env=env)
+                          env=child_env())
 
 
 def test_bench_options_are_checked_at_startup():
