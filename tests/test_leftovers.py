@@ -27,11 +27,25 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
 
+_SHORT_DIRS: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _remove_short_dirs():
+    """The short directories _bench makes in /tmp go with the test that made them."""
+    yield
+    import shutil
+
+    while _SHORT_DIRS:
+        shutil.rmtree(_SHORT_DIRS.pop(), ignore_errors=True)
+
+
 def _bench(tmp: Path, *args) -> subprocess.Popen:
     """`python -m bench ARGS` with TMPDIR set to `tmp` (a folder nothing else uses). `tmp` is
     a symlink to a short directory: the forkserver's socket lives under TMPDIR, and a Unix
     socket path longer than 108 bytes (a deep tmp_path) cannot be bound."""
     short = Path(tempfile.mkdtemp(prefix="bl-", dir="/tmp"))
+    _SHORT_DIRS.append(short)
     tmp.symlink_to(short)
     tmp = short
     return subprocess.Popen([sys.executable, "-m", "bench", *map(str, args)], cwd=ROOT,
