@@ -1,6 +1,7 @@
 """Every mode computes the same thing as the eager reference, for the same weights and bytes."""
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -56,12 +57,18 @@ def _train(mode, spec, input_style, calls=EQUIVALENCE_STEPS):
     return losses, weights
 
 
+@functools.cache
+def _eager_train(spec, calls=EQUIVALENCE_STEPS):
+    """The eager reference of _train, computed once per case (every mode compares with it)."""
+    return _train("eager", spec, "resident", calls=calls)
+
+
 @pytest.mark.parametrize("mode", [m for m in TRAIN_MODES if m != "eager"
                                   and accepts_input(m, "feed")])
 @pytest.mark.parametrize("spec", [SMALL_CNN, TRAIN_MOBILENET])
 def test_training_matches_eager_after_three_steps(spec, mode):
     losses, weights = _train(mode, spec, "feed")
-    ref_losses, ref_weights = _train("eager", spec, "resident")
+    ref_losses, ref_weights = _eager_train(spec)
     initial = get_workload(spec).weights(0)
     assert set(weights) == set(ref_weights) == set(initial)
     tol = tolerance(mode, "train")
@@ -127,11 +134,16 @@ def _epoch(mode, spec, phase):
     return out, weights
 
 
+@functools.cache
+def _eager_epoch(spec, phase):
+    return _epoch("eager", spec, phase)
+
+
 @pytest.mark.parametrize("mode", DATASET_INFER_MODES)
 @pytest.mark.parametrize("spec", [SMALL_CNN, SMALL_MOBILENET])
 def test_dataset_inference_epoch_matches_eager(spec, mode):
     logits, _ = _epoch(mode, spec, "infer")
-    reference, _ = _epoch("eager", spec, "infer")
+    reference, _ = _eager_epoch(spec, "infer")
     assert logits.shape == reference.shape == (EPOCH * 2, get_workload(spec).classes)
     assert np.max(np.abs(logits - reference)) <= tolerance(mode, "infer")
     # The epoch starts with the single-batch styles' batch and its batches are distinct.
@@ -143,14 +155,14 @@ def test_dataset_inference_epoch_matches_eager(spec, mode):
 @pytest.mark.parametrize("spec", [SMALL_CNN, TRAIN_MOBILENET])
 def test_dataset_training_epoch_matches_eager(spec, mode):
     loss, weights = _epoch(mode, spec, "train")
-    ref_loss, ref_weights = _epoch("eager", spec, "train")
+    ref_loss, ref_weights = _eager_epoch(spec, "train")
     tol = tolerance(mode, "train")
     assert abs(float(loss) - float(ref_loss)) <= tol
     assert set(weights) == set(ref_weights)
     for name in ref_weights:
         assert np.max(np.abs(weights[name] - ref_weights[name])) <= tol, name
     # One epoch is EPOCH SGD steps over distinct batches: not EPOCH steps on batch 0.
-    _, same_batch = _train("eager", spec, "resident", calls=EPOCH)
+    _, same_batch = _eager_train(spec, calls=EPOCH)
     assert any(not np.allclose(same_batch[n], ref_weights[n]) for n in ref_weights)
     if "mobilenet" in spec:  # batch-norm statistics moved inside the epoch's loop too
         assert not np.allclose(weights["conv1/bn/moving_mean"],
