@@ -84,12 +84,17 @@ def serve() -> int:
     signal.signal(signal.SIGTERM, _remove_scratch_and_exit)
     die_with_parent(signal.SIGTERM)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped by the kernel
-    import tensorflow as tf
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:  # the one line the driver reports
+        raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
+    # First: bench.modes.runtime imports TensorFlow without its eager Keras import.
+    tf = importlib.import_module("bench.modes.runtime").tf
 
     import bench
     import bench.engine.worker  # noqa: F401
     import bench.modes.graph  # noqa: F401  - what every worker needs, imported once
-    import bench.modes.runtime  # noqa: F401
     import bench.modes.tf2  # noqa: F401
     import cases  # noqa: F401
 
@@ -101,6 +106,8 @@ def serve() -> int:
         command = json.loads(line)
         if command.get("op") != "fork":
             continue
+        for name in command.get("preload", ()):  # e.g. Keras, before the cell that needs it
+            importlib.import_module(name)
         if os.fork() == 0:
             _worker(command)  # never returns
     return 0

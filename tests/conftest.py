@@ -74,8 +74,9 @@ def descendants(pid: int) -> set[int]:
 # `python -m pytest -m "not slow"` is the quick lane (statistics, schema, reports on recorded
 # runs, plans, options) and the full `python -m pytest -q -n auto --dist loadfile` runs everything.
 SLOW_MODULES = {"test_ab", "test_dataset", "test_equivalence", "test_first_run", "test_gate",
-                "test_graphs", "test_leftovers", "test_limits", "test_outputs", "test_own_model",
-                "test_placement", "test_probes", "test_pytest_benchmark", "test_ray",
+                "test_graphs", "test_keras_import", "test_leftovers", "test_limits",
+                "test_outputs", "test_own_model", "test_placement", "test_probes",
+                "test_pytest_benchmark", "test_ray",
                 "test_reliability", "test_reports_html", "test_runner", "test_signals",
                 "test_toy_mode"}
 

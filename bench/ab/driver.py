@@ -46,6 +46,7 @@ from bench.engine.machine import fingerprint, machine_facts
 from bench.engine.placement import available_cpus, pin, placement
 from bench.engine.schedule import visits
 from bench.lockstep import SCRATCH_PREFIX, recv_json, send_json
+from bench.modes import KERAS_PRELOAD, needs_keras
 from bench.stats.ab import Judgement, Rule, Verdict, judge, pair_ratio
 from bench.store.record import Cell, Device, Record, Status, is_failed
 from bench.store.runfiles import (
@@ -305,13 +306,14 @@ class _PairFailed(Exception):
 def _connect(cell: Cell, index: int, servers: list[SideServer], workers: list[_Worker],
              listener: socket.socket, log_dir: Path) -> None:
     safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in cell.key)
+    preload = KERAS_PRELOAD if needs_keras([cell]) else ()
     tokens = {}
     for server, worker in zip(servers, workers, strict=True):
         token = uuid.uuid4().hex
         tokens[token] = worker
         try:
             server.fork(listener.getsockname(), token,
-                        log_dir / f"{safe}.p{index}.{worker.label}.log")
+                        log_dir / f"{safe}.p{index}.{worker.label}.log", preload)
         except RuntimeError as exc:
             raise _PairFailed(worker.label, Status.CRASHED, str(exc)) from None
     listener.settimeout(CONNECT_TIMEOUT_S)

@@ -214,8 +214,11 @@ class SideServer:
                              f"{side.root} (is another copy installed non-editable there?)")
         return cls(side, process, hello, log)
 
-    def fork(self, socket_path: str, token: str, log: Path) -> None:
-        command = {"op": "fork", "socket": socket_path, "token": token, "log": str(log)}
+    def fork(self, socket_path: str, token: str, log: Path, preload: tuple[str, ...] = ()) -> None:
+        """Ask the server for a worker; it imports `preload` first (once; older revisions'
+        servers ignore the field and have Keras imported anyway)."""
+        command = {"op": "fork", "socket": socket_path, "token": token, "log": str(log),
+                   "preload": list(preload)}
         try:
             self.process.stdin.write((json.dumps(command) + "\n").encode())
             self.process.stdin.flush()

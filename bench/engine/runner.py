@@ -27,7 +27,7 @@ from bench.engine.progress import Progress
 from bench.engine.schedule import visits
 from bench.engine.worker import CellOptions, calibrate, error_record, run_cell
 from bench.errors import UsageError
-from bench.modes import not_applicable_reason
+from bench.modes import KERAS_PRELOAD, needs_keras, not_applicable_reason
 from bench.stats.replicates import remeasure_needed
 from bench.store.record import ALL_THREADS, Cell, Device, Record, Status, TimeStage, is_failed
 from bench.store.runfiles import RunHeader, RunWriter, new_run_id, peak_key
@@ -53,12 +53,13 @@ class RunResult:
         return [r for r in self.records if is_failed(r.status)]
 
 
-def worker_context(log_path: Path) -> mp.context.BaseContext:
-    """A forkserver context whose server has TensorFlow imported, started with its stderr
-    pointed at `log_path`, so TF's import banner stays out of the user's terminal."""
+def worker_context(log_path: Path, keras: bool = True) -> mp.context.BaseContext:
+    """A forkserver context whose server has TensorFlow imported (and Keras, when `keras`:
+    bench.modes.needs_keras), started with its stderr pointed at `log_path`, so TF's import
+    banner stays out of the user's terminal. The first call in a process fixes the preload."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
+    ctx.set_forkserver_preload(PRELOAD + (list(KERAS_PRELOAD) if keras else []))
     log_path.parent.mkdir(parents=True, exist_ok=True)
     saved = os.dup(2)
     with open(log_path, "ab") as log:
@@ -200,9 +201,9 @@ def run(cells_in_order: list[tuple[int, Cell]], *, suite: str, options: CellOpti
     all rounds. `slowdown`: planted regressions (bench.engine.inject), for testing the gate.
     """
     log_dir = run_log_dir(out_path)
-    ctx = worker_context(log_dir / "forkserver.log")
-    machine_cpus = available_cpus()  # taken once: the runner moves itself between CPUs below
     cells = list(dict.fromkeys(cell for _, cell in cells_in_order))
+    ctx = worker_context(log_dir / "forkserver.log", keras=needs_keras(cells))
+    machine_cpus = available_cpus()  # taken once: the runner moves itself between CPUs below
     profiles = (sorted({(cell.device, cell.threads) for cell in cells})
                 or [(Device.CPU, ALL_THREADS)])
     facts = machine_facts()

@@ -150,6 +150,20 @@ def model_file_reason(workload, mode: str, phase: str) -> str | None:
     return None
 
 
+KERAS_MODES = frozenset({"keras"})
+KERAS_PRELOAD = ("keras",)  # the module a worker's parent imports when needs_keras()
+
+
+def needs_keras(cells) -> bool:
+    """Do these cells use Keras? The keras modes do, and so may any case but the built-in ones
+    (a Keras file, a SavedModel exported from Keras, a user's module). A worker's parent
+    process imports Keras before forking only then (bench.modes.runtime: TensorFlow is
+    imported without it, 2 of its 7 s here), so no cell pays the import in its setup time."""
+    from cases import CASES
+
+    return any(cell.mode in KERAS_MODES or cell.case not in CASES for cell in cells)
+
+
 def tolerance(mode: str, phase: str) -> float:
     """The stated tolerance of a mode's equivalence check, recorded with every result."""
     info = MODE_TABLE[mode]

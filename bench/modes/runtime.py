@@ -9,7 +9,34 @@ from contextlib import contextmanager
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep INFO/WARNING chatter out; errors stay
 
-import tensorflow as tf  # noqa: E402
+# TensorFlow's __init__ imports Keras 3 eagerly ("keras.src.optimizers", which brings pandas
+# and matplotlib through Keras' visualization utilities): 7.3-7.7 s -> 5.2-5.5 s for
+# `import tensorflow` here without it. Every worker's parent pays that import (a forkserver
+# per run, an A/B side server per side), and only the keras modes and users' models use Keras.
+# So TF is imported with that one module masked; `tf.keras` and `import keras` still work
+# later, and the forkserver and side servers import Keras before forking when a cell needs it
+# (bench.modes.needs_keras).
+_KERAS_EAGER_LOADS = ("keras.src.optimizers", "tf_keras.src.optimizers")
+
+
+def _import_tensorflow_without_keras():
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    masked = [name for name in _KERAS_EAGER_LOADS if name not in sys.modules]
+    for name in masked:
+        sys.modules[name] = None  # an import of it raises ImportError, which TF catches
+    try:
+        import tensorflow
+    finally:
+        for name in masked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+    return tensorflow
+
+
+tf = _import_tensorflow_without_keras()
 
 from bench.modes.base import DeviceUnavailable, Threads  # noqa: E402
 from bench.store.record import Device  # noqa: E402
@@ -126,10 +153,10 @@ def tf_facts() -> dict:
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on for x86 CPU builds)"),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
     }
-    try:
-        import keras
+    try:  # the installed version, without importing Keras (see _import_tensorflow_without_keras)
+        from importlib.metadata import version
 
-        facts["keras"] = keras.__version__
+        facts["keras"] = version("keras")
     except ImportError:
         pass
     for gpu in tf.config.list_physical_devices("GPU"):
