@@ -158,7 +158,7 @@ def test_class11_an_interruption_before_the_first_cell_never_leaves_a_bare_heade
     import bench.engine.runner
     from bench.engine.signals import Interrupted
 
-    monkeypatch.setattr(bench.engine.runner, "worker_context", lambda log: None)
+    monkeypatch.setattr(bench.engine.runner, "worker_context", lambda log, keras=True: None)
     monkeypatch.setattr(bench.engine.runner, "calibrate_profiles", lambda *args: {})
 
     def interrupted(*args, **kwargs):
