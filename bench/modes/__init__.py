@@ -54,6 +54,8 @@ class ModeInfo:
     train_batches_per_call: int = 1
     # The ETA (bench.engine.eta) costs a mode without fitted constants of its own like this one.
     costed_like: str = ""
+    # It runs Keras: a worker's parent imports Keras before forking its cells (needs_keras).
+    uses_keras: bool = False
 
     def reason(self, phase: str) -> str | None:
         return None if phase in self.phases else self.not_applicable.format(mode=self.name,
@@ -98,7 +100,7 @@ MODE_TABLE: dict[str, ModeInfo] = {info.name: info for info in (
              tolerance=1e-3, train_tolerance=2e-2, order=3, color="#D55E00"),
     ModeInfo("keras", "Keras layers: predict_on_batch / Model.fit",
              tolerance=1e-3, train_tolerance=5e-4, order=4, color="#009E73",
-             train_batches_per_call=8),
+             train_batches_per_call=8, uses_keras=True),
 )}
 
 
@@ -150,7 +152,6 @@ def model_file_reason(workload, mode: str, phase: str) -> str | None:
     return None
 
 
-KERAS_MODES = frozenset({"keras"})
 KERAS_PRELOAD = ("keras",)  # the module a worker's parent imports when needs_keras()
 
 
@@ -161,7 +162,7 @@ def needs_keras(cells) -> bool:
     imported without it, 2 of its 7 s here), so no cell pays the import in its setup time."""
     from cases import CASES
 
-    return any(cell.mode in KERAS_MODES or cell.case not in CASES for cell in cells)
+    return any(MODE_TABLE[cell.mode].uses_keras or cell.case not in CASES for cell in cells)
 
 
 def tolerance(mode: str, phase: str) -> float:
